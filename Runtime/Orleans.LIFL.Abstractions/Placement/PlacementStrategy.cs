@@ -1,0 +1,66 @@
+namespace Orleans.LIFL.Placement;
+
+/// <summary>
+/// How the silo for a new activation is chosen. A strategy is a plain value; the <see cref="IPlacementDirector"/>
+/// registered for its type makes the choice.
+/// </summary>
+public abstract class PlacementStrategy
+{
+    public override string ToString() => GetType().Name;
+}
+
+/// <summary>Any compatible silo, uniformly at random (the default).</summary>
+public sealed class RandomPlacement : PlacementStrategy
+{
+    public static RandomPlacement Singleton { get; } = new();
+}
+
+/// <summary>The silo that makes the first call, if it can host the grain; otherwise random.</summary>
+public sealed class PreferLocalPlacement : PlacementStrategy
+{
+    public static PreferLocalPlacement Singleton { get; } = new();
+}
+
+/// <summary>A silo chosen by a stable hash of the grain id over the sorted compatible silos.</summary>
+public sealed class HashBasedPlacement : PlacementStrategy
+{
+    public static HashBasedPlacement Singleton { get; } = new();
+}
+
+/// <summary>Power of two choices: of two random compatible silos, the one with fewer activations.</summary>
+public sealed class ActivationCountBasedPlacement : PlacementStrategy
+{
+    public static ActivationCountBasedPlacement Singleton { get; } = new();
+}
+
+/// <summary>Always the silo that receives the call; set by [StatelessWorker].</summary>
+public sealed class StatelessWorkerPlacement : PlacementStrategy
+{
+    public StatelessWorkerPlacement(int maxLocalWorkers)
+    {
+        MaxLocalWorkers = maxLocalWorkers;
+    }
+
+    public int MaxLocalWorkers { get; }
+}
+
+/// <summary>Chooses the placement strategy of a grain class. Derive from it for a custom strategy.</summary>
+[AttributeUsage(AttributeTargets.Class, Inherited = true, AllowMultiple = false)]
+public abstract class PlacementAttribute : Attribute
+{
+    protected PlacementAttribute(PlacementStrategy placementStrategy)
+    {
+        ArgumentNullException.ThrowIfNull(placementStrategy);
+        PlacementStrategy = placementStrategy;
+    }
+
+    public PlacementStrategy PlacementStrategy { get; }
+}
+
+public sealed class RandomPlacementAttribute() : PlacementAttribute(RandomPlacement.Singleton);
+
+public sealed class PreferLocalPlacementAttribute() : PlacementAttribute(PreferLocalPlacement.Singleton);
+
+public sealed class HashBasedPlacementAttribute() : PlacementAttribute(HashBasedPlacement.Singleton);
+
+public sealed class ActivationCountBasedPlacementAttribute() : PlacementAttribute(ActivationCountBasedPlacement.Singleton);

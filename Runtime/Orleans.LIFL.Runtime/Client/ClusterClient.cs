@@ -1,0 +1,146 @@
+using System.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Orleans.LIFL.Configuration;
+using Orleans.LIFL.Invocation;
+using Orleans.LIFL.Runtime.Catalog;
+using Orleans.LIFL.Runtime.Core;
+using Orleans.LIFL.Runtime.Messaging;
+using Orleans.LIFL.Runtime.Observers;
+using Orleans.LIFL.Runtime.Streams;
+using Orleans.LIFL.Streams;
+
+namespace Orleans.LIFL.Runtime.Client;
+
+/// <summary>
+/// A client outside the silos: its calls enter the cluster through a gateway silo (the next live one when a gateway
+/// goes away), and the observers it creates are served here. This connector reaches the silos of the same process;
+/// the TCP connector reaches remote ones.
+/// </summary>
+internal sealed partial class ClusterClient : IClusterClient, IGrainCallRuntime, IClientEndpoint, IAsyncDisposable
+{
+    private readonly InProcessClusterFabric _fabric;
+    private readonly ObserverRegistry _observers;
+    private readonly GrainFactory _factory;
+    private readonly ILogger _logger;
+    private readonly MessagingOptions _messaging;
+    private readonly ITimer _sweepTimer;
+    private readonly CancellationTokenSource _closing = new();
+    private readonly long _defaultTimeoutTicks;
+    private int _gatewayCursor;
+    private volatile bool _closed;
+
+    public ClusterClient(InProcessClusterFabric fabric, IGrainTypeResolver resolver, MessagingOptions messaging, ILoggerFactory loggerFactory, TimeProvider time)
+    {
+        _fabric = fabric;
+        _messaging = messaging;
+        _logger = loggerFactory.CreateLogger<ClusterClient>();
+        ClientId = Guid.NewGuid().ToString("N");
+        _observers = new ObserverRegistry("client:" + ClientId);
+        _factory = new GrainFactory(resolver, _observers) { Runtime = this };
+        _defaultTimeoutTicks = (long)(messaging.ResponseTimeout.TotalSeconds * Stopwatch.Frequency);
+
+        var services = new ServiceCollection();
+        services.AddSingleton<IGrainFactory>(_factory);
+        services.AddSingleton<IClusterClient>(this);
+        services.AddKeyedSingleton<IStreamProvider>(KeyedService.AnyKey, (sp, key) =>
+            new MemoryStreamProvider((string)key!, _factory, resolver as GrainClassRegistry
+                ?? throw new InvalidOperationException("Client-side streams need the cluster's grain classes.")));
+        ServiceProvider = services.BuildServiceProvider();
+
+        _observers.Environment = new ActivationEnvironment
+        {
+            Silo = new SiloAddress(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0), 0),
+            Runtime = this,
+            GrainFactory = _factory,
+            Services = ServiceProvider,
+            Time = time,
+            Logger = _logger,
+            Collection = new GrainCollectionOptions(),
+            Extensions = new GrainExtensionRegistry([]),
+            Statistics = new RuntimeStatistics(),
+            Stopping = _closing.Token,
+        };
+        fabric.AddClient(ClientId, this);
+        var sweep = TimeSpan.FromTicks(Math.Clamp(messaging.ResponseTimeout.Ticks / 10, TimeSpan.FromMilliseconds(20).Ticks, TimeSpan.FromSeconds(1).Ticks));
+        _sweepTimer = time.CreateTimer(static s => ((ClusterClient)s!).SweepExpiredCalls(), this, sweep, sweep);
+    }
+
+    public string ClientId { get; }
+
+    public IServiceProvider ServiceProvider { get; }
+
+    public IGrainFactory GrainFactory => _factory;
+
+    public void Send(GrainReference target, RequestBase request)
+    {
+        if (_closed)
+        {
+            request.Fail(new RuntimeUnavailableException("The cluster client is closed."));
+            return;
+        }
+
+        request.SentTimestamp = Stopwatch.GetTimestamp();
+        if (!request.Method.IsOneWay)
+        {
+            var timeout = request.Method.ResponseTimeout is { } specific ? (long)(specific.TotalSeconds * Stopwatch.Frequency) : _defaultTimeoutTicks;
+            request.DeadlineTimestamp = request.SentTimestamp + timeout;
+        }
+
+        var gateways = _fabric.ReachableSilos.OrderBy(s => s).ToArray();
+        for (var i = 0; i < gateways.Length; i++)
+        {
+            var gateway = gateways[(int)((uint)(Interlocked.Increment(ref _gatewayCursor) + i) % (uint)gateways.Length)];
+            if (_fabric.TrySendFromClient(gateway, request))
+            {
+                return;
+            }
+        }
+
+        request.Fail(new RuntimeUnavailableException($"No gateway silo is reachable for {request}."));
+    }
+
+    bool IClientEndpoint.ReceiveForObserver(RequestBase request) => !_closed && _observers.TryDeliver(request);
+
+    private void SweepExpiredCalls()
+    {
+        var now = Stopwatch.GetTimestamp();
+        foreach (var observer in _observers.Activations)
+        {
+            observer.FailExpiredRequests(now);
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        if (_closed)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        _closed = true;
+        _fabric.RemoveClient(ClientId);
+        _sweepTimer.Dispose();
+        _closing.Cancel();
+        _observers.KillAll(new ObserverNotFoundException($"Client {ClientId} closed."));
+        return ((IAsyncDisposable)ServiceProvider).DisposeAsync();
+    }
+
+    public TGrainInterface GetGrain<TGrainInterface>(Guid primaryKey, string? grainClassNamePrefix = null)
+        where TGrainInterface : IGrainWithGuidKey => _factory.GetGrain<TGrainInterface>(primaryKey, grainClassNamePrefix);
+
+    public TGrainInterface GetGrain<TGrainInterface>(long primaryKey, string? grainClassNamePrefix = null)
+        where TGrainInterface : IGrainWithIntegerKey => _factory.GetGrain<TGrainInterface>(primaryKey, grainClassNamePrefix);
+
+    public TGrainInterface GetGrain<TGrainInterface>(string primaryKey, string? grainClassNamePrefix = null)
+        where TGrainInterface : IGrainWithStringKey => _factory.GetGrain<TGrainInterface>(primaryKey, grainClassNamePrefix);
+
+    public TGrainInterface GetGrain<TGrainInterface>(GrainId grainId)
+        where TGrainInterface : IAddressable => _factory.GetGrain<TGrainInterface>(grainId);
+
+    public TGrainObserverInterface CreateObjectReference<TGrainObserverInterface>(IGrainObserver observer)
+        where TGrainObserverInterface : IGrainObserver => _factory.CreateObjectReference<TGrainObserverInterface>(observer);
+
+    public void DeleteObjectReference<TGrainObserverInterface>(IGrainObserver observer)
+        where TGrainObserverInterface : IGrainObserver => _factory.DeleteObjectReference<TGrainObserverInterface>(observer);
+}

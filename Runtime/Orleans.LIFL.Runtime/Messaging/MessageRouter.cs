@@ -1,0 +1,306 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Orleans.LIFL.Configuration;
+using Orleans.LIFL.Invocation;
+using Orleans.LIFL.Runtime.Catalog;
+using Orleans.LIFL.Runtime.GrainDirectory;
+using Orleans.LIFL.Runtime.MembershipService;
+using Orleans.LIFL.Runtime.Observers;
+using Orleans.LIFL.Runtime.Placement;
+
+namespace Orleans.LIFL.Runtime.Messaging;
+
+/// <summary>
+/// Takes every request that enters a silo — from its own grains, from host code, from clients and from other silos —
+/// to the activation that must run it: local catalog first, then the directory cache, the directory, and finally
+/// placement of a new activation.
+/// </summary>
+internal sealed partial class MessageRouter
+{
+    private readonly SiloAddress _local;
+    private readonly Catalog.Catalog _catalog;
+    private readonly GrainClassRegistry _registry;
+    private readonly PlacementService _placement;
+    private readonly IGrainDirectory _directory;
+    private readonly DirectoryCache _cache;
+    private readonly InProcessClusterFabric _network;
+    private readonly MembershipTableManager _membership;
+    private readonly ObserverRegistry _observers;
+    private readonly MessagingOptions _options;
+    private readonly ILogger _logger;
+    private readonly long _defaultTimeoutTicks;
+    private volatile bool _stopped = true;
+
+    public MessageRouter(
+        SiloAddress local,
+        Catalog.Catalog catalog,
+        GrainClassRegistry registry,
+        PlacementService placement,
+        IGrainDirectory directory,
+        DirectoryCache cache,
+        InProcessClusterFabric network,
+        MembershipTableManager membership,
+        ObserverRegistry observers,
+        MessagingOptions options,
+        ILogger<MessageRouter> logger)
+    {
+        _local = local;
+        _catalog = catalog;
+        _registry = registry;
+        _placement = placement;
+        _directory = directory;
+        _cache = cache;
+        _network = network;
+        _membership = membership;
+        _observers = observers;
+        _options = options;
+        _logger = logger;
+        _defaultTimeoutTicks = ToTicks(options.ResponseTimeout);
+    }
+
+    /// <summary>Starts accepting requests (the silo is joining the cluster).</summary>
+    public void Open() => _stopped = false;
+
+    /// <summary>After this, requests that reach the silo are refused (it is dead or gone).</summary>
+    public void Stop() => _stopped = true;
+
+    /// <summary>A call made on this silo, or arriving from a client through it.</summary>
+    public void Send(RequestBase request)
+    {
+        if (_stopped)
+        {
+            request.Fail(new SiloUnavailableException($"Silo {_local} is not running; it cannot send {request}."));
+            return;
+        }
+
+        var now = Stopwatch.GetTimestamp();
+        request.SentTimestamp = now;
+        if (!request.Method.IsOneWay)
+        {
+            var timeout = request.Method.ResponseTimeout is { } specific ? ToTicks(specific) : _defaultTimeoutTicks;
+            request.DeadlineTimestamp = now + timeout;
+        }
+
+        Route(request);
+    }
+
+    /// <summary>Another silo decided the grain lives here.</summary>
+    public bool ReceiveFromSilo(RequestBase request)
+    {
+        if (_stopped)
+        {
+            return false;
+        }
+
+        if (ObserverRegistry.IsObserver(request.TargetId))
+        {
+            return _observers.TryDeliver(request);
+        }
+
+        if (!TryGetClass(request, out var classInfo))
+        {
+            return true;
+        }
+
+        if (classInfo.IsStatelessWorker)
+        {
+            EnqueueToWorkers(request, classInfo);
+        }
+        else
+        {
+            ActivateLocally(request, classInfo);
+        }
+
+        return true;
+    }
+
+    /// <summary>The activation that had the request lost the directory race to an activation on <paramref name="silo"/>.</summary>
+    public void Forward(RequestBase request, SiloAddress silo)
+    {
+        if (!CountForward(request))
+        {
+            return;
+        }
+
+        if (silo.Equals(_local))
+        {
+            Route(request);
+        }
+        else if (!_network.TrySendToSilo(silo, request))
+        {
+            Route(request);
+        }
+    }
+
+    /// <summary>The activation that had the request went away before running it: route it afresh.</summary>
+    public void Reroute(RequestBase request)
+    {
+        if (CountForward(request))
+        {
+            Route(request);
+        }
+    }
+
+    private bool CountForward(RequestBase request)
+    {
+        if (++request.ForwardCount <= _options.MaxForwardCount)
+        {
+            return true;
+        }
+
+        request.Fail(new LiflException(
+            $"{request} was re-routed {request.ForwardCount - 1} times (the grain kept moving or its activation kept failing); giving up."));
+        return false;
+    }
+
+    private void Route(RequestBase request)
+    {
+        var grainId = request.TargetId;
+        if (ObserverRegistry.IsObserver(grainId))
+        {
+            RouteToObserver(request);
+            return;
+        }
+
+        if (!TryGetClass(request, out var classInfo))
+        {
+            return;
+        }
+
+        if (classInfo.IsStatelessWorker)
+        {
+            EnqueueToWorkers(request, classInfo);
+            return;
+        }
+
+        if (_catalog.TryGet(grainId, out var activation) && activation.Enqueue(request) == EnqueueResult.Accepted)
+        {
+            return;
+        }
+
+        if (_cache.TryGet(grainId, out var cached) && !cached.Silo.Equals(_local))
+        {
+            if (_network.TrySendToSilo(cached.Silo, request))
+            {
+                return;
+            }
+
+            _cache.Remove(grainId);
+        }
+
+        _ = RouteThroughDirectoryAsync(request, classInfo);
+    }
+
+    private async Task RouteThroughDirectoryAsync(RequestBase request, GrainClassInfo classInfo)
+    {
+        try
+        {
+            var grainId = request.TargetId;
+            var address = await _directory.Lookup(grainId).ConfigureAwait(false);
+            if (address is not null && !_membership.CurrentView.IsDeadOrSuperseded(address.Silo))
+            {
+                if (address.Silo.Equals(_local))
+                {
+                    ActivateLocally(request, classInfo);
+                    return;
+                }
+
+                _cache.Put(address);
+                if (_network.TrySendToSilo(address.Silo, request))
+                {
+                    return;
+                }
+
+                _cache.Remove(grainId);
+            }
+
+            var silo = await _placement.PlaceAsync(classInfo, grainId, request.Method.InterfaceType).ConfigureAwait(false);
+            if (silo.Equals(_local))
+            {
+                ActivateLocally(request, classInfo);
+            }
+            else if (!_network.TrySendToSilo(silo, request))
+            {
+                request.Fail(new SiloUnavailableException($"Silo {silo}, chosen to host {grainId}, is unreachable."));
+            }
+        }
+        catch (Exception error)
+        {
+            LogRoutingFailed(_logger, error, request.ToString());
+            request.Fail(error);
+        }
+    }
+
+    private void ActivateLocally(RequestBase request, GrainClassInfo classInfo)
+    {
+        for (var attempt = 0; attempt < 4; attempt++)
+        {
+            if (_stopped)
+            {
+                request.Fail(new SiloUnavailableException($"Silo {_local} stopped before it could run {request}."));
+                return;
+            }
+
+            var activation = _catalog.GetOrCreate(request.TargetId, classInfo);
+            if (activation.Enqueue(request) == EnqueueResult.Accepted)
+            {
+                return;
+            }
+        }
+
+        request.Fail(new LiflException($"Could not activate {request.TargetId} on {_local}: its activations kept going away."));
+    }
+
+    private void EnqueueToWorkers(RequestBase request, GrainClassInfo classInfo)
+    {
+        for (var attempt = 0; attempt < 4; attempt++)
+        {
+            if (_catalog.GetOrCreateWorkerGroup(request.TargetId, classInfo).Enqueue(request) == EnqueueResult.Accepted)
+            {
+                return;
+            }
+        }
+
+        request.Fail(new LiflException($"Could not start a stateless worker for {request.TargetId} on {_local}."));
+    }
+
+    private void RouteToObserver(RequestBase request)
+    {
+        var host = ObserverRegistry.HostOf(request.TargetId);
+        bool delivered;
+        if (host.StartsWith("silo:", StringComparison.Ordinal))
+        {
+            var silo = SiloAddress.Parse(host["silo:".Length..]);
+            delivered = silo.Equals(_local) ? _observers.TryDeliver(request) : _network.TrySendToSilo(silo, request);
+        }
+        else if (host.StartsWith("client:", StringComparison.Ordinal))
+        {
+            delivered = _network.TrySendToClient(host["client:".Length..], request);
+        }
+        else
+        {
+            delivered = false;
+        }
+
+        if (!delivered)
+        {
+            request.Fail(new ObserverNotFoundException($"The host of observer {request.TargetId} is gone."));
+        }
+    }
+
+    private bool TryGetClass(RequestBase request, out GrainClassInfo classInfo)
+    {
+        if (_registry.TryGet(request.TargetId.Type, out classInfo))
+        {
+            return true;
+        }
+
+        request.Fail(new GrainTypeResolutionException($"No grain class with grain type '{request.TargetId.Type}' is registered on silo {_local} (call {request})."));
+        return false;
+    }
+
+    private static long ToTicks(TimeSpan timeout) => (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "Routing {Request} failed")]
+    private static partial void LogRoutingFailed(ILogger logger, Exception error, string request);
+}
