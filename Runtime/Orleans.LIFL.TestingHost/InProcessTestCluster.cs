@@ -32,6 +32,7 @@ public sealed class InProcessTestClusterOptions
 /// </summary>
 public sealed class InProcessTestCluster : IAsyncDisposable
 {
+    private static readonly TimeSpan DisposeGracePeriod = TimeSpan.FromSeconds(2);
     private readonly InProcessClusterFabric _fabric = new();
     private readonly InProcessTestClusterOptions _options;
     private readonly List<InProcessSiloHandle> _silos = [];
@@ -89,7 +90,8 @@ public sealed class InProcessTestCluster : IAsyncDisposable
                     var first = _silos.FirstOrDefault(s => s.IsAlive) ?? throw new InvalidOperationException("No silo is running.");
                     var messaging = new MessagingOptions();
                     _options.ConfigureClientMessaging?.Invoke(messaging);
-                    _client = new ClusterClient(_fabric, first.Silo.Registry, messaging, first.Services.GetRequiredService<ILoggerFactory>(), TimeProvider.System);
+                    _client = new ClusterClient(
+                        _fabric, first.Silo.Registry, first.Silo.StreamProviderNames, messaging, first.Services.GetRequiredService<ILoggerFactory>(), TimeProvider.System);
                 }
 
                 return _client;
@@ -161,17 +163,21 @@ public sealed class InProcessTestCluster : IAsyncDisposable
             await _client.DisposeAsync();
         }
 
-        foreach (var silo in Silos)
+        // Graceful, but bounded: a test may leave requests that never finish, which would hold deactivation for
+        // the full DeactivationTimeout. Whatever is left after the grace period is killed.
+        await Task.WhenAll(Silos.Select(async silo =>
         {
             try
             {
-                await silo.Host.StopAsync(TimeSpan.FromSeconds(10));
+                using var grace = new CancellationTokenSource(DisposeGracePeriod);
+                await silo.Host.StopAsync(grace.Token);
             }
             finally
             {
+                silo.Silo.Kill();
                 silo.Host.Dispose();
             }
-        }
+        }));
     }
 }
 
@@ -210,7 +216,7 @@ public static class TestClusterClientExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(cluster);
-        builder.Services.AddSingleton(new ClientConnection(cluster.Fabric, () => cluster.Silos[0].Silo.Registry));
+        builder.Services.AddSingleton(new ClientConnection(cluster.Fabric, () => (cluster.Silos[0].Silo.Registry, cluster.Silos[0].Silo.StreamProviderNames)));
         return builder;
     }
 }

@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using Orleans.LIFL.Runtime.Messaging;
 using Orleans.LIFL.Invocation;
 using Orleans.LIFL.Runtime.GrainDirectory;
 using Orleans.LIFL.Runtime.Timers;
@@ -76,7 +76,7 @@ internal sealed partial class ActivationData
             if (_state == ActivationState.Activating)
             {
                 _state = ActivationState.Valid;
-                _lastActivity = Stopwatch.GetTimestamp();
+                _lastActivity = _environment.Time.GetTimestamp();
                 AdmitWaitingLocked();
             }
         }
@@ -149,7 +149,7 @@ internal sealed partial class ActivationData
         {
             try
             {
-                await grain.OnDeactivateAsync(reason, _environment.Stopping).WaitAsync(_environment.Collection.DeactivationTimeout);
+                await grain.OnDeactivateAsync(reason, _environment.Stopping).WaitAsync(_environment.Collection.DeactivationTimeout, _environment.Time);
             }
             catch (Exception error)
             {
@@ -233,7 +233,7 @@ internal sealed partial class ActivationData
             return false;
         }
 
-        var ageTicks = (long)(age.TotalSeconds * Stopwatch.Frequency);
+        var ageTicks = CallTimeouts.ToTicks(_environment.Time, age);
         lock (_lock)
         {
             if (_state != ActivationState.Valid || _running.Count > 0 || _waiting.Count > 0 || _ready.Count > 0

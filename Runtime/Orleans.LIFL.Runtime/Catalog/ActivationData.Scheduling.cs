@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using Orleans.LIFL.Runtime.Messaging;
 using Orleans.LIFL.Invocation;
 using Orleans.LIFL.Runtime.Timers;
 
@@ -59,6 +59,18 @@ internal sealed partial class ActivationData : IThreadPoolWorkItem
         }
     }
 
+    /// <summary>Number of requests waiting for admission.</summary>
+    public int WaitingCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _waiting.Count;
+            }
+        }
+    }
+
     /// <summary>Hands a request to this activation; it runs when the grain's concurrency rules allow.</summary>
     public EnqueueResult Enqueue(RequestBase request)
     {
@@ -113,7 +125,7 @@ internal sealed partial class ActivationData : IThreadPoolWorkItem
 
             if (timerTick is null || timerTick.KeepAlive)
             {
-                _lastActivity = Stopwatch.GetTimestamp();
+                _lastActivity = _environment.Time.GetTimestamp();
             }
 
             AdmitWaitingLocked();
@@ -364,7 +376,7 @@ internal sealed partial class ActivationData : IThreadPoolWorkItem
             var where = running
                 ? "it was still running"
                 : $"it was still waiting for the grain, behind {queuedAhead} other request(s) and {_running.Count} running";
-            var timeout = TimeSpan.FromSeconds((double)(request.DeadlineTimestamp - request.SentTimestamp) / Stopwatch.Frequency);
+            var timeout = CallTimeouts.ToTimeSpan(_environment.Time, request.DeadlineTimestamp - request.SentTimestamp);
             request.Fail(new GrainCallTimeoutException(
                 $"Response did not arrive on time in {timeout} for {request.Method.FullName} to {GrainId}: {where}."));
             _environment.Statistics.RequestTimedOut();

@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using Orleans.LIFL.Runtime.Messaging;
 using Orleans.LIFL.Invocation;
 using Orleans.LIFL.Persistence;
 using Orleans.LIFL.Runtime.GrainDirectory;
@@ -43,7 +43,7 @@ internal sealed partial class ActivationData : IGrainContext, ITurnScheduler
         _environment = environment;
         Address = new GrainAddress(grainId, environment.Silo, ActivationId.NewId());
         _lifecycle = new LifecycleContext { Scheduler = this };
-        _lastActivity = Stopwatch.GetTimestamp();
+        _lastActivity = environment.Time.GetTimestamp();
         if (pinnedInstance is not null)
         {
             // An observer: an existing object served with turn semantics, never collected, not in the directory.
@@ -94,7 +94,7 @@ internal sealed partial class ActivationData : IGrainContext, ITurnScheduler
     {
         var until = timeSpan == Timeout.InfiniteTimeSpan || timeSpan >= TimeSpan.FromDays(3650)
             ? long.MaxValue
-            : Stopwatch.GetTimestamp() + (long)(timeSpan.TotalSeconds * Stopwatch.Frequency);
+            : _environment.Time.GetTimestamp() + CallTimeouts.ToTicks(_environment.Time, timeSpan);
         lock (_lock)
         {
             _keepAliveUntil = until;

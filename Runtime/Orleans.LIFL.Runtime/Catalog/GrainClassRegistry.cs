@@ -122,8 +122,16 @@ internal sealed class GrainClassRegistry : IGrainTypeResolver
         }
         else if (candidates.Count > 1)
         {
+            // As Orleans: the class named like the interface without its leading "I" is the default implementation.
+            var conventional = interfaceType.Name.StartsWith('I') ? interfaceType.Name[1..] : null;
+            var byName = candidates.Where(c => c.ClassType.Name == conventional).ToList();
+            if (byName.Count == 1)
+            {
+                return byName[0].GrainType;
+            }
+
             throw new GrainTypeResolutionException(
-                $"Several grain classes implement {interfaceType.Name} ({string.Join(", ", candidates.Select(c => c.ClassType.FullName))}); pass grainClassNamePrefix to GetGrain.");
+                $"Several grain classes implement {interfaceType.Name} ({string.Join(", ", candidates.Select(c => c.ClassType.FullName))}) and none is named {conventional}; pass grainClassNamePrefix to GetGrain.");
         }
 
         return candidates[0].GrainType;

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Orleans.LIFL.Configuration;
@@ -26,26 +25,36 @@ internal sealed partial class ClusterClient : IClusterClient, IGrainCallRuntime,
     private readonly MessagingOptions _messaging;
     private readonly ITimer _sweepTimer;
     private readonly CancellationTokenSource _closing = new();
-    private readonly long _defaultTimeoutTicks;
+    private readonly CallTimeouts _timeouts;
+    private readonly TimeProvider _time;
     private int _gatewayCursor;
     private volatile bool _closed;
 
-    public ClusterClient(InProcessClusterFabric fabric, IGrainTypeResolver resolver, MessagingOptions messaging, ILoggerFactory loggerFactory, TimeProvider time)
+    public ClusterClient(
+        InProcessClusterFabric fabric,
+        GrainClassRegistry manifest,
+        IReadOnlyList<string> streamProviders,
+        MessagingOptions messaging,
+        ILoggerFactory loggerFactory,
+        TimeProvider time)
     {
         _fabric = fabric;
         _messaging = messaging;
         _logger = loggerFactory.CreateLogger<ClusterClient>();
         ClientId = Guid.NewGuid().ToString("N");
         _observers = new ObserverRegistry("client:" + ClientId);
-        _factory = new GrainFactory(resolver, _observers) { Runtime = this };
-        _defaultTimeoutTicks = (long)(messaging.ResponseTimeout.TotalSeconds * Stopwatch.Frequency);
+        _factory = new GrainFactory(manifest, _observers) { Runtime = this };
+        _time = time;
+        _timeouts = new CallTimeouts(time, messaging.ResponseTimeout);
 
         var services = new ServiceCollection();
         services.AddSingleton<IGrainFactory>(_factory);
         services.AddSingleton<IClusterClient>(this);
-        services.AddKeyedSingleton<IStreamProvider>(KeyedService.AnyKey, (sp, key) =>
-            new MemoryStreamProvider((string)key!, _factory, resolver as GrainClassRegistry
-                ?? throw new InvalidOperationException("Client-side streams need the cluster's grain classes.")));
+        foreach (var name in streamProviders)
+        {
+            services.AddKeyedSingleton<IStreamProvider>(name, new MemoryStreamProvider(name, _factory, manifest));
+        }
+
         ServiceProvider = services.BuildServiceProvider();
 
         _observers.Environment = new ActivationEnvironment
@@ -62,8 +71,7 @@ internal sealed partial class ClusterClient : IClusterClient, IGrainCallRuntime,
             Stopping = _closing.Token,
         };
         fabric.AddClient(ClientId, this);
-        var sweep = TimeSpan.FromTicks(Math.Clamp(messaging.ResponseTimeout.Ticks / 10, TimeSpan.FromMilliseconds(20).Ticks, TimeSpan.FromSeconds(1).Ticks));
-        _sweepTimer = time.CreateTimer(static s => ((ClusterClient)s!).SweepExpiredCalls(), this, sweep, sweep);
+        _sweepTimer = time.CreateTimer(static s => ((ClusterClient)s!).SweepExpiredCalls(), this, _timeouts.SweepPeriod, _timeouts.SweepPeriod);
     }
 
     public string ClientId { get; }
@@ -80,12 +88,7 @@ internal sealed partial class ClusterClient : IClusterClient, IGrainCallRuntime,
             return;
         }
 
-        request.SentTimestamp = Stopwatch.GetTimestamp();
-        if (!request.Method.IsOneWay)
-        {
-            var timeout = request.Method.ResponseTimeout is { } specific ? (long)(specific.TotalSeconds * Stopwatch.Frequency) : _defaultTimeoutTicks;
-            request.DeadlineTimestamp = request.SentTimestamp + timeout;
-        }
+        _timeouts.Stamp(request);
 
         var gateways = _fabric.ReachableSilos.OrderBy(s => s).ToArray();
         for (var i = 0; i < gateways.Length; i++)
@@ -104,7 +107,7 @@ internal sealed partial class ClusterClient : IClusterClient, IGrainCallRuntime,
 
     private void SweepExpiredCalls()
     {
-        var now = Stopwatch.GetTimestamp();
+        var now = _time.GetTimestamp();
         foreach (var observer in _observers.Activations)
         {
             observer.FailExpiredRequests(now);

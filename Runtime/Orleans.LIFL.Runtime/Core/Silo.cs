@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Reflection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -36,6 +35,7 @@ internal sealed partial class Silo : ISiloEndpoint
     private ITimer? _collectionTimer;
     private ITimer? _sweepTimer;
     private int _state;
+    private volatile bool _shutDown;
 
     public Silo(
         IServiceProvider services,
@@ -46,6 +46,7 @@ internal sealed partial class Silo : ISiloEndpoint
         IEnumerable<ApplicationPartRegistration> applicationParts,
         IEnumerable<PlacementDirectorRegistration> placementDirectors,
         IEnumerable<GrainExtensionRegistration> extensions,
+        IEnumerable<Streams.StreamProviderRegistration> streamProviders,
         ILoggerFactory loggerFactory,
         TimeProvider time)
     {
@@ -56,6 +57,7 @@ internal sealed partial class Silo : ISiloEndpoint
         _logger = loggerFactory.CreateLogger<Silo>();
         Address = fabric.AllocateSiloAddress();
         _siloName = siloOptions.Value.SiloName ?? $"{System.Environment.MachineName}/{Address.Endpoint}";
+        StreamProviderNames = streamProviders.Select(p => p.Name).ToArray();
 
         Registry = new GrainClassRegistry(ApplicationParts.Discover(applicationParts.Select(p => p.Assembly)), _collection);
         Observers = new ObserverRegistry("silo:" + Address);
@@ -64,7 +66,7 @@ internal sealed partial class Silo : ISiloEndpoint
         Catalog = new Catalog.Catalog();
         var placement = new PlacementService(Address, placementDirectors, services, Membership, fabric);
         Router = new MessageRouter(
-            Address, Catalog, Registry, placement, fabric.Directory, _directoryCache, fabric, Membership, Observers, _messaging,
+            Address, Catalog, Registry, placement, fabric.Directory, _directoryCache, fabric, Membership, Observers, _messaging, time,
             loggerFactory.CreateLogger<MessageRouter>());
         GrainFactory.Runtime = new SiloCallRuntime(Router, GrainFactory);
         Statistics = new RuntimeStatistics();
@@ -91,6 +93,9 @@ internal sealed partial class Silo : ISiloEndpoint
     }
 
     public SiloAddress Address { get; }
+
+    /// <summary>The stream providers configured on this silo; clients offer the same ones.</summary>
+    public IReadOnlyList<string> StreamProviderNames { get; }
 
     public string Name => _siloName;
 
@@ -126,7 +131,7 @@ internal sealed partial class Silo : ISiloEndpoint
         await Membership.WriteEntryAsync(CreateEntry(SiloStatus.Active)).ConfigureAwait(false);
 
         _collectionTimer = _time.CreateTimer(static s => ((Silo)s!).CollectIdle(), this, _collection.CollectionQuantum, _collection.CollectionQuantum);
-        var sweep = TimeSpan.FromTicks(Math.Clamp(_messaging.ResponseTimeout.Ticks / 10, TimeSpan.FromMilliseconds(20).Ticks, TimeSpan.FromSeconds(1).Ticks));
+        var sweep = new CallTimeouts(_time, _messaging.ResponseTimeout).SweepPeriod;
         _sweepTimer = _time.CreateTimer(static s => ((Silo)s!).SweepExpiredCalls(), this, sweep, sweep);
         LogStarted(_logger, _siloName, Address, Registry.Classes.Count());
     }
@@ -166,7 +171,7 @@ internal sealed partial class Silo : ISiloEndpoint
     /// <summary>Dies on the spot, as a crashed process would: no grain code runs, callers of its activations get errors.</summary>
     public void Kill()
     {
-        if (Interlocked.Exchange(ref _state, 3) == 3)
+        if (Interlocked.Exchange(ref _state, 3) == 3 || _shutDown)
         {
             return;
         }
@@ -177,6 +182,7 @@ internal sealed partial class Silo : ISiloEndpoint
 
     private void Shutdown(Exception error)
     {
+        _shutDown = true;
         Router.Stop();
         _fabric.RemoveSilo(Address);
         _fabric.Membership.Changed -= OnTableChanged;
@@ -233,7 +239,7 @@ internal sealed partial class Silo : ISiloEndpoint
 
     private void CollectIdle()
     {
-        var now = Stopwatch.GetTimestamp();
+        var now = _time.GetTimestamp();
         foreach (var activation in Catalog.Snapshot())
         {
             activation.TryCollectIdle(now);
@@ -242,7 +248,7 @@ internal sealed partial class Silo : ISiloEndpoint
 
     private void SweepExpiredCalls()
     {
-        var now = Stopwatch.GetTimestamp();
+        var now = _time.GetTimestamp();
         foreach (var activation in Catalog.Snapshot())
         {
             activation.FailExpiredRequests(now);

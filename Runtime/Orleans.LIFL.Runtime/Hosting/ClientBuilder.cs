@@ -26,7 +26,7 @@ internal sealed class ClientBuilder(IServiceCollection services, IConfiguration 
 }
 
 /// <summary>How a client reaches the cluster (chosen by a Use... method on the client builder).</summary>
-internal sealed record ClientConnection(InProcessClusterFabric Fabric, Func<IGrainTypeResolver> Resolver);
+internal sealed record ClientConnection(InProcessClusterFabric Fabric, Func<(GrainClassRegistry Manifest, IReadOnlyList<string> StreamProviders)> Cluster);
 
 public static class ClientHostingExtensions
 {
@@ -47,7 +47,8 @@ public static class ClientHostingExtensions
         {
             var connection = sp.GetService<ClientConnection>()
                 ?? throw new InvalidOperationException("The cluster client has no connection configured: call a Use... method (for example UseInProcessTestCluster) in UseLiflClient.");
-            return new ClusterClient(connection.Fabric, connection.Resolver(), sp.GetRequiredService<IOptions<MessagingOptions>>().Value,
+            var (manifest, streamProviders) = connection.Cluster();
+            return new ClusterClient(connection.Fabric, manifest, streamProviders, sp.GetRequiredService<IOptions<MessagingOptions>>().Value,
                 sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<TimeProvider>());
         });
         builder.Services.AddSingleton<IClusterClient>(sp => sp.GetRequiredService<ClusterClient>());

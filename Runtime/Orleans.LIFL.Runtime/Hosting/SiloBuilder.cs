@@ -127,6 +127,7 @@ public static class SiloHostingExtensions
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         builder.Services.AddKeyedSingleton<IStreamProvider>(name, (sp, _) => new MemoryStreamProvider(name, sp.GetRequiredService<IGrainFactory>(), sp.GetRequiredService<Silo>().Registry));
+        builder.Services.AddSingleton(new StreamProviderRegistration(name));
         if (!builder.Services.Any(d => d.IsKeyedService && Equals(d.ServiceKey, PubSubRendezvousGrain.StorageName) && d.ServiceType == typeof(IGrainStorage)))
         {
             builder.AddMemoryGrainStorage(PubSubRendezvousGrain.StorageName);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Orleans.LIFL.Configuration;
 using Orleans.LIFL.Invocation;
@@ -28,7 +27,7 @@ internal sealed partial class MessageRouter
     private readonly ObserverRegistry _observers;
     private readonly MessagingOptions _options;
     private readonly ILogger _logger;
-    private readonly long _defaultTimeoutTicks;
+    private readonly CallTimeouts _timeouts;
     private volatile bool _stopped = true;
 
     public MessageRouter(
@@ -42,6 +41,7 @@ internal sealed partial class MessageRouter
         MembershipTableManager membership,
         ObserverRegistry observers,
         MessagingOptions options,
+        TimeProvider time,
         ILogger<MessageRouter> logger)
     {
         _local = local;
@@ -55,7 +55,7 @@ internal sealed partial class MessageRouter
         _observers = observers;
         _options = options;
         _logger = logger;
-        _defaultTimeoutTicks = ToTicks(options.ResponseTimeout);
+        _timeouts = new CallTimeouts(time, options.ResponseTimeout);
     }
 
     /// <summary>Starts accepting requests (the silo is joining the cluster).</summary>
@@ -73,14 +73,7 @@ internal sealed partial class MessageRouter
             return;
         }
 
-        var now = Stopwatch.GetTimestamp();
-        request.SentTimestamp = now;
-        if (!request.Method.IsOneWay)
-        {
-            var timeout = request.Method.ResponseTimeout is { } specific ? ToTicks(specific) : _defaultTimeoutTicks;
-            request.DeadlineTimestamp = now + timeout;
-        }
-
+        _timeouts.Stamp(request);
         Route(request);
     }
 
@@ -298,8 +291,6 @@ internal sealed partial class MessageRouter
         request.Fail(new GrainTypeResolutionException($"No grain class with grain type '{request.TargetId.Type}' is registered on silo {_local} (call {request})."));
         return false;
     }
-
-    private static long ToTicks(TimeSpan timeout) => (long)(timeout.TotalSeconds * Stopwatch.Frequency);
 
     [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "Routing {Request} failed")]
     private static partial void LogRoutingFailed(ILogger logger, Exception error, string request);

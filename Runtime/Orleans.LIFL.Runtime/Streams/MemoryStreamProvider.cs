@@ -7,6 +7,9 @@ using Orleans.LIFL.Streams;
 
 namespace Orleans.LIFL.Runtime.Streams;
 
+/// <summary>A stream provider configured on the silo (clients offer the same names).</summary>
+internal sealed record StreamProviderRegistration(string Name);
+
 internal static class StreamServices
 {
     public static void AddCore(IServiceCollection services) =>

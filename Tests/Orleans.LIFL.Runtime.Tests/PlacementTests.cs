@@ -1,0 +1,92 @@
+using Orleans.LIFL.Hosting;
+using Orleans.LIFL.Runtime.Tests.Grains;
+using Orleans.LIFL.Runtime.Tests.Infrastructure;
+using Xunit;
+
+namespace Orleans.LIFL.Runtime.Tests;
+
+/// <summary>The built-in placement directors and a custom one, on a three-silo cluster.</summary>
+public sealed class PlacementTests : IAsyncLifetime
+{
+    private TestingHost.InProcessTestCluster _cluster = null!;
+
+    public async ValueTask InitializeAsync() =>
+        _cluster = await TestClusters.StartAsync(silos: 3, configure: silo => silo.AddPlacementDirector<LastSiloPlacement, LastSiloPlacementDirector>());
+
+    public ValueTask DisposeAsync() => _cluster.DisposeAsync();
+
+    /// <summary>Random placement uses every silo.</summary>
+    [Fact]
+    public async Task Random_placement_spreads_over_all_silos()
+    {
+        var silos = await Task.WhenAll(Enumerable.Range(0, 150).Select(i => _cluster.Client.GetGrain<IRandomPlacedGrain>(TestClusters.Key()).Silo()));
+        Assert.Equal(3, silos.Distinct().Count());
+    }
+
+    /// <summary>Prefer-local placement activates the grain on the silo the call entered through.</summary>
+    [Fact]
+    public async Task Prefer_local_places_on_the_calling_silo()
+    {
+        foreach (var silo in _cluster.Silos)
+        {
+            var grain = silo.GrainFactory.GetGrain<ILocalPlacedGrain>(TestClusters.Key());
+            Assert.Equal(silo.Address.ToString(), await grain.Silo());
+        }
+    }
+
+    /// <summary>Hash-based placement picks sorted-silos[stable hash mod count], whichever silo makes the call.</summary>
+    [Fact]
+    public async Task Hash_placement_is_deterministic()
+    {
+        var sorted = _cluster.Silos.Select(s => s.Address).OrderBy(a => a).ToArray();
+        for (var i = 0; i < 20; i++)
+        {
+            var entry = _cluster.Silos[i % 3];
+            var grain = entry.GrainFactory.GetGrain<IHashPlacedGrain>(TestClusters.Key());
+            var expected = sorted[grain.GetGrainId().GetStableHashCode() % (uint)sorted.Length];
+            Assert.Equal(expected.ToString(), await grain.Silo());
+        }
+    }
+
+    /// <summary>Activation-count placement (power of two choices) avoids the loaded silos.</summary>
+    [Fact]
+    public async Task Activation_count_placement_prefers_the_emptier_silo()
+    {
+        var empty = _cluster.Silos[2];
+        foreach (var loaded in _cluster.Silos.Take(2))
+        {
+            await Task.WhenAll(Enumerable.Range(0, 200).Select(_ => loaded.GrainFactory.GetGrain<ILocalPlacedGrain>(TestClusters.Key()).Silo()));
+        }
+
+        var placed = new List<string>();
+        for (var i = 0; i < 60; i++)
+        {
+            placed.Add(await _cluster.Client.GetGrain<ICountPlacedGrain>(TestClusters.Key()).Silo());
+        }
+
+        // Of two random silos the emptier wins: the empty silo wins whenever it is drawn (2 of 3 pairs), never loses.
+        var onEmpty = placed.Count(s => s == empty.Address.ToString());
+        Assert.InRange(onEmpty, 25, 60);
+        Assert.True(placed.Count(s => s != empty.Address.ToString()) < onEmpty);
+    }
+
+    /// <summary>A custom strategy attribute and its registered director decide placement.</summary>
+    [Fact]
+    public async Task Custom_director_decides()
+    {
+        var last = _cluster.Silos.Select(s => s.Address).OrderBy(a => a).Last();
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.Equal(last.ToString(), await _cluster.Client.GetGrain<ICustomPlacedGrain>(TestClusters.Key()).Silo());
+        }
+    }
+
+    /// <summary>A strategy with no registered director fails with an error naming the strategy.</summary>
+    [Fact]
+    public async Task Strategy_without_director_is_reported()
+    {
+        await using var plain = await TestClusters.StartAsync();
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => plain.Client.GetGrain<ICustomPlacedGrain>("x").Silo());
+        Assert.Contains(nameof(LastSiloPlacement), error.Message, StringComparison.Ordinal);
+    }
+}
