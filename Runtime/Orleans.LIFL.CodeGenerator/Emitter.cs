@@ -46,6 +46,12 @@ internal static class Emitter
         return sb.ToString();
     }
 
+    private static void AppendHiddenClassAttributes(StringBuilder sb)
+    {
+        sb.AppendLine($"    {GeneratedCode}");
+        sb.AppendLine("    [global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]");
+    }
+
     private static string ProxyName(InterfaceModel iface) => "Proxy_" + iface.SafeName;
 
     private static string InvokableName(InterfaceModel iface, int index) => "Invokable_" + iface.SafeName + "_" + index;
@@ -110,8 +116,7 @@ internal static class Emitter
     private static void EmitProxy(StringBuilder sb, InterfaceModel iface)
     {
         var name = ProxyName(iface);
-        sb.AppendLine($"    {GeneratedCode}");
-        sb.AppendLine("    [global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]");
+        AppendHiddenClassAttributes(sb);
         sb.AppendLine($"    internal sealed class {name} : {Invocation}.GrainReference, {iface.FullName}");
         sb.AppendLine("    {");
         sb.AppendLine($"        public {name}(global::Orleans.LIFL.GrainId grainId, {Invocation}.IGrainCallRuntime runtime) : base(grainId, runtime)");
@@ -153,8 +158,7 @@ internal static class Emitter
 
     private static void EmitInvokable(StringBuilder sb, InterfaceModel iface, MethodModel method, string name)
     {
-        sb.AppendLine($"    {GeneratedCode}");
-        sb.AppendLine("    [global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]");
+        AppendHiddenClassAttributes(sb);
         sb.AppendLine($"    internal sealed class {name} : {Invocation}.Request<{ResultType(method)}>");
         sb.AppendLine("    {");
         var timeout = method.TimeoutLiteral is null
@@ -192,8 +196,7 @@ internal static class Emitter
     private static void EmitCopier(StringBuilder sb, SerializableTypeModel type)
     {
         var name = CopierName(type);
-        sb.AppendLine($"    {GeneratedCode}");
-        sb.AppendLine("    [global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]");
+        AppendHiddenClassAttributes(sb);
         sb.AppendLine($"    internal sealed class {name}{type.TypeParameters} : {Serialization}.IDeepCopier<{type.FullName}> {type.Constraints}");
         sb.AppendLine("    {");
         sb.AppendLine($"        public {type.FullName} DeepCopy({type.FullName} original)");

@@ -144,21 +144,7 @@ public abstract class Request<TResult> : RequestBase, IValueTaskSource<TResult>,
         _core.OnCompleted(continuation, state, token, flags);
 
     /// <summary>Adapts a plain task-returning method to the request's result type.</summary>
-    protected static ValueTask<Unit> FromTask(Task task)
-    {
-        if (task.IsCompletedSuccessfully)
-        {
-            return default;
-        }
-
-        return Await(task);
-
-        static async ValueTask<Unit> Await(Task task)
-        {
-            await task.ConfigureAwait(false);
-            return default;
-        }
-    }
+    protected static ValueTask<Unit> FromTask(Task task) => FromValueTask(new ValueTask(task));
 
     /// <summary>Adapts a plain ValueTask-returning method to the request's result type.</summary>
     protected static ValueTask<Unit> FromValueTask(ValueTask task)

@@ -16,7 +16,7 @@ namespace Orleans.LIFL.Runtime.Client;
 /// goes away), and the observers it creates are served here. This connector reaches the silos of the same process;
 /// the TCP connector reaches remote ones.
 /// </summary>
-internal sealed partial class ClusterClient : IClusterClient, IGrainCallRuntime, IClientEndpoint, IAsyncDisposable
+internal sealed partial class ClusterClient : DelegatingClusterClient, IGrainCallRuntime, IClientEndpoint, IAsyncDisposable
 {
     private readonly InProcessClusterFabric _fabric;
     private readonly ObserverRegistry _observers;
@@ -76,9 +76,11 @@ internal sealed partial class ClusterClient : IClusterClient, IGrainCallRuntime,
 
     public string ClientId { get; }
 
-    public IServiceProvider ServiceProvider { get; }
+    public override IServiceProvider ServiceProvider { get; }
 
     public IGrainFactory GrainFactory => _factory;
+
+    protected override IGrainFactory Factory => _factory;
 
     public void Send(GrainReference target, RequestBase request)
     {
@@ -128,22 +130,4 @@ internal sealed partial class ClusterClient : IClusterClient, IGrainCallRuntime,
         _observers.KillAll(new ObserverNotFoundException($"Client {ClientId} closed."));
         return ((IAsyncDisposable)ServiceProvider).DisposeAsync();
     }
-
-    public TGrainInterface GetGrain<TGrainInterface>(Guid primaryKey, string? grainClassNamePrefix = null)
-        where TGrainInterface : IGrainWithGuidKey => _factory.GetGrain<TGrainInterface>(primaryKey, grainClassNamePrefix);
-
-    public TGrainInterface GetGrain<TGrainInterface>(long primaryKey, string? grainClassNamePrefix = null)
-        where TGrainInterface : IGrainWithIntegerKey => _factory.GetGrain<TGrainInterface>(primaryKey, grainClassNamePrefix);
-
-    public TGrainInterface GetGrain<TGrainInterface>(string primaryKey, string? grainClassNamePrefix = null)
-        where TGrainInterface : IGrainWithStringKey => _factory.GetGrain<TGrainInterface>(primaryKey, grainClassNamePrefix);
-
-    public TGrainInterface GetGrain<TGrainInterface>(GrainId grainId)
-        where TGrainInterface : IAddressable => _factory.GetGrain<TGrainInterface>(grainId);
-
-    public TGrainObserverInterface CreateObjectReference<TGrainObserverInterface>(IGrainObserver observer)
-        where TGrainObserverInterface : IGrainObserver => _factory.CreateObjectReference<TGrainObserverInterface>(observer);
-
-    public void DeleteObjectReference<TGrainObserverInterface>(IGrainObserver observer)
-        where TGrainObserverInterface : IGrainObserver => _factory.DeleteObjectReference<TGrainObserverInterface>(observer);
 }

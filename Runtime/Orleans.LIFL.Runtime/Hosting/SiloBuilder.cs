@@ -152,25 +152,9 @@ internal sealed class SiloHostedService(Silo silo) : IHostedService
 }
 
 /// <summary>The <see cref="IClusterClient"/> of code running in the silo's own host.</summary>
-internal sealed class EmbeddedClusterClient(IGrainFactory factory, IServiceProvider services) : IClusterClient
+internal sealed class EmbeddedClusterClient(IGrainFactory factory, IServiceProvider services) : DelegatingClusterClient
 {
-    public IServiceProvider ServiceProvider => services;
+    protected override IGrainFactory Factory => factory;
 
-    public TGrainInterface GetGrain<TGrainInterface>(Guid primaryKey, string? grainClassNamePrefix = null)
-        where TGrainInterface : IGrainWithGuidKey => factory.GetGrain<TGrainInterface>(primaryKey, grainClassNamePrefix);
-
-    public TGrainInterface GetGrain<TGrainInterface>(long primaryKey, string? grainClassNamePrefix = null)
-        where TGrainInterface : IGrainWithIntegerKey => factory.GetGrain<TGrainInterface>(primaryKey, grainClassNamePrefix);
-
-    public TGrainInterface GetGrain<TGrainInterface>(string primaryKey, string? grainClassNamePrefix = null)
-        where TGrainInterface : IGrainWithStringKey => factory.GetGrain<TGrainInterface>(primaryKey, grainClassNamePrefix);
-
-    public TGrainInterface GetGrain<TGrainInterface>(GrainId grainId)
-        where TGrainInterface : IAddressable => factory.GetGrain<TGrainInterface>(grainId);
-
-    public TGrainObserverInterface CreateObjectReference<TGrainObserverInterface>(IGrainObserver observer)
-        where TGrainObserverInterface : IGrainObserver => factory.CreateObjectReference<TGrainObserverInterface>(observer);
-
-    public void DeleteObjectReference<TGrainObserverInterface>(IGrainObserver observer)
-        where TGrainObserverInterface : IGrainObserver => factory.DeleteObjectReference<TGrainObserverInterface>(observer);
+    public override IServiceProvider ServiceProvider => services;
 }
