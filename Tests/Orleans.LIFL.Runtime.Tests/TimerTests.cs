@@ -45,6 +45,8 @@ public sealed class TimerTests : IAsyncLifetime
 
         for (var n = 2; n <= 4; n++)
         {
+            // The next tick is armed when the previous one has finished: a call queued behind the tick marks that.
+            Assert.Equal(n - 1, await grain.Ticks());
             _time.Advance(TimeSpan.FromSeconds(1));
             await Signals.WaitAsync($"{key}/tick#{n}");
         }
@@ -88,25 +90,49 @@ public sealed class TimerTests : IAsyncLifetime
         Assert.Equal(["hold-start", "tick", "hold-end"], await grain.Log());
     }
 
-    /// <summary>Ticks of a keep-alive timer count as activity; ticks of an ordinary timer do not.</summary>
+    /// <summary>Ticks of a keep-alive timer count as activity: the grain outlives its collection age with no calls.</summary>
     [Fact]
-    public async Task Keep_alive_decides_whether_ticks_prevent_collection()
+    public async Task Keep_alive_ticks_prevent_collection()
     {
-        var keptKey = TestClusters.Key();
-        var kept = _cluster.Client.GetGrain<ITimerGrain>(keptKey);
-        var plainKey = TestClusters.Key();
-        var plain = _cluster.Client.GetGrain<ITimerGrain>(plainKey);
-        await kept.StartTimer(TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(1), interleave: false, keepAlive: true);
-        await plain.StartTimer(TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(1), interleave: false, keepAlive: false);
+        var key = TestClusters.Key();
+        var grain = _cluster.Client.GetGrain<ITimerGrain>(key);
+        await grain.StartTimer(TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(1), interleave: false, keepAlive: true);
+        var armed = _time.ActiveTimers;
 
-        for (var minute = 1; minute <= 11; minute++)
+        // No grain calls from here on (a call is activity): follow ticks and re-arming through the clock instead.
+        for (var minute = 1; minute <= 15; minute++)
         {
             _time.Advance(TimeSpan.FromMinutes(1));
-            await Signals.WaitAsync($"{keptKey}/tick#{minute}");
+            await Signals.WaitAsync($"{key}/tick#{minute}");
+            await _time.WhenArmedTimers(armed).WithPatience();
         }
 
-        await Signals.WaitAsync($"{plainKey}/deactivated/{DeactivationReasonCode.ActivationIdle}");
-        Assert.Equal(ActivationState.Valid, Activation(kept).State);
+        Assert.Equal(ActivationState.Valid, Activation(grain).State);
+        Assert.Equal(0, Signals.Count($"{key}/deactivations"));
+    }
+
+    /// <summary>Ticks of an ordinary timer are not activity: the grain is collected at its age although the timer ticks.</summary>
+    [Fact]
+    public async Task Ordinary_ticks_do_not_prevent_collection()
+    {
+        var key = TestClusters.Key();
+        var grain = _cluster.Client.GetGrain<ITimerGrain>(key);
+        await grain.StartTimer(TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(1), interleave: false, keepAlive: false);
+        var armed = _time.ActiveTimers;
+        var collected = Signals.WaitAsync($"{key}/deactivated/{DeactivationReasonCode.ActivationIdle}");
+
+        var minute = 0;
+        while (!collected.IsCompleted)
+        {
+            Assert.True(++minute <= 12, "the grain was not collected within two quanta of its age");
+            _time.Advance(TimeSpan.FromMinutes(1));
+            await Task.WhenAny(Signals.WaitAsync($"{key}/tick#{minute}"), collected);
+            await Task.WhenAny(_time.WhenArmedTimers(armed), collected).WithPatience();
+        }
+
+        await collected;
+        Assert.InRange(minute, 10, 12);
+        Assert.True(Signals.IsSet($"{key}/tick#9"), "the timer did not tick while the grain lived");
     }
 
     /// <summary>Deactivation disposes the grain's timers: nothing is left to fire.</summary>

@@ -8,6 +8,7 @@ public sealed class ManualTimeProvider : TimeProvider
 {
     private readonly Lock _lock = new();
     private readonly List<ManualTimer> _timers = [];
+    private readonly List<(int Count, TaskCompletionSource Done)> _waiters = [];
     private long _now = TimeSpan.FromDays(1).Ticks;
 
     public override long TimestampFrequency => TimeSpan.TicksPerSecond;
@@ -28,8 +29,36 @@ public sealed class ManualTimeProvider : TimeProvider
         {
             lock (_lock)
             {
-                return _timers.Count(t => !t.IsDisposed && t.DueAt != long.MaxValue);
+                return ArmedLocked();
             }
+        }
+    }
+
+    /// <summary>Completes once exactly <paramref name="count"/> timers are armed (a fired one-shot timer is re-armed by its owner).</summary>
+    public Task WhenArmedTimers(int count)
+    {
+        lock (_lock)
+        {
+            if (ArmedLocked() == count)
+            {
+                return Task.CompletedTask;
+            }
+
+            var waiter = (count, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+            _waiters.Add(waiter);
+            return waiter.Item2.Task;
+        }
+    }
+
+    private int ArmedLocked() => _timers.Count(t => !t.IsDisposed && t.DueAt != long.MaxValue);
+
+    private void NotifyLocked()
+    {
+        var armed = ArmedLocked();
+        foreach (var waiter in _waiters.Where(w => w.Count == armed).ToList())
+        {
+            _waiters.Remove(waiter);
+            waiter.Done.TrySetResult();
         }
     }
 
@@ -99,6 +128,7 @@ public sealed class ManualTimeProvider : TimeProvider
 
                 DueAt = dueTime == Timeout.InfiniteTimeSpan ? long.MaxValue : owner._now + dueTime.Ticks;
                 Period = period == Timeout.InfiniteTimeSpan ? 0 : period.Ticks;
+                owner.NotifyLocked();
                 return true;
             }
         }
@@ -111,6 +141,7 @@ public sealed class ManualTimeProvider : TimeProvider
             {
                 IsDisposed = true;
                 owner._timers.Remove(this);
+                owner.NotifyLocked();
             }
         }
 
