@@ -338,6 +338,13 @@ internal sealed partial class ActivationData : IThreadPoolWorkItem
     /// <summary>Fails the requests whose caller has given up; returns how many.</summary>
     public int FailExpiredRequests(long now)
     {
+        // Cheap unlocked look first: most activations have nothing in flight (a request added meanwhile is seen
+        // by the next sweep, long before it can expire).
+        if (_running.Count == 0 && _waiting.Count == 0)
+        {
+            return 0;
+        }
+
         List<RequestBase>? expired = null;
         lock (_lock)
         {

@@ -52,6 +52,24 @@ internal sealed class Catalog
     public void RemoveWorkerGroup(StatelessWorkerGroup group) =>
         _workerGroups.TryRemove(new KeyValuePair<GrainId, StatelessWorkerGroup>(group.GrainId, group));
 
+    /// <summary>Every activation, stateless workers included, enumerated without copying (for periodic sweeps;
+    /// activations added or removed meanwhile may or may not be seen).</summary>
+    public IEnumerable<ActivationData> Enumerate()
+    {
+        foreach (var entry in _activations)
+        {
+            yield return entry.Value;
+        }
+
+        foreach (var group in _workerGroups)
+        {
+            foreach (var worker in group.Value.Workers)
+            {
+                yield return worker;
+            }
+        }
+    }
+
     /// <summary>Every activation, stateless workers included (a snapshot).</summary>
     public IReadOnlyList<ActivationData> Snapshot() =>
         [.. _activations.Values, .. _workerGroups.Values.SelectMany(g => g.Workers)];

@@ -240,7 +240,7 @@ internal sealed partial class Silo : ISiloEndpoint
     private void CollectIdle()
     {
         var now = _time.GetTimestamp();
-        foreach (var activation in Catalog.Snapshot())
+        foreach (var activation in Catalog.Enumerate())
         {
             activation.TryCollectIdle(now);
         }
@@ -249,7 +249,7 @@ internal sealed partial class Silo : ISiloEndpoint
     private void SweepExpiredCalls()
     {
         var now = _time.GetTimestamp();
-        foreach (var activation in Catalog.Snapshot())
+        foreach (var activation in Catalog.Enumerate())
         {
             activation.FailExpiredRequests(now);
         }
