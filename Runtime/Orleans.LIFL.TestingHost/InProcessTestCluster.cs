@@ -6,8 +6,8 @@ using Orleans.LIFL.Configuration;
 using Orleans.LIFL.Hosting;
 using Orleans.LIFL.Runtime.Client;
 using Orleans.LIFL.Runtime.Core;
-using Orleans.LIFL.Runtime.Messaging;
 using Orleans.LIFL.Runtime.MembershipService;
+using Orleans.LIFL.Runtime.Messaging;
 
 namespace Orleans.LIFL.TestingHost;
 

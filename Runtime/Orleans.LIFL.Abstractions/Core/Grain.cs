@@ -9,7 +9,9 @@ namespace Orleans.LIFL;
 public abstract class Grain
 {
     [ThreadStatic]
+#pragma warning disable IDE1006 // [ThreadStatic] fields are t_camelCase (dotnet/runtime convention)
     private static IGrainContext? t_constructing;
+#pragma warning restore IDE1006
 
     protected Grain()
     {

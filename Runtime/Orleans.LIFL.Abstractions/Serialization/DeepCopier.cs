@@ -43,7 +43,9 @@ public static class CopyDepth
     public const int Limit = 1000;
 
     [ThreadStatic]
+#pragma warning disable IDE1006 // [ThreadStatic] fields are t_camelCase (dotnet/runtime convention)
     private static int t_depth;
+#pragma warning restore IDE1006
 
     public static Scope Enter(Type type)
     {

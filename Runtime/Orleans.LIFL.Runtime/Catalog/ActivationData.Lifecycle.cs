@@ -1,6 +1,6 @@
-using Orleans.LIFL.Runtime.Messaging;
 using Orleans.LIFL.Invocation;
 using Orleans.LIFL.Runtime.GrainDirectory;
+using Orleans.LIFL.Runtime.Messaging;
 using Orleans.LIFL.Runtime.Timers;
 
 namespace Orleans.LIFL.Runtime.Catalog;
@@ -243,7 +243,7 @@ internal sealed partial class ActivationData
             }
         }
 
-        StartDeactivation(new DeactivationReason(DeactivationReasonCode.ActivationIdle, $"idle for more than {age}"));
+        StartDeactivation(new DeactivationReason(DeactivationReasonCode.ActivationIdle, $"idle for more than {Core.Durations.Format(age)}"));
         return true;
     }
 

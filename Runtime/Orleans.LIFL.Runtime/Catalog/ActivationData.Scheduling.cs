@@ -1,5 +1,5 @@
-using Orleans.LIFL.Runtime.Messaging;
 using Orleans.LIFL.Invocation;
+using Orleans.LIFL.Runtime.Messaging;
 using Orleans.LIFL.Runtime.Timers;
 
 namespace Orleans.LIFL.Runtime.Catalog;

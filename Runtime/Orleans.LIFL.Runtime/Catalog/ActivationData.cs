@@ -1,7 +1,7 @@
-using Orleans.LIFL.Runtime.Messaging;
 using Orleans.LIFL.Invocation;
 using Orleans.LIFL.Persistence;
 using Orleans.LIFL.Runtime.GrainDirectory;
+using Orleans.LIFL.Runtime.Messaging;
 using Orleans.LIFL.Runtime.Storage;
 using Orleans.LIFL.Runtime.Timers;
 using Orleans.LIFL.Timers;

@@ -198,9 +198,11 @@ internal sealed class GrainClassRegistry : IGrainTypeResolver
 /// <summary>Finds the assemblies whose grain classes a silo hosts.</summary>
 internal static class ApplicationParts
 {
-    private static readonly string AbstractionsName = typeof(IGrain).Assembly.GetName().Name!;
-
-    /// <summary>Every loaded or referenced assembly that carries generated grain code, plus the explicit ones.</summary>
+    /// <summary>
+    /// Every loaded or referenced assembly that carries generated grain code, plus the explicit ones. References are
+    /// followed through any assembly of the application (an app may reach its grain library only through another
+    /// library); framework assemblies are not entered.
+    /// </summary>
     public static IReadOnlyList<Assembly> Discover(IEnumerable<Assembly> explicitParts)
     {
         var found = new HashSet<Assembly> { typeof(ApplicationParts).Assembly };
@@ -219,8 +221,7 @@ internal static class ApplicationParts
                 continue;
             }
 
-            var references = assembly.GetReferencedAssemblies();
-            if (!references.Any(r => r.Name == AbstractionsName))
+            if (IsFramework(assembly.GetName().Name))
             {
                 continue;
             }
@@ -230,16 +231,15 @@ internal static class ApplicationParts
                 found.Add(assembly);
             }
 
-            foreach (var reference in references)
+            foreach (var reference in assembly.GetReferencedAssemblies())
             {
-                if (reference.Name is { } name && !name.StartsWith("System", StringComparison.Ordinal) && !name.StartsWith("Microsoft", StringComparison.Ordinal)
-                    && !visited.Contains(reference.FullName))
+                if (!IsFramework(reference.Name) && !visited.Contains(reference.FullName))
                 {
                     try
                     {
                         pending.Push(Assembly.Load(reference));
                     }
-                    catch (FileNotFoundException)
+                    catch (Exception error) when (error is FileNotFoundException or FileLoadException or BadImageFormatException)
                     {
                         // A reference that is not deployed cannot hold grains this silo could host.
                     }
@@ -249,4 +249,8 @@ internal static class ApplicationParts
 
         return found.ToList();
     }
+
+    private static bool IsFramework(string? name) =>
+        name is null || name.StartsWith("System", StringComparison.Ordinal) || name.StartsWith("Microsoft", StringComparison.Ordinal)
+        || name is "mscorlib" or "netstandard" || name.StartsWith("xunit", StringComparison.Ordinal);
 }
