@@ -24,6 +24,8 @@ internal sealed record ApplicationPartRegistration(Assembly Assembly);
 internal sealed partial class Silo : ISiloEndpoint
 {
     private readonly InProcessClusterFabric _fabric;
+    private readonly IMembershipTable _membershipTable;
+    private readonly IGrainDirectory _directory;
     private readonly GrainCollectionOptions _collection;
     private readonly MessagingOptions _messaging;
     private readonly TimeProvider _time;
@@ -40,6 +42,8 @@ internal sealed partial class Silo : ISiloEndpoint
     public Silo(
         IServiceProvider services,
         InProcessClusterFabric fabric,
+        IMembershipTable membershipTable,
+        IGrainDirectory directory,
         IOptions<GrainCollectionOptions> collection,
         IOptions<MessagingOptions> messaging,
         IOptions<SiloOptions> siloOptions,
@@ -62,11 +66,13 @@ internal sealed partial class Silo : ISiloEndpoint
         Registry = new GrainClassRegistry(ApplicationParts.Discover(applicationParts.Select(p => p.Assembly)), _collection);
         Observers = new ObserverRegistry("silo:" + Address);
         GrainFactory = new GrainFactory(Registry, Observers);
-        Membership = new MembershipTableManager(fabric.Membership, loggerFactory.CreateLogger<MembershipTableManager>());
+        _membershipTable = membershipTable;
+        _directory = directory;
+        Membership = new MembershipTableManager(membershipTable, loggerFactory.CreateLogger<MembershipTableManager>());
         Catalog = new Catalog.Catalog();
         var placement = new PlacementService(Address, placementDirectors, services, Membership, fabric);
         Router = new MessageRouter(
-            Address, Catalog, Registry, placement, fabric.Directory, _directoryCache, fabric, Membership, Observers, _messaging, time,
+            Address, Catalog, Registry, placement, directory, _directoryCache, fabric, Membership, Observers, _messaging, time,
             loggerFactory.CreateLogger<MessageRouter>());
         GrainFactory.Runtime = new SiloCallRuntime(Router, GrainFactory);
         Statistics = new RuntimeStatistics();
@@ -83,7 +89,7 @@ internal sealed partial class Silo : ISiloEndpoint
             Statistics = Statistics,
             Stopping = _stopping.Token,
             Catalog = Catalog,
-            Directory = fabric.Directory,
+            Directory = directory,
             Router = Router,
             Storage = new GrainStorageResolver(services),
             IsSiloDead = silo => Membership.CurrentView.IsDeadOrSuperseded(silo),
@@ -124,7 +130,11 @@ internal sealed partial class Silo : ISiloEndpoint
         }
 
         Membership.ViewChanged += OnViewChanged;
-        _fabric.Membership.Changed += OnTableChanged;
+        if (_membershipTable is InMemoryMembershipTable inMemory)
+        {
+            inMemory.Changed += OnTableChanged;
+        }
+
         await Membership.WriteEntryAsync(CreateEntry(SiloStatus.Joining)).ConfigureAwait(false);
         _fabric.AddSilo(Address, this);
         Router.Open();
@@ -185,7 +195,11 @@ internal sealed partial class Silo : ISiloEndpoint
         _shutDown = true;
         Router.Stop();
         _fabric.RemoveSilo(Address);
-        _fabric.Membership.Changed -= OnTableChanged;
+        if (_membershipTable is InMemoryMembershipTable inMemory)
+        {
+            inMemory.Changed -= OnTableChanged;
+        }
+
         _collectionTimer?.Dispose();
         _sweepTimer?.Dispose();
         _stopping.Cancel();
@@ -234,7 +248,7 @@ internal sealed partial class Silo : ISiloEndpoint
         }
 
         _directoryCache.RemoveSilos(dead);
-        _ = _fabric.Directory.UnregisterSilos(dead).AsTask();
+        _ = _directory.UnregisterSilos(dead).AsTask();
     }
 
     private void CollectIdle()

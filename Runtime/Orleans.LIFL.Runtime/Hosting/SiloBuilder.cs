@@ -9,6 +9,8 @@ using Orleans.LIFL.Persistence;
 using Orleans.LIFL.Placement;
 using Orleans.LIFL.Runtime.Catalog;
 using Orleans.LIFL.Runtime.Core;
+using Orleans.LIFL.Runtime.GrainDirectory;
+using Orleans.LIFL.Runtime.MembershipService;
 using Orleans.LIFL.Runtime.Messaging;
 using Orleans.LIFL.Runtime.Placement;
 using Orleans.LIFL.Runtime.Storage;
@@ -66,6 +68,8 @@ public static class SiloHostingExtensions
 
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<InProcessClusterFabric>();
+        services.TryAddSingleton<IMembershipTable>(sp => sp.GetRequiredService<InProcessClusterFabric>().Membership);
+        services.TryAddSingleton<IGrainDirectory>(sp => sp.GetRequiredService<InProcessClusterFabric>().Directory);
         services.AddSingleton<Silo>();
         services.AddSingleton<IGrainFactory>(sp => sp.GetRequiredService<Silo>().GrainFactory);
         services.AddSingleton<IClusterClient>(sp => new EmbeddedClusterClient(sp.GetRequiredService<Silo>().GrainFactory, sp));
