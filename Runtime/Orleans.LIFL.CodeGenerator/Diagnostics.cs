@@ -58,6 +58,6 @@ internal static class Diagnostics
 
     public static readonly DiagnosticDescriptor DuplicateId = new(
         "LIFL011", "Duplicate [Id]",
-        "[Id({1})] is used twice in {0}",
+        "[Id({1})] is used twice in {0} (ids must be unique across a type and its base types)",
         Category, DiagnosticSeverity.Error, isEnabledByDefault: true);
 }

@@ -40,6 +40,7 @@ internal static class Emitter
         foreach (var type in serializables.Where(s => !s.IsAbstract))
         {
             EmitCopier(sb, type);
+            EmitCodec(sb, type);
         }
 
         sb.AppendLine("}");
@@ -58,6 +59,8 @@ internal static class Emitter
 
     private static string CopierName(SerializableTypeModel type) => "Copier_" + type.SafeName;
 
+    private static string CodecName(SerializableTypeModel type) => "Codec_" + type.SafeName;
+
     private static void EmitProvider(StringBuilder sb, IReadOnlyList<InterfaceModel> interfaces, IReadOnlyList<GrainClassModel> grainClasses, IReadOnlyList<SerializableTypeModel> serializables)
     {
         sb.AppendLine($"    {GeneratedCode}");
@@ -68,18 +71,25 @@ internal static class Emitter
         foreach (var iface in interfaces)
         {
             sb.AppendLine($"            registrar.AddProxy(typeof({iface.FullName}), static (id, runtime) => new {ProxyName(iface)}(id, runtime));");
+            for (var i = 0; i < iface.Methods.Count; i++)
+            {
+                var invokable = InvokableName(iface, i);
+                sb.AppendLine($"            registrar.AddInvokable({invokable}.Descriptor, static () => new {invokable}());");
+            }
         }
 
         foreach (var type in serializables.Where(s => !s.IsAbstract))
         {
             if (type.OpenGenericTypeOf is { } open)
             {
-                var arity = type.TypeParameters.Count(c => c == ',') + 1;
-                sb.AppendLine($"            registrar.AddGenericCopier(typeof({open}), typeof({CopierName(type)}<{new string(',', arity - 1)}>));");
+                var commas = new string(',', type.TypeParameters.Count(c => c == ','));
+                sb.AppendLine($"            registrar.AddGenericCopier(typeof({open}), typeof({CopierName(type)}<{commas}>));");
+                sb.AppendLine($"            registrar.AddGenericCodec(typeof({open}), typeof({CodecName(type)}<{commas}>));");
             }
             else
             {
                 sb.AppendLine($"            registrar.AddCopier<{type.FullName}>(new {CopierName(type)}());");
+                sb.AppendLine($"            registrar.AddCodec<{type.FullName}>(new {CodecName(type)}());");
             }
         }
 
@@ -189,6 +199,37 @@ internal static class Emitter
             sb.AppendLine($"        public override object ResolveTarget(global::Orleans.LIFL.IGrainContext context) => context.GetExtension<{iface.FullName}>();");
         }
 
+        if (method.Parameters.Count > 0)
+        {
+            sb.AppendLine();
+            sb.AppendLine($"        public override void WriteArguments(ref {Serialization}.Writer writer)");
+            sb.AppendLine("        {");
+            for (var p = 0; p < method.Parameters.Count; p++)
+            {
+                sb.AppendLine($"            {Serialization}.Codec<{method.Parameters[p].Type}>.WriteField(ref writer, {p}, Arg{p});");
+            }
+
+            sb.AppendLine("            writer.WriteEndTag();");
+            sb.AppendLine("        }");
+            sb.AppendLine();
+            sb.AppendLine($"        public override void ReadArguments(ref {Serialization}.Reader reader)");
+            sb.AppendLine("        {");
+            sb.AppendLine($"            var fields = new {Serialization}.TagReader(ref reader, {Serialization}.WireType.TagDelimited, \"arguments\");");
+            sb.AppendLine("            while (fields.Next(ref reader, out var id, out var wire))");
+            sb.AppendLine("            {");
+            sb.AppendLine("                switch (id)");
+            sb.AppendLine("                {");
+            for (var p = 0; p < method.Parameters.Count; p++)
+            {
+                sb.AppendLine($"                    case {p}: Arg{p} = {Serialization}.Codec<{method.Parameters[p].Type}>.ReadValue(ref reader, wire); break;");
+            }
+
+            sb.AppendLine("                    default: reader.SkipField(wire); break;");
+            sb.AppendLine("                }");
+            sb.AppendLine("            }");
+            sb.AppendLine("        }");
+        }
+
         sb.AppendLine("    }");
         sb.AppendLine();
     }
@@ -233,6 +274,65 @@ internal static class Emitter
 
         sb.AppendLine("            return copy;");
         sb.AppendLine("        }");
+        EmitFieldAccessors(sb, type);
+
+        sb.AppendLine("    }");
+        sb.AppendLine();
+    }
+
+    private static void EmitCodec(StringBuilder sb, SerializableTypeModel type)
+    {
+        var name = CodecName(type);
+        AppendHiddenClassAttributes(sb);
+        sb.AppendLine($"    internal sealed class {name}{type.TypeParameters} : {Serialization}.IFieldCodec<{type.FullName}> {type.Constraints}");
+        sb.AppendLine("    {");
+        sb.AppendLine($"        public {Serialization}.WireType WireType => {Serialization}.WireType.TagDelimited;");
+        sb.AppendLine();
+        sb.AppendLine($"        public void WriteValue(ref {Serialization}.Writer writer, {type.FullName} value)");
+        sb.AppendLine("        {");
+        var byRef = type.IsValueType ? "ref " : "";
+        for (var i = 0; i < type.Members.Count; i++)
+        {
+            var member = type.Members[i];
+            var read = member.Access == MemberAccess.Field ? $"F{i}({byRef}value)" : $"value.{member.Name}";
+            sb.AppendLine($"            {Serialization}.Codec<{member.Type}>.WriteField(ref writer, {member.Id}, {read});");
+        }
+
+        sb.AppendLine("            writer.WriteEndTag();");
+        sb.AppendLine("        }");
+        sb.AppendLine();
+        sb.AppendLine($"        public {type.FullName} ReadValue(ref {Serialization}.Reader reader, {Serialization}.WireType wireType)");
+        sb.AppendLine("        {");
+        sb.AppendLine($"            var fields = new {Serialization}.TagReader(ref reader, wireType, \"{type.SafeName}\");");
+        var create = type.IsValueType
+            ? $"default({type.FullName})"
+            : type.HasParameterlessConstructor ? $"new {type.FullName}()" : $"{Serialization}.CopierHelpers.CreateUninitialized<{type.FullName}>()";
+        sb.AppendLine($"            var result = {create};");
+        sb.AppendLine("            while (fields.Next(ref reader, out var id, out var wire))");
+        sb.AppendLine("            {");
+        sb.AppendLine("                switch (id)");
+        sb.AppendLine("                {");
+        for (var i = 0; i < type.Members.Count; i++)
+        {
+            var member = type.Members[i];
+            var target = member.Access == MemberAccess.Field ? $"F{i}({byRef}result)" : $"result.{member.Name}";
+            sb.AppendLine($"                    case {member.Id}: {target} = {Serialization}.Codec<{member.Type}>.ReadValue(ref reader, wire); break;");
+        }
+
+        sb.AppendLine("                    default: reader.SkipField(wire); break;");
+        sb.AppendLine("                }");
+        sb.AppendLine("            }");
+        sb.AppendLine();
+        sb.AppendLine("            return result;");
+        sb.AppendLine("        }");
+        EmitFieldAccessors(sb, type);
+        sb.AppendLine("    }");
+        sb.AppendLine();
+    }
+
+    private static void EmitFieldAccessors(StringBuilder sb, SerializableTypeModel type)
+    {
+        var byRef = type.IsValueType ? "ref " : "";
         for (var i = 0; i < type.Members.Count; i++)
         {
             var member = type.Members[i];
@@ -245,8 +345,5 @@ internal static class Emitter
             sb.AppendLine($"        [global::System.Runtime.CompilerServices.UnsafeAccessor(global::System.Runtime.CompilerServices.UnsafeAccessorKind.Field, Name = \"{member.Name}\")]");
             sb.AppendLine($"        private static extern ref {member.Type} F{i}({byRef}{member.DeclaringType} target);");
         }
-
-        sb.AppendLine("    }");
-        sb.AppendLine();
     }
 }

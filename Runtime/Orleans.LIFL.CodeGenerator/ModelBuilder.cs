@@ -333,6 +333,7 @@ internal static class ModelBuilder
         }
 
         var members = new List<SerializableMemberModel>();
+        var ids = new HashSet<uint>();
         var hasRequired = false;
         for (var current = type; current is not null && current.SpecialType != SpecialType.System_Object && current.SpecialType != SpecialType.System_ValueType; current = current.BaseType)
         {
@@ -349,7 +350,6 @@ internal static class ModelBuilder
                 break;
             }
 
-            var ids = new HashSet<uint>();
             foreach (var member in idMembers)
             {
                 var id = GetAttribute(member, Names.Id)!.ConstructorArguments.FirstOrDefault().Value is uint value ? value : 0;
@@ -361,19 +361,19 @@ internal static class ModelBuilder
                 switch (member)
                 {
                     case IFieldSymbol field:
-                        members.Add(new SerializableMemberModel(field.Name, Display(field.Type), IsKnownShallow(field.Type), MemberAccess.Field, Display(current)));
+                        members.Add(new SerializableMemberModel(id, field.Name, Display(field.Type), IsKnownShallow(field.Type), MemberAccess.Field, Display(current)));
                         break;
                     case IPropertySymbol property:
                         var backing = current.GetMembers().OfType<IFieldSymbol>()
                             .FirstOrDefault(f => SymbolEqualityComparer.Default.Equals(f.AssociatedSymbol, property));
                         if (backing is not null)
                         {
-                            members.Add(new SerializableMemberModel(backing.Name, Display(property.Type), IsKnownShallow(property.Type), MemberAccess.Field, Display(current)));
+                            members.Add(new SerializableMemberModel(id, backing.Name, Display(property.Type), IsKnownShallow(property.Type), MemberAccess.Field, Display(current)));
                         }
                         else if (property.GetMethod is not null && property.SetMethod is { IsInitOnly: false } setter
                             && setter.DeclaredAccessibility is Accessibility.Public or Accessibility.Internal)
                         {
-                            members.Add(new SerializableMemberModel(property.Name, Display(property.Type), IsKnownShallow(property.Type), MemberAccess.Property, Display(current)));
+                            members.Add(new SerializableMemberModel(id, property.Name, Display(property.Type), IsKnownShallow(property.Type), MemberAccess.Property, Display(current)));
                         }
                         else
                         {

@@ -58,6 +58,7 @@ internal enum MemberAccess
 }
 
 internal sealed record SerializableMemberModel(
+    uint Id,
     string Name,
     string Type,
     bool KnownShallow,

@@ -31,6 +31,11 @@ public sealed class DeadlockException : LiflException
         CallChain = callChain;
     }
 
+    /// <summary>As rebuilt in another process (the chain is in the message).</summary>
+    public DeadlockException(string message) : this(message, [])
+    {
+    }
+
     /// <summary>The grains of the chain, outermost first, ending with the grain that was called again.</summary>
     public IReadOnlyList<string> CallChain { get; }
 }
@@ -73,4 +78,19 @@ public sealed class ObserverNotFoundException : LiflException
     public ObserverNotFoundException(string message) : base(message)
     {
     }
+}
+
+/// <summary>An exception thrown in another process whose type cannot be rebuilt here; its type name and message are kept.</summary>
+public sealed class RemoteGrainException : LiflException
+{
+    public RemoteGrainException(string remoteTypeName, string message) : base($"{remoteTypeName}: {message}")
+    {
+        RemoteTypeName = remoteTypeName;
+    }
+
+    public RemoteGrainException(string message) : this("unknown", message)
+    {
+    }
+
+    public string RemoteTypeName { get; }
 }

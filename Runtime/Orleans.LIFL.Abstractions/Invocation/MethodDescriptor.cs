@@ -20,7 +20,11 @@ public sealed class MethodDescriptor
         Options = options;
         ResponseTimeout = responseTimeout;
         FullName = $"{interfaceType.Name}.{name}";
+        WireId = StableHash.Fnv1a(id);
     }
+
+    /// <summary>The method's number on the wire: a stable hash of <see cref="Id"/> (collisions are refused at load).</summary>
+    public uint WireId { get; }
 
     public Type InterfaceType { get; }
 

@@ -86,6 +86,20 @@ public abstract class Request<TResult> : RequestBase, IValueTaskSource<TResult>,
 
     internal override void Fail(Exception error) => SetError(error);
 
+    /// <summary>Writes a result of this method's type for a remote caller.</summary>
+    internal static void WriteResult(ref Serialization.Writer writer, TResult result) =>
+        Serialization.Codec<TResult>.WriteField(ref writer, 0, result);
+
+    internal override void CompleteFromWire(ref Serialization.Reader reader)
+    {
+        // A value read from the wire is already this caller's own: no copy.
+        var result = Serialization.Codec<TResult>.ReadField(ref reader);
+        if (TryClaimCompletion())
+        {
+            OutsideTurn(static s => s.Item1._core.SetResult(s.result), (this, result));
+        }
+    }
+
     private void SetResult(TResult result)
     {
         if (Method.IsOneWay || !TryClaimCompletion())

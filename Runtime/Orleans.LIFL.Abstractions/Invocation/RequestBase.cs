@@ -40,6 +40,22 @@ public abstract class RequestBase : TurnContext
     public virtual object ResolveTarget(IGrainContext context) =>
         context.GrainInstance ?? throw new InvalidOperationException($"Activation {context.GrainId} has no grain instance.");
 
+    /// <summary>Writes the arguments (generated per method; a method without arguments writes only the end tag).</summary>
+    public virtual void WriteArguments(ref Writer writer) => writer.WriteEndTag();
+
+    /// <summary>Reads the arguments written by <see cref="WriteArguments"/> (unknown ones are skipped).</summary>
+    public virtual void ReadArguments(ref Reader reader)
+    {
+        var fields = new TagReader(ref reader, WireType.TagDelimited, "arguments");
+        while (fields.Next(ref reader, out _, out var wire))
+        {
+            reader.SkipField(wire);
+        }
+    }
+
+    /// <summary>Completes this (caller-side) request with a result read from the wire.</summary>
+    internal abstract void CompleteFromWire(ref Reader reader);
+
     /// <summary>Runs the method on <paramref name="target"/> inside the current turn; completion is reported to the scheduler.</summary>
     internal abstract void Invoke(object target);
 

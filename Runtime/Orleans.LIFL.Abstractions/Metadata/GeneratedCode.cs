@@ -37,6 +37,14 @@ public interface IGeneratedCodeRegistrar
     void AddGenericCopier(Type typeDefinition, Type copierDefinition);
 
     void AddGrainClass(GrainClassDescriptor descriptor);
+
+    void AddCodec<T>(IFieldCodec<T> codec);
+
+    /// <summary>A codec for a generic type: <paramref name="codecDefinition"/> is closed over the same arguments.</summary>
+    void AddGenericCodec(Type typeDefinition, Type codecDefinition);
+
+    /// <summary>How to create an empty request of a method, to read its arguments from the wire.</summary>
+    void AddInvokable(MethodDescriptor method, Func<RequestBase> factory);
 }
 
 /// <summary>A grain class: its interfaces and a constructor call with its dependencies resolved.</summary>
@@ -71,6 +79,9 @@ public static class GeneratedCodeRegistry
     private static readonly Dictionary<Type, object> Copiers = [];
     private static readonly Dictionary<Type, Type> GenericCopiers = [];
     private static readonly Dictionary<Type, GrainClassDescriptor> GrainClasses = [];
+    private static readonly Dictionary<Type, object> Codecs = [];
+    private static readonly Dictionary<Type, Type> GenericCodecs = [];
+    private static readonly Dictionary<uint, (MethodDescriptor Method, Func<RequestBase> Factory)> Invokables = [];
 
     /// <summary>Loads the generated code of <paramref name="assembly"/> (once).</summary>
     public static void EnsureLoaded(Assembly assembly)
@@ -122,6 +133,36 @@ public static class GeneratedCodeRegistry
         }
     }
 
+    public static object? FindCodec(Type type)
+    {
+        EnsureLoaded(type.Assembly);
+        lock (Gate)
+        {
+            if (Codecs.TryGetValue(type, out var codec))
+            {
+                return codec;
+            }
+
+            if (type.IsGenericType && GenericCodecs.TryGetValue(type.GetGenericTypeDefinition(), out var definition))
+            {
+                codec = Activator.CreateInstance(definition.MakeGenericType(type.GetGenericArguments()))!;
+                Codecs[type] = codec;
+                return codec;
+            }
+
+            return null;
+        }
+    }
+
+    /// <summary>An empty request for the method with this wire id, or null if no loaded assembly declares it.</summary>
+    public static RequestBase? CreateRequest(uint methodWireId)
+    {
+        lock (Gate)
+        {
+            return Invokables.TryGetValue(methodWireId, out var entry) ? entry.Factory() : null;
+        }
+    }
+
     /// <summary>The grain classes generated into the given assemblies.</summary>
     public static IReadOnlyList<GrainClassDescriptor> GetGrainClasses(IEnumerable<Assembly> assemblies)
     {
@@ -149,5 +190,25 @@ public static class GeneratedCodeRegistry
         public void AddGenericCopier(Type typeDefinition, Type copierDefinition) => GenericCopiers[typeDefinition] = copierDefinition;
 
         public void AddGrainClass(GrainClassDescriptor descriptor) => GrainClasses[descriptor.GrainClass] = descriptor;
+
+        public void AddCodec<T>(IFieldCodec<T> codec) => Codecs[typeof(T)] = codec!;
+
+        public void AddGenericCodec(Type typeDefinition, Type codecDefinition) => GenericCodecs[typeDefinition] = codecDefinition;
+
+        public void AddInvokable(MethodDescriptor method, Func<RequestBase> factory)
+        {
+            if (Invokables.TryGetValue(method.WireId, out var existing))
+            {
+                if (existing.Method.Id != method.Id)
+                {
+                    throw new InvalidOperationException(
+                        $"Grain methods {existing.Method.Id} and {method.Id} have the same wire id {method.WireId}; rename one of them.");
+                }
+
+                return;
+            }
+
+            Invokables[method.WireId] = (method, factory);
+        }
     }
 }

@@ -62,6 +62,10 @@ public interface IGrainStorage
 /// <summary>A write found the stored record changed since it was read.</summary>
 public sealed class InconsistentStateException : LiflException
 {
+    public InconsistentStateException(string message) : base(message)
+    {
+    }
+
     public InconsistentStateException(string message, string? storedEtag, string? currentEtag) : base(message)
     {
         StoredEtag = storedEtag;
