@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.LIFL.Configuration;
 using Orleans.LIFL.Hosting;
+using Orleans.LIFL.Runtime.Catalog;
 using Orleans.LIFL.Runtime.Client;
 using Orleans.LIFL.Runtime.Core;
 using Orleans.LIFL.Runtime.MembershipService;
@@ -24,6 +25,13 @@ public sealed class InProcessTestClusterOptions
 
     /// <summary>Settings of the cluster client.</summary>
     public Action<MessagingOptions>? ConfigureClientMessaging { get; set; }
+
+    /// <summary>
+    /// When set, the silos talk to each other over real TCP connections on loopback (free ports, this secret),
+    /// keeping the in-memory membership table, directory and storage; clients can then connect through
+    /// <see cref="InProcessTestCluster.GatewayEndpoints"/>.
+    /// </summary>
+    public string? TcpSecret { get; set; }
 }
 
 /// <summary>
@@ -90,8 +98,9 @@ public sealed class InProcessTestCluster : IAsyncDisposable
                     var first = _silos.FirstOrDefault(s => s.IsAlive) ?? throw new InvalidOperationException("No silo is running.");
                     var messaging = new MessagingOptions();
                     _options.ConfigureClientMessaging?.Invoke(messaging);
-                    _client = new ClusterClient(
-                        _fabric, first.Silo.Registry, first.Silo.StreamProviderNames, messaging, first.Services.GetRequiredService<ILoggerFactory>(), TimeProvider.System);
+                    var client = new ClusterClient(CreateInProcessTransport(), messaging, first.Services.GetRequiredService<ILoggerFactory>(), TimeProvider.System);
+                    client.ConnectAsync(CancellationToken.None).GetAwaiter().GetResult();
+                    _client = client;
                 }
 
                 return _client;
@@ -101,13 +110,33 @@ public sealed class InProcessTestCluster : IAsyncDisposable
 
     internal InProcessClusterFabric Fabric => _fabric;
 
+    /// <summary>The gateway endpoints of the running silos (TCP clusters only).</summary>
+    public IReadOnlyList<string> GatewayEndpoints =>
+        Silos.Select(s => s.Silo.GatewayEndpoint?.ToString()).OfType<string>().ToList();
+
+    internal InProcessClientTransport CreateInProcessTransport() =>
+        new(_fabric, () =>
+        {
+            var silo = Silos.FirstOrDefault() ?? throw new InvalidOperationException("No silo is running.");
+            return ClusterManifest.From(silo.Silo.Registry, silo.Silo.StreamProviderNames);
+        });
+
     public async Task<InProcessSiloHandle> StartAdditionalSiloAsync()
     {
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         builder.Services.AddSingleton(_fabric);
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
         _options.ConfigureLogging?.Invoke(builder.Logging);
-        builder.UseLiflSilo(silo => _options.ConfigureSilo?.Invoke(silo));
+        builder.UseLiflSilo(silo =>
+        {
+            if (_options.TcpSecret is { } secret)
+            {
+                silo.UseTcpEndpoints(siloPort: 0, gatewayPort: 0);
+                silo.Configure<ClusterOptions>(o => o.Secret = secret);
+            }
+
+            _options.ConfigureSilo?.Invoke(silo);
+        });
         var host = builder.Build();
         await host.StartAsync();
         var handle = new InProcessSiloHandle(host);
@@ -135,6 +164,13 @@ public sealed class InProcessTestCluster : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(silo);
         silo.Silo.Kill();
+        if (_options.TcpSecret is not null)
+        {
+            // Over TCP the survivors' failure detector finds out by itself.
+            silo.Host.Dispose();
+            return;
+        }
+
         var survivor = Silos.FirstOrDefault(s => s != silo);
         if (survivor is not null)
         {
@@ -216,7 +252,7 @@ public static class TestClusterClientExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(cluster);
-        builder.Services.AddSingleton(new ClientConnection(cluster.Fabric, () => (cluster.Silos[0].Silo.Registry, cluster.Silos[0].Silo.StreamProviderNames)));
+        builder.Services.AddSingleton(new ClientConnection(_ => cluster.CreateInProcessTransport()));
         return builder;
     }
 }

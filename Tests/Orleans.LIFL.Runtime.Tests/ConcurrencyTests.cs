@@ -115,7 +115,7 @@ public sealed class ConcurrencyTests : IAsyncLifetime
         var a = TestClusters.Key("a-");
         var b = TestClusters.Key("b-");
         var started = DateTime.UtcNow;
-        var error = await Assert.ThrowsAsync<DeadlockException>(() => _cluster.Client.GetGrain<IDeadlockGrain>(a).CallThrough(b));
+        var error = await Assert.ThrowsAsync<DeadlockException>(() => _cluster.Client.GetGrain<IDeadlockGrain>(a).CallThrough(_cluster.Client.GetGrain<IDeadlockGrain>(b)));
         Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(10), "the deadlock was found by a timeout, not detected");
         Assert.Contains(a, error.Message, StringComparison.Ordinal);
         Assert.Contains(b, error.Message, StringComparison.Ordinal);
@@ -139,6 +139,6 @@ public sealed class ConcurrencyTests : IAsyncLifetime
         var b = TestClusters.Key("b-");
         var grainA = _cluster.Client.GetGrain<IDeadlockGrain>(a);
         var grainB = _cluster.Client.GetGrain<IDeadlockGrain>(b);
-        await Task.WhenAll(Enumerable.Range(0, 20).Select(i => i % 2 == 0 ? grainA.Ping() : grainB.CallBack(a)));
+        await Task.WhenAll(Enumerable.Range(0, 20).Select(i => i % 2 == 0 ? grainA.Ping() : grainB.CallBack(grainA)));
     }
 }

@@ -90,14 +90,29 @@ public abstract class Request<TResult> : RequestBase, IValueTaskSource<TResult>,
     internal static void WriteResult(ref Serialization.Writer writer, TResult result) =>
         Serialization.Codec<TResult>.WriteField(ref writer, 0, result);
 
-    internal override void CompleteFromWire(ref Serialization.Reader reader)
+    internal override void CompleteFromWire(ref Serialization.Reader reader, bool continueAsynchronously)
     {
         // A value read from the wire is already this caller's own: no copy.
         var result = Serialization.Codec<TResult>.ReadField(ref reader);
-        if (TryClaimCompletion())
+        if (!TryClaimCompletion())
         {
-            OutsideTurn(static s => s.Item1._core.SetResult(s.result), (this, result));
+            return;
         }
+
+        if (ResponseSink is { } sink)
+        {
+            // A forwarded call: pass the result on to the caller in the other process.
+            sink.OnResult(this, result, resultIsPrivate: true);
+            return;
+        }
+
+        if (continueAsynchronously)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static s => s.Item1._core.SetResult(s.result), (this, result), preferLocal: false);
+            return;
+        }
+
+        OutsideTurn(static s => s.Item1._core.SetResult(s.result), (this, result));
     }
 
     private void SetResult(TResult result)
@@ -109,7 +124,7 @@ public abstract class Request<TResult> : RequestBase, IValueTaskSource<TResult>,
 
         if (ResponseSink is { } sink)
         {
-            sink.OnResult(this, result);
+            sink.OnResult(this, result, resultIsPrivate: false);
             return;
         }
 

@@ -31,6 +31,12 @@ public abstract class RequestBase : TurnContext
     /// <summary>Where the response goes when the caller is in another process; null for a local caller.</summary>
     internal IResponseSink? ResponseSink { get; set; }
 
+    /// <summary>The caller's correlation id, for a request received from another process.</summary>
+    internal long IncomingCorrelationId { get; set; }
+
+    /// <summary>The correlation id under which this request was last sent to another process.</summary>
+    internal long OutgoingCorrelationId { get; set; }
+
     /// <summary>True once a result or an error has been delivered to the caller (or a timeout fired).</summary>
     public bool IsCompleted => Volatile.Read(ref _completed) != 0;
 
@@ -54,7 +60,9 @@ public abstract class RequestBase : TurnContext
     }
 
     /// <summary>Completes this (caller-side) request with a result read from the wire.</summary>
-    internal abstract void CompleteFromWire(ref Reader reader);
+    /// <param name="continueAsynchronously">Run the caller's continuation on the thread pool rather than on the
+    /// calling (network) thread, so a caller that computes after a call cannot stall the connection.</param>
+    internal abstract void CompleteFromWire(ref Reader reader, bool continueAsynchronously);
 
     /// <summary>Runs the method on <paramref name="target"/> inside the current turn; completion is reported to the scheduler.</summary>
     internal abstract void Invoke(object target);
@@ -102,7 +110,9 @@ public abstract class RequestBase : TurnContext
 /// <summary>Receives the outcome of a request whose caller is in another process. Implemented by the transport.</summary>
 internal interface IResponseSink
 {
-    void OnResult<T>(Request<T> request, T result);
+    /// <param name="resultIsPrivate">True when nothing else holds the result (it was just read from the wire), so
+    /// it need not be copied before it is serialized.</param>
+    void OnResult<T>(Request<T> request, T result, bool resultIsPrivate);
 
     void OnError(RequestBase request, Exception error);
 }

@@ -8,6 +8,31 @@ namespace Orleans.LIFL.Invocation;
 /// </summary>
 public abstract class TurnContext : SynchronizationContext
 {
+    private static long s_nextChainId;
+    private long _chainId;
+
+    /// <summary>A process-unique number naming this turn in call chains that leave the process (assigned on first use).</summary>
+    internal long ChainId
+    {
+        get
+        {
+            var id = Volatile.Read(ref _chainId);
+            if (id != 0)
+            {
+                return id;
+            }
+
+            Interlocked.CompareExchange(ref _chainId, Interlocked.Increment(ref s_nextChainId), 0);
+            return _chainId;
+        }
+    }
+
+    /// <summary>Whether <see cref="ChainId"/> was ever assigned (only then can a remote chain name this turn).</summary>
+    internal bool HasChainId => Volatile.Read(ref _chainId) != 0;
+
+    /// <summary>For a request received from another process: the callers further up its chain, innermost first.</summary>
+    internal IReadOnlyList<CallChainEntry>? RemoteCallers { get; set; }
+
     /// <summary>The activation this context runs on; null until the runtime routes it there.</summary>
     internal ITurnScheduler? Scheduler { get; set; }
 
@@ -32,6 +57,9 @@ public abstract class TurnContext : SynchronizationContext
 
     public override SynchronizationContext CreateCopy() => this;
 }
+
+/// <summary>One caller in a call chain that crossed processes: the grain and the number of its turn.</summary>
+internal readonly record struct CallChainEntry(GrainId Grain, long ChainId);
 
 /// <summary>What a <see cref="TurnContext"/> needs from the activation that runs it. Implemented by the runtime.</summary>
 internal interface ITurnScheduler

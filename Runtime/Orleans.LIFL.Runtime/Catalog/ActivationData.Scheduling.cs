@@ -403,8 +403,10 @@ internal sealed partial class ActivationData : IThreadPoolWorkItem
             return null;
         }
 
+        TurnContext root = request;
         for (var caller = request.Caller; caller is not null; caller = caller.Caller)
         {
+            root = caller;
             if (ReferenceEquals(caller.Scheduler, this) && IsHoldingLocked(caller))
             {
                 var chain = new List<string>();
@@ -423,7 +425,42 @@ internal sealed partial class ActivationData : IThreadPoolWorkItem
             }
         }
 
+        // Callers in other processes: the chain names them by grain and turn number.
+        if (root.RemoteCallers is { } remote)
+        {
+            foreach (var entry in remote)
+            {
+                if (entry.Grain == GrainId && IsHoldingChainLocked(entry.ChainId))
+                {
+                    var chain = remote.Reverse().Select(e => e.Grain.ToString()).Append($"{GrainId} ({request.Method.FullName})").ToList();
+                    return new DeadlockException(
+                        $"Deadlock: {request.Method.FullName} to {GrainId} cannot run because {GrainId} is busy waiting for this same call chain (across silos): "
+                        + string.Join(" -> ", chain)
+                        + ". Mark the grain [Reentrant] or the method [AlwaysInterleave], or avoid the call back.",
+                        chain);
+                }
+            }
+        }
+
         return null;
+    }
+
+    private bool IsHoldingChainLocked(long chainId)
+    {
+        if (_lifecycle.HasChainId && _lifecycle.ChainId == chainId && _state is ActivationState.Activating or ActivationState.Deactivating)
+        {
+            return true;
+        }
+
+        foreach (var running in _running)
+        {
+            if (running.HasChainId && running.ChainId == chainId)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private bool IsHoldingLocked(TurnContext context) =>

@@ -43,7 +43,7 @@ internal interface IGrainTypeResolver
 }
 
 /// <summary>The grain classes of a silo, found in its application parts (assemblies with generated code).</summary>
-internal sealed class GrainClassRegistry : IGrainTypeResolver
+internal sealed class GrainClassRegistry : IGrainTypeResolver, IImplicitSubscriberSource
 {
     private readonly Dictionary<GrainType, GrainClassInfo> _byType = [];
     private readonly Dictionary<Type, List<GrainClassInfo>> _byInterface = [];
@@ -94,48 +94,21 @@ internal sealed class GrainClassRegistry : IGrainTypeResolver
             : throw new GrainTypeResolutionException($"No grain class with grain type '{grainType}' is registered on this silo.");
 
     /// <summary>The grain classes implicitly subscribed to a stream namespace.</summary>
-    public IReadOnlyList<GrainClassInfo> GetImplicitSubscribers(string streamNamespace) =>
-        _byStreamNamespace.TryGetValue(streamNamespace, out var list) ? list : [];
+    public IReadOnlyList<GrainType> GetImplicitSubscribers(string streamNamespace) =>
+        _byStreamNamespace.TryGetValue(streamNamespace, out var list) ? list.Select(c => c.GrainType).ToList() : [];
 
     public GrainType ResolveGrainType(Type interfaceType, string? grainClassNamePrefix) =>
         _resolved.TryGetValue((interfaceType, grainClassNamePrefix), out var type)
             ? type
             : _resolved.GetOrAdd((interfaceType, grainClassNamePrefix), Resolve(interfaceType, grainClassNamePrefix));
 
-    private GrainType Resolve(Type interfaceType, string? prefix)
-    {
-        if (!_byInterface.TryGetValue(interfaceType, out var candidates) || candidates.Count == 0)
-        {
-            throw new GrainTypeResolutionException(
-                $"No grain class implements {interfaceType.FullName}. Is its assembly referenced by the silo and built with the code generator (LiflCodeGen)?");
-        }
-
-        if (prefix is not null)
-        {
-            candidates = candidates.Where(c => c.ClassType.FullName!.StartsWith(prefix, StringComparison.Ordinal)).ToList();
-            if (candidates.Count != 1)
-            {
-                throw new GrainTypeResolutionException(candidates.Count == 0
-                    ? $"No grain class implementing {interfaceType.Name} has a full name starting with '{prefix}'."
-                    : $"Several grain classes implementing {interfaceType.Name} start with '{prefix}': {string.Join(", ", candidates.Select(c => c.ClassType.FullName))}.");
-            }
-        }
-        else if (candidates.Count > 1)
-        {
-            // As Orleans: the class named like the interface without its leading "I" is the default implementation.
-            var conventional = interfaceType.Name.StartsWith('I') ? interfaceType.Name[1..] : null;
-            var byName = candidates.Where(c => c.ClassType.Name == conventional).ToList();
-            if (byName.Count == 1)
-            {
-                return byName[0].GrainType;
-            }
-
-            throw new GrainTypeResolutionException(
-                $"Several grain classes implement {interfaceType.Name} ({string.Join(", ", candidates.Select(c => c.ClassType.FullName))}) and none is named {conventional}; pass grainClassNamePrefix to GetGrain.");
-        }
-
-        return candidates[0].GrainType;
-    }
+    private GrainType Resolve(Type interfaceType, string? prefix) =>
+        ManifestResolver.Choose(
+            interfaceType,
+            prefix,
+            _byInterface.GetValueOrDefault(interfaceType) ?? [],
+            c => c.ClassType.FullName!,
+            c => c.ClassType.Name).GrainType;
 
     private static GrainClassInfo Describe(GrainClassDescriptor descriptor, GrainCollectionOptions collection)
     {

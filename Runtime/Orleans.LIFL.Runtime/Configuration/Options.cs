@@ -12,6 +12,14 @@ public sealed class ClusterOptions
 
     /// <summary>Names the service across deployments (grain state is keyed by it).</summary>
     public string ServiceId { get; set; } = DefaultClusterId;
+
+    /// <summary>
+    /// The shared secret every silo and client of the cluster proves it knows when it connects (HMAC challenge;
+    /// never sent). Required when silos talk over TCP; at least 16 characters.
+    /// </summary>
+    public string? Secret { get; set; }
+
+    public override string ToString() => $"cluster {ClusterId} (service {ServiceId})";
 }
 
 /// <summary>Identity of one silo.</summary>
@@ -106,6 +114,8 @@ internal sealed class MessagingOptionsValidator : IValidateOptions<MessagingOpti
 
 internal sealed class ClusterOptionsValidator : IValidateOptions<ClusterOptions>
 {
+    public const int MinimumSecretLength = 16;
+
     public ValidateOptionsResult Validate(string? name, ClusterOptions options)
     {
         var errors = new List<string>();
@@ -117,6 +127,11 @@ internal sealed class ClusterOptionsValidator : IValidateOptions<ClusterOptions>
         if (string.IsNullOrWhiteSpace(options.ServiceId))
         {
             errors.Add("ClusterOptions.ServiceId must not be empty.");
+        }
+
+        if (options.Secret is { Length: < MinimumSecretLength })
+        {
+            errors.Add($"ClusterOptions.Secret must be at least {MinimumSecretLength} characters.");
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

@@ -8,14 +8,21 @@ namespace Orleans.LIFL.Runtime.Core;
 /// <summary>Makes typed references from generated proxies; shared by silos and clients.</summary>
 internal sealed class GrainFactory : IGrainFactory
 {
-    private readonly IGrainTypeResolver _resolver;
     private readonly ObserverRegistry _observers;
+    private IGrainTypeResolver? _resolver;
     private IGrainCallRuntime? _runtime;
 
-    public GrainFactory(IGrainTypeResolver resolver, ObserverRegistry observers)
+    public GrainFactory(IGrainTypeResolver? resolver, ObserverRegistry observers)
     {
         _resolver = resolver;
         _observers = observers;
+    }
+
+    /// <summary>Maps grain interfaces to grain types; a client sets it once its gateway sent the manifest.</summary>
+    public IGrainTypeResolver Resolver
+    {
+        get => _resolver ?? throw new InvalidOperationException("The client is not connected yet: call ConnectAsync (UseLiflClient's host does it at start).");
+        set => _resolver = value;
     }
 
     public IGrainCallRuntime Runtime
@@ -26,17 +33,17 @@ internal sealed class GrainFactory : IGrainFactory
 
     public TGrainInterface GetGrain<TGrainInterface>(Guid primaryKey, string? grainClassNamePrefix = null)
         where TGrainInterface : IGrainWithGuidKey =>
-        Create<TGrainInterface>(GrainId.Create(_resolver.ResolveGrainType(typeof(TGrainInterface), grainClassNamePrefix), primaryKey));
+        Create<TGrainInterface>(GrainId.Create(Resolver.ResolveGrainType(typeof(TGrainInterface), grainClassNamePrefix), primaryKey));
 
     public TGrainInterface GetGrain<TGrainInterface>(long primaryKey, string? grainClassNamePrefix = null)
         where TGrainInterface : IGrainWithIntegerKey =>
-        Create<TGrainInterface>(GrainId.Create(_resolver.ResolveGrainType(typeof(TGrainInterface), grainClassNamePrefix), primaryKey));
+        Create<TGrainInterface>(GrainId.Create(Resolver.ResolveGrainType(typeof(TGrainInterface), grainClassNamePrefix), primaryKey));
 
     public TGrainInterface GetGrain<TGrainInterface>(string primaryKey, string? grainClassNamePrefix = null)
         where TGrainInterface : IGrainWithStringKey
     {
         ArgumentNullException.ThrowIfNull(primaryKey);
-        return Create<TGrainInterface>(GrainId.Create(_resolver.ResolveGrainType(typeof(TGrainInterface), grainClassNamePrefix), primaryKey));
+        return Create<TGrainInterface>(GrainId.Create(Resolver.ResolveGrainType(typeof(TGrainInterface), grainClassNamePrefix), primaryKey));
     }
 
     public TGrainInterface GetGrain<TGrainInterface>(GrainId grainId)

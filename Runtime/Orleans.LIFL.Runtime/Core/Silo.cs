@@ -8,6 +8,7 @@ using Orleans.LIFL.Runtime.Catalog;
 using Orleans.LIFL.Runtime.GrainDirectory;
 using Orleans.LIFL.Runtime.MembershipService;
 using Orleans.LIFL.Runtime.Messaging;
+using Orleans.LIFL.Runtime.Networking;
 using Orleans.LIFL.Runtime.Observers;
 using Orleans.LIFL.Runtime.Placement;
 using Orleans.LIFL.Runtime.Storage;
@@ -18,22 +19,29 @@ namespace Orleans.LIFL.Runtime.Core;
 internal sealed record ApplicationPartRegistration(Assembly Assembly);
 
 /// <summary>
-/// A silo: it hosts activations, routes calls, takes part in membership and collects idle activations. Its parts
-/// are wired here; the host starts and stops it.
+/// A silo: it hosts activations, routes calls, takes part in membership and collects idle activations. It talks to
+/// other silos either within this process (embedded) or over TCP (cluster), where it also detects failures. Its
+/// parts are wired here; the host starts and stops it.
 /// </summary>
-internal sealed partial class Silo : ISiloEndpoint
+internal sealed partial class Silo : ISiloEndpoint, ISiloTransportHandler
 {
     private readonly InProcessClusterFabric _fabric;
+    private readonly TcpSiloTransport? _tcp;
     private readonly IMembershipTable _membershipTable;
     private readonly IGrainDirectory _directory;
     private readonly GrainCollectionOptions _collection;
     private readonly MessagingOptions _messaging;
+    private readonly MembershipOptions _membershipOptions;
     private readonly TimeProvider _time;
+    private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stopping = new();
     private readonly DirectoryCache _directoryCache = new();
     private readonly string _siloName;
     private readonly DateTime _startTime = DateTime.UtcNow;
+    private readonly TaskCompletionSource _declaredDead = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private ClusterManifest? _manifest;
+    private ClusterHealthMonitor? _healthMonitor;
     private ITimer? _collectionTimer;
     private ITimer? _sweepTimer;
     private int _state;
@@ -47,6 +55,10 @@ internal sealed partial class Silo : ISiloEndpoint
         IOptions<GrainCollectionOptions> collection,
         IOptions<MessagingOptions> messaging,
         IOptions<SiloOptions> siloOptions,
+        IOptions<EndpointOptions> endpoints,
+        IOptions<ClusterOptions> cluster,
+        IOptions<ConnectionOptions> connections,
+        IOptions<MembershipOptions> membershipOptions,
         IEnumerable<ApplicationPartRegistration> applicationParts,
         IEnumerable<PlacementDirectorRegistration> placementDirectors,
         IEnumerable<GrainExtensionRegistration> extensions,
@@ -57,9 +69,23 @@ internal sealed partial class Silo : ISiloEndpoint
         _fabric = fabric;
         _collection = collection.Value;
         _messaging = messaging.Value;
+        _membershipOptions = membershipOptions.Value;
         _time = time;
+        _loggerFactory = loggerFactory;
         _logger = loggerFactory.CreateLogger<Silo>();
-        Address = fabric.AllocateSiloAddress();
+        IClusterTransport transport;
+        if (endpoints.Value.Enabled)
+        {
+            _tcp = new TcpSiloTransport(endpoints.Value, cluster.Value, connections.Value, time, loggerFactory);
+            Address = _tcp.Address;
+            transport = _tcp;
+        }
+        else
+        {
+            Address = fabric.AllocateSiloAddress();
+            transport = fabric;
+        }
+
         _siloName = siloOptions.Value.SiloName ?? $"{System.Environment.MachineName}/{Address.Endpoint}";
         StreamProviderNames = streamProviders.Select(p => p.Name).ToArray();
 
@@ -70,9 +96,9 @@ internal sealed partial class Silo : ISiloEndpoint
         _directory = directory;
         Membership = new MembershipTableManager(membershipTable, loggerFactory.CreateLogger<MembershipTableManager>());
         Catalog = new Catalog.Catalog();
-        var placement = new PlacementService(Address, placementDirectors, services, Membership, fabric);
+        var placement = new PlacementService(Address, placementDirectors, services, Membership, transport);
         Router = new MessageRouter(
-            Address, Catalog, Registry, placement, directory, _directoryCache, fabric, Membership, Observers, _messaging, time,
+            Address, Catalog, Registry, placement, directory, _directoryCache, transport, Membership, Observers, _messaging, time,
             loggerFactory.CreateLogger<MessageRouter>());
         GrainFactory.Runtime = new SiloCallRuntime(Router, GrainFactory);
         Statistics = new RuntimeStatistics();
@@ -100,6 +126,9 @@ internal sealed partial class Silo : ISiloEndpoint
 
     public SiloAddress Address { get; }
 
+    /// <summary>Where clients connect (TCP silos that are gateways only).</summary>
+    public System.Net.IPEndPoint? GatewayEndpoint => _tcp?.GatewayEndpoint;
+
     /// <summary>The stream providers configured on this silo; clients offer the same ones.</summary>
     public IReadOnlyList<string> StreamProviderNames { get; }
 
@@ -121,7 +150,12 @@ internal sealed partial class Silo : ISiloEndpoint
 
     public SiloStatus Status => Membership.CurrentView.GetStatus(Address);
 
-    /// <summary>Joins the cluster: Joining, then Active once it is reachable.</summary>
+    /// <summary>Completes when the cluster declared this silo dead and it stopped itself.</summary>
+    public Task DeclaredDead => _declaredDead.Task;
+
+    public ClusterManifest Manifest => _manifest ??= ClusterManifest.From(Registry, StreamProviderNames);
+
+    /// <summary>Joins the cluster: Joining, then (having reached the active silos) Active.</summary>
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         if (Interlocked.CompareExchange(ref _state, 1, 0) != 0)
@@ -135,15 +169,62 @@ internal sealed partial class Silo : ISiloEndpoint
             inMemory.Changed += OnTableChanged;
         }
 
+        await _membershipTable.InitializeMembershipTable(tryInitTableVersion: true).ConfigureAwait(false);
         await Membership.WriteEntryAsync(CreateEntry(SiloStatus.Joining)).ConfigureAwait(false);
-        _fabric.AddSilo(Address, this);
+        if (_tcp is not null)
+        {
+            _tcp.Start(this, GrainFactory.Runtime);
+        }
+        else
+        {
+            _fabric.AddSilo(Address, this);
+        }
+
         Router.Open();
+        if (_tcp is not null)
+        {
+            await CheckConnectivityAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         await Membership.WriteEntryAsync(CreateEntry(SiloStatus.Active)).ConfigureAwait(false);
+        _tcp?.BroadcastMembershipChanged();
+        if (_tcp is not null)
+        {
+            _healthMonitor = new ClusterHealthMonitor(
+                Address, Membership, _tcp, _membershipOptions, () => CreateEntry(SiloStatus.Active), _time, _loggerFactory.CreateLogger<ClusterHealthMonitor>());
+            _healthMonitor.Start();
+        }
 
         _collectionTimer = _time.CreateTimer(static s => ((Silo)s!).CollectIdle(), this, _collection.CollectionQuantum, _collection.CollectionQuantum);
         var sweep = new CallTimeouts(_time, _messaging.ResponseTimeout).SweepPeriod;
         _sweepTimer = _time.CreateTimer(static s => ((Silo)s!).SweepExpiredCalls(), this, sweep, sweep);
         LogStarted(_logger, _siloName, Address, Registry.Classes.Count());
+    }
+
+    /// <summary>A joining silo must reach every active silo that still shows signs of life before it becomes active.</summary>
+    private async Task CheckConnectivityAsync(CancellationToken cancellationToken)
+    {
+        var view = Membership.CurrentView;
+        var others = view.Members.Values.Where(m => m.Status == SiloStatus.Active && !m.Silo.Equals(Address)).ToList();
+        var answers = await Task.WhenAll(others.Select(m => _tcp!.PingAsync(m.Silo, _membershipOptions.ProbeTimeout * 2, cancellationToken))).ConfigureAwait(false);
+        for (var i = 0; i < others.Count; i++)
+        {
+            if (answers[i] is not null)
+            {
+                continue;
+            }
+
+            var entry = others[i];
+            if (DateTime.UtcNow - entry.IAmAliveTime > _membershipOptions.StaleAfter)
+            {
+                LogIgnoringStaleSilo(_logger, entry.Silo, entry.IAmAliveTime);
+                continue;
+            }
+
+            await Membership.WriteEntryAsync(CreateEntry(SiloStatus.Dead)).ConfigureAwait(false);
+            throw new InvalidOperationException(
+                $"Silo {Address} cannot reach active silo {entry.Silo} (alive at {entry.IAmAliveTime:O}); check the network and that all silos use the same cluster secret.");
+        }
     }
 
     /// <summary>Leaves gracefully: deactivates every activation (running OnDeactivateAsync) and marks itself dead.</summary>
@@ -156,6 +237,7 @@ internal sealed partial class Silo : ISiloEndpoint
 
         LogStopping(_logger, Address);
         await Membership.WriteEntryAsync(CreateEntry(SiloStatus.ShuttingDown)).ConfigureAwait(false);
+        _tcp?.BroadcastMembershipChanged();
         var reason = new DeactivationReason(DeactivationReasonCode.ShuttingDown, "the silo is shutting down");
         for (var round = 0; round < 3; round++)
         {
@@ -175,7 +257,8 @@ internal sealed partial class Silo : ISiloEndpoint
         }
 
         await Membership.WriteEntryAsync(CreateEntry(SiloStatus.Dead)).ConfigureAwait(false);
-        Shutdown(new SiloUnavailableException($"Silo {Address} shut down."));
+        _tcp?.BroadcastMembershipChanged();
+        await ShutdownAsync(new SiloUnavailableException($"Silo {Address} shut down.")).ConfigureAwait(false);
     }
 
     /// <summary>Dies on the spot, as a crashed process would: no grain code runs, callers of its activations get errors.</summary>
@@ -187,10 +270,10 @@ internal sealed partial class Silo : ISiloEndpoint
         }
 
         LogKilled(_logger, Address);
-        Shutdown(new SiloUnavailableException($"Silo {Address} died while handling the call."));
+        _ = ShutdownAsync(new SiloUnavailableException($"Silo {Address} died while handling the call."));
     }
 
-    private void Shutdown(Exception error)
+    private async Task ShutdownAsync(Exception error)
     {
         _shutDown = true;
         Router.Stop();
@@ -210,6 +293,15 @@ internal sealed partial class Silo : ISiloEndpoint
         }
 
         Observers.KillAll(error);
+        if (_healthMonitor is not null)
+        {
+            await _healthMonitor.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_tcp is not null)
+        {
+            await _tcp.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
     private MembershipEntry CreateEntry(SiloStatus status) => new()
@@ -218,6 +310,7 @@ internal sealed partial class Silo : ISiloEndpoint
         Status = status,
         SiloName = _siloName,
         HostName = System.Environment.MachineName,
+        ProxyPort = _tcp?.GatewayEndpoint?.Port ?? 0,
         StartTime = _startTime,
         IAmAliveTime = DateTime.UtcNow,
     };
@@ -238,17 +331,33 @@ internal sealed partial class Silo : ISiloEndpoint
 
     private void OnViewChanged(ClusterView previous, ClusterView current)
     {
-        var dead = current.Members.Values
-            .Where(m => m.Status == SiloStatus.Dead && previous.GetStatus(m.Silo) != SiloStatus.Dead)
-            .Select(m => m.Silo)
-            .ToList();
-        if (dead.Count == 0)
+        if (current.GetStatus(Address) == SiloStatus.Dead && previous.GetStatus(Address) != SiloStatus.Dead && _state == 1)
         {
+            // The cluster declared this silo dead (it was unreachable): it must not go on serving.
+            LogDeclaredDead(_logger, Address);
+            Kill();
+            _declaredDead.TrySetResult();
             return;
         }
 
-        _directoryCache.RemoveSilos(dead);
-        _ = _directory.UnregisterSilos(dead).AsTask();
+        var dead = current.Members.Values
+            .Where(m => m.Status == SiloStatus.Dead && previous.GetStatus(m.Silo) != SiloStatus.Dead && !m.Silo.Equals(Address))
+            .Select(m => m.Silo)
+            .ToList();
+        if (dead.Count > 0)
+        {
+            _directoryCache.RemoveSilos(dead);
+            _ = _directory.UnregisterSilos(dead).AsTask();
+            foreach (var silo in dead)
+            {
+                _tcp?.ForgetSilo(silo, new SiloUnavailableException($"Silo {silo} was declared dead."));
+            }
+        }
+
+        if (!current.ActiveSilos.SequenceEqual(previous.ActiveSilos))
+        {
+            _tcp?.PublishClusterView();
+        }
     }
 
     private void CollectIdle()
@@ -272,6 +381,8 @@ internal sealed partial class Silo : ISiloEndpoint
         {
             observer.FailExpiredRequests(now);
         }
+
+        _tcp?.FailExpiredCalls(now);
     }
 
     bool ISiloEndpoint.ReceiveFromSilo(RequestBase request) => Router.ReceiveFromSilo(request);
@@ -286,6 +397,20 @@ internal sealed partial class Silo : ISiloEndpoint
         Router.Send(request);
         return true;
     }
+
+    bool ISiloTransportHandler.ReceiveFromSilo(RequestBase request) => Router.ReceiveFromSilo(request);
+
+    void ISiloTransportHandler.ReceiveFromClient(RequestBase request) => Router.ReceiveFromClient(request);
+
+    void ISiloTransportHandler.OnMembershipGossip() => _ = RefreshViewAsync();
+
+    SiloRuntimeStatistics ISiloTransportHandler.CurrentStatistics() => GetStatistics();
+
+    IReadOnlyList<string> ISiloTransportHandler.GatewayEndpoints() =>
+        Membership.CurrentView.Members.Values
+            .Where(m => m.Status == SiloStatus.Active && m.ProxyPort > 0)
+            .Select(m => new System.Net.IPEndPoint(m.Silo.Endpoint.Address, m.ProxyPort).ToString())
+            .ToList();
 
     public SiloRuntimeStatistics GetStatistics() => new(
         Catalog.Count,
@@ -305,4 +430,10 @@ internal sealed partial class Silo : ISiloEndpoint
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Refreshing the membership view failed")]
     private static partial void LogViewRefreshFailed(ILogger logger, Exception error);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Critical, Message = "The cluster declared silo {Address} dead; it stops itself")]
+    private static partial void LogDeclaredDead(ILogger logger, SiloAddress address);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "Joining without reaching {Silo}: its last IAmAlive ({IAmAlive:O}) is stale")]
+    private static partial void LogIgnoringStaleSilo(ILogger logger, SiloAddress silo, DateTime iAmAlive);
 }

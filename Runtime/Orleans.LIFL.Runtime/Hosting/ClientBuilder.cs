@@ -1,12 +1,12 @@
+using System.Net;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.LIFL.Configuration;
-using Orleans.LIFL.Runtime.Catalog;
 using Orleans.LIFL.Runtime.Client;
-using Orleans.LIFL.Runtime.Messaging;
+using Orleans.LIFL.Runtime.Networking;
 
 namespace Orleans.LIFL.Hosting;
 
@@ -26,7 +26,13 @@ internal sealed class ClientBuilder(IServiceCollection services, IConfiguration 
 }
 
 /// <summary>How a client reaches the cluster (chosen by a Use... method on the client builder).</summary>
-internal sealed record ClientConnection(InProcessClusterFabric Fabric, Func<(GrainClassRegistry Manifest, IReadOnlyList<string> StreamProviders)> Cluster);
+internal sealed record ClientConnection(Func<IServiceProvider, IClientTransport> CreateTransport);
+
+/// <summary>The gateways a client starts from ("Lifl:Client:Gateways": host:port entries).</summary>
+public sealed class ClientOptions
+{
+    public List<string> Gateways { get; set; } = [];
+}
 
 public static class ClientHostingExtensions
 {
@@ -40,15 +46,20 @@ public static class ClientHostingExtensions
             throw new InvalidOperationException("This host runs a silo: its IClusterClient is already registered; do not add UseLiflClient.");
         }
 
-        builder.Services.AddOptions<MessagingOptions>().BindConfiguration($"{SiloHostingExtensions.ConfigurationSection}:Messaging").ValidateOnStart();
+        var section = SiloHostingExtensions.ConfigurationSection;
+        builder.Services.AddOptions<MessagingOptions>().BindConfiguration($"{section}:Messaging").ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<MessagingOptions>, MessagingOptionsValidator>();
+        builder.Services.AddOptions<ClusterOptions>().BindConfiguration($"{section}:Cluster").ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<ClusterOptions>, ClusterOptionsValidator>();
+        builder.Services.AddOptions<ConnectionOptions>().BindConfiguration($"{section}:Connections");
+        builder.Services.AddOptions<ClientOptions>().BindConfiguration($"{section}:Client");
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(sp =>
         {
             var connection = sp.GetService<ClientConnection>()
-                ?? throw new InvalidOperationException("The cluster client has no connection configured: call a Use... method (for example UseInProcessTestCluster) in UseLiflClient.");
-            var (manifest, streamProviders) = connection.Cluster();
-            return new ClusterClient(connection.Fabric, manifest, streamProviders, sp.GetRequiredService<IOptions<MessagingOptions>>().Value,
+                ?? throw new InvalidOperationException(
+                    "The cluster client has no connection configured: call UseStaticGateways (or UseInProcessTestCluster in tests) in UseLiflClient.");
+            return new ClusterClient(connection.CreateTransport(sp), sp.GetRequiredService<IOptions<MessagingOptions>>().Value,
                 sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<TimeProvider>());
         });
         builder.Services.AddSingleton<IClusterClient>(sp => sp.GetRequiredService<ClusterClient>());
@@ -57,12 +68,35 @@ public static class ClientHostingExtensions
         configure(new ClientBuilder(builder.Services, builder.Configuration));
         return builder;
     }
+
+    /// <summary>
+    /// Connects through TCP gateways ("host:port"), failing over to the other gateways the cluster reports. With no
+    /// argument the list comes from configuration (Lifl:Client:Gateways).
+    /// </summary>
+    public static IClientBuilder UseStaticGateways(this IClientBuilder builder, params string[] gateways)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddSingleton(new ClientConnection(sp =>
+        {
+            var configured = gateways.Length > 0 ? gateways : [.. sp.GetRequiredService<IOptions<ClientOptions>>().Value.Gateways];
+            var endpoints = configured.Select(g => IPEndPoint.TryParse(g, out var endpoint)
+                ? endpoint
+                : throw new InvalidOperationException($"Gateway '{g}' is not an IP endpoint (host:port).")).ToList();
+            return new GatewayClientTransport(
+                endpoints,
+                sp.GetRequiredService<IOptions<ClusterOptions>>().Value,
+                sp.GetRequiredService<IOptions<ConnectionOptions>>().Value,
+                sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<ILogger<GatewayClientTransport>>());
+        }));
+        return builder;
+    }
 }
 
 /// <summary>Connects the client when the host starts and closes it when the host stops.</summary>
 internal sealed class ClusterClientHostedService(ClusterClient client) : IHostedService
 {
-    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StartAsync(CancellationToken cancellationToken) => client.ConnectAsync(cancellationToken);
 
     public Task StopAsync(CancellationToken cancellationToken) => client.DisposeAsync().AsTask();
 }

@@ -65,6 +65,9 @@ public static class SiloHostingExtensions
         AddOptions<SiloOptions, NoValidation<SiloOptions>>(services, "Silo");
         AddOptions<GrainCollectionOptions, GrainCollectionOptionsValidator>(services, "GrainCollection");
         AddOptions<MessagingOptions, MessagingOptionsValidator>(services, "Messaging");
+        AddOptions<EndpointOptions, EndpointOptionsValidator>(services, "Endpoints");
+        AddOptions<ConnectionOptions, NoValidation<ConnectionOptions>>(services, "Connections");
+        AddOptions<MembershipOptions, MembershipOptionsValidator>(services, "Membership");
 
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<InProcessClusterFabric>();
@@ -90,6 +93,23 @@ public static class SiloHostingExtensions
 
     /// <summary>One process, in-memory membership, directory and storage back end (the embedded default).</summary>
     public static ISiloBuilder UseLocalhostClustering(this ISiloBuilder builder) => builder;
+
+    /// <summary>
+    /// Silos talk over TCP: this silo listens on <paramref name="siloPort"/> for silos and on
+    /// <paramref name="gatewayPort"/> for clients (0: a free port; -1: no gateway), on loopback unless
+    /// <see cref="EndpointOptions.ListenAddress"/> says otherwise. Every connection proves the cluster secret.
+    /// </summary>
+    public static ISiloBuilder UseTcpEndpoints(this ISiloBuilder builder, int siloPort = EndpointOptions.DefaultSiloPort, int gatewayPort = EndpointOptions.DefaultGatewayPort, Action<EndpointOptions>? configure = null)
+    {
+        builder.Services.Configure<EndpointOptions>(o =>
+        {
+            o.Enabled = true;
+            o.SiloPort = siloPort;
+            o.GatewayPort = gatewayPort;
+            configure?.Invoke(o);
+        });
+        return builder;
+    }
 
     /// <summary>Hosts the grain classes of <paramref name="assembly"/> (assemblies referenced by the app are found without this).</summary>
     public static ISiloBuilder AddApplicationPart(this ISiloBuilder builder, Assembly assembly)

@@ -9,6 +9,17 @@ using Orleans.LIFL.Runtime.Storage;
 
 namespace Orleans.LIFL.Runtime.Messaging;
 
+/// <summary>How a silo reaches other silos and the clients connected to it: in-process, or over TCP.</summary>
+internal interface IClusterTransport : ISiloStatisticsSource
+{
+    /// <summary>Hands a request to another silo; false when it is known unreachable now (the caller may re-route).
+    /// Once handed over, a later failure is reported through the request itself.</summary>
+    bool TrySendToSilo(SiloAddress silo, RequestBase request);
+
+    /// <summary>Hands an observer call to a client; false when the client is not connected.</summary>
+    bool TrySendToClient(string clientId, RequestBase request);
+}
+
 /// <summary>A silo as seen by the other silos and clients of the same process.</summary>
 internal interface ISiloEndpoint
 {
@@ -32,7 +43,7 @@ internal interface IClientEndpoint
 /// deployment spreads over TCP and PostgreSQL: the network between silos, the membership table, the grain directory
 /// and storage.
 /// </summary>
-internal sealed class InProcessClusterFabric : ISiloStatisticsSource
+internal sealed class InProcessClusterFabric : IClusterTransport
 {
     private readonly ConcurrentDictionary<SiloAddress, ISiloEndpoint> _silos = new();
     private readonly ConcurrentDictionary<string, IClientEndpoint> _clients = new(StringComparer.Ordinal);

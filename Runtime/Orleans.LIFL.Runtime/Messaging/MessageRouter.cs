@@ -22,7 +22,7 @@ internal sealed partial class MessageRouter
     private readonly PlacementService _placement;
     private readonly IGrainDirectory _directory;
     private readonly DirectoryCache _cache;
-    private readonly InProcessClusterFabric _network;
+    private readonly IClusterTransport _network;
     private readonly MembershipTableManager _membership;
     private readonly ObserverRegistry _observers;
     private readonly MessagingOptions _options;
@@ -37,7 +37,7 @@ internal sealed partial class MessageRouter
         PlacementService placement,
         IGrainDirectory directory,
         DirectoryCache cache,
-        InProcessClusterFabric network,
+        IClusterTransport network,
         MembershipTableManager membership,
         ObserverRegistry observers,
         MessagingOptions options,
@@ -87,7 +87,8 @@ internal sealed partial class MessageRouter
 
         if (ObserverRegistry.IsObserver(request.TargetId))
         {
-            return _observers.TryDeliver(request);
+            RouteToObserver(request);
+            return true;
         }
 
         if (!TryGetClass(request, out var classInfo))
@@ -107,6 +108,18 @@ internal sealed partial class MessageRouter
         return true;
     }
 
+    /// <summary>A call from a client that entered the cluster through this silo (its deadline came with it).</summary>
+    public void ReceiveFromClient(RequestBase request)
+    {
+        if (_stopped)
+        {
+            request.Fail(new SiloUnavailableException($"Gateway {_local} is not running; it cannot take {request}."));
+            return;
+        }
+
+        Route(request);
+    }
+
     /// <summary>The activation that had the request lost the directory race to an activation on <paramref name="silo"/>.</summary>
     public void Forward(RequestBase request, SiloAddress silo)
     {
@@ -121,8 +134,19 @@ internal sealed partial class MessageRouter
         }
         else if (!_network.TrySendToSilo(silo, request))
         {
-            Route(request);
+            request.Fail(Unreachable(request.TargetId, silo));
         }
+    }
+
+    /// <summary>
+    /// The grain is registered on a silo this one cannot reach. It must not be activated anywhere else until the
+    /// cluster declares that silo dead (or the grain would have two activations).
+    /// </summary>
+    private SiloUnavailableException Unreachable(GrainId grainId, SiloAddress silo)
+    {
+        _placement.MarkUnreachable(silo);
+        return new SiloUnavailableException(
+            $"{grainId} lives on silo {silo}, which is unreachable; it will be reactivated on another silo once the cluster declares {silo} dead.");
     }
 
     /// <summary>The activation that had the request went away before running it: route it afresh.</summary>
@@ -205,16 +229,31 @@ internal sealed partial class MessageRouter
                 }
 
                 _cache.Remove(grainId);
+                request.Fail(Unreachable(grainId, address.Silo));
+                return;
             }
 
-            var silo = await _placement.PlaceAsync(classInfo, grainId, request.Method.InterfaceType).ConfigureAwait(false);
-            if (silo.Equals(_local))
+            for (var attempt = 0; ; attempt++)
             {
-                ActivateLocally(request, classInfo);
-            }
-            else if (!_network.TrySendToSilo(silo, request))
-            {
-                request.Fail(new SiloUnavailableException($"Silo {silo}, chosen to host {grainId}, is unreachable."));
+                var silo = await _placement.PlaceAsync(classInfo, grainId, request.Method.InterfaceType).ConfigureAwait(false);
+                if (silo.Equals(_local))
+                {
+                    ActivateLocally(request, classInfo);
+                    return;
+                }
+
+                if (_network.TrySendToSilo(silo, request))
+                {
+                    return;
+                }
+
+                // The chosen silo cannot be reached: place again, avoiding it for a while.
+                _placement.MarkUnreachable(silo);
+                if (attempt == 2)
+                {
+                    request.Fail(new SiloUnavailableException($"Silo {silo}, chosen to host {grainId}, is unreachable."));
+                    return;
+                }
             }
         }
         catch (Exception error)
@@ -268,7 +307,20 @@ internal sealed partial class MessageRouter
         }
         else if (host.StartsWith("client:", StringComparison.Ordinal))
         {
-            delivered = _network.TrySendToClient(host["client:".Length..], request);
+            // "client:id" (reachable through any silo of this process) or "client:id@gateway" (through that gateway).
+            var client = host["client:".Length..];
+            var at = client.IndexOf('@', StringComparison.Ordinal);
+            if (at < 0)
+            {
+                delivered = _network.TrySendToClient(client, request);
+            }
+            else
+            {
+                var gateway = SiloAddress.Parse(client[(at + 1)..]);
+                delivered = gateway.Equals(_local)
+                    ? _network.TrySendToClient(client[..at], request)
+                    : _network.TrySendToSilo(gateway, request);
+            }
         }
         else
         {

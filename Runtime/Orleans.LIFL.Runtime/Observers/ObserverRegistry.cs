@@ -14,7 +14,7 @@ internal sealed class ObserverRegistry
 {
     public static readonly GrainType ObserverGrainType = new("sys.observer");
 
-    private readonly string _hostKey;
+    private volatile string _hostKey;
     private readonly ConcurrentDictionary<GrainId, ActivationData> _byId = new();
     private readonly ConditionalWeakTable<object, StrongBox<GrainId>> _byObject = new();
     private ActivationEnvironment? _environment;
@@ -27,6 +27,13 @@ internal sealed class ObserverRegistry
     public ActivationEnvironment Environment
     {
         set => _environment = value;
+    }
+
+    /// <summary>Where calls to observers created from now on are routed ("silo:...", "client:id" or "client:id@gateway").</summary>
+    public string HostKey
+    {
+        get => _hostKey;
+        set => _hostKey = value;
     }
 
     public static bool IsObserver(GrainId grainId) => grainId.Type == ObserverGrainType;

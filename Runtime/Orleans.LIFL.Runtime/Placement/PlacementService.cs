@@ -17,7 +17,9 @@ internal interface ISiloStatisticsSource
 /// <summary>Chooses the silo for each new activation, through the director registered for the grain class's strategy.</summary>
 internal sealed class PlacementService : IPlacementContext
 {
+    private static readonly TimeSpan UnreachableFor = TimeSpan.FromSeconds(5);
     private readonly Dictionary<Type, IPlacementDirector> _directors = [];
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<SiloAddress, DateTime> _unreachable = new();
     private readonly MembershipTableManager _membership;
     private readonly ISiloStatisticsSource _statistics;
 
@@ -42,8 +44,24 @@ internal sealed class PlacementService : IPlacementContext
     public IReadOnlyList<SiloAddress> GetCompatibleSilos(PlacementTarget target)
     {
         var active = _membership.CurrentView.ActiveSilos;
-        return active.Count > 0 ? active : [LocalSilo];
+        if (active.Count == 0)
+        {
+            return [LocalSilo];
+        }
+
+        if (_unreachable.IsEmpty)
+        {
+            return active;
+        }
+
+        // Silos this one just failed to reach are left out (until they answer again or are declared dead).
+        var now = DateTime.UtcNow;
+        var reachable = active.Where(s => !_unreachable.TryGetValue(s, out var since) || now - since > UnreachableFor).ToList();
+        return reachable.Count > 0 ? reachable : active;
     }
+
+    /// <summary>A send to this silo failed: keep new activations away from it for a few seconds.</summary>
+    public void MarkUnreachable(SiloAddress silo) => _unreachable[silo] = DateTime.UtcNow;
 
     public SiloRuntimeStatistics? GetSiloStatistics(SiloAddress silo) => _statistics.GetStatistics(silo);
 

@@ -28,13 +28,13 @@ internal static class StreamServices
 /// Streams whose events go straight to their subscribers as grain calls: explicit subscribers found through the
 /// stream's rendezvous grain, implicit subscribers (grain classes with [ImplicitStreamSubscription]) activated on demand.
 /// </summary>
-internal sealed class MemoryStreamProvider(string name, IGrainFactory grainFactory, GrainClassRegistry registry) : IStreamProvider
+internal sealed class MemoryStreamProvider(string name, IGrainFactory grainFactory, IImplicitSubscriberSource implicitSubscribers) : IStreamProvider
 {
     public string Name { get; } = name;
 
     internal IGrainFactory GrainFactory => grainFactory;
 
-    internal GrainClassRegistry Registry => registry;
+    internal IImplicitSubscriberSource ImplicitSubscribers => implicitSubscribers;
 
     public IAsyncStream<T> GetStream<T>(StreamId streamId) => new MemoryStream<T>(this, streamId);
 
@@ -62,10 +62,10 @@ internal sealed class MemoryStream<T>(MemoryStreamProvider provider, StreamId st
     private async Task DeliverAsync(Func<IStreamConsumerExtension, Guid, Task> deliver)
     {
         var deliveries = new List<Task>();
-        foreach (var subscriber in provider.Registry.GetImplicitSubscribers(streamId.Namespace))
+        foreach (var grainType in provider.ImplicitSubscribers.GetImplicitSubscribers(streamId.Namespace))
         {
-            var consumer = provider.GrainFactory.GetGrain<IStreamConsumerExtension>(new GrainId(subscriber.GrainType, streamId.Key));
-            deliveries.Add(deliver(consumer, StreamServices.ImplicitSubscriptionId(subscriber.GrainType, streamId)));
+            var consumer = provider.GrainFactory.GetGrain<IStreamConsumerExtension>(new GrainId(grainType, streamId.Key));
+            deliveries.Add(deliver(consumer, StreamServices.ImplicitSubscriptionId(grainType, streamId)));
         }
 
         var rendezvous = provider.Rendezvous(streamId);

@@ -157,25 +157,30 @@ public sealed class LocalGateGrain : GateGrain, ILocalGateGrain;
 public interface IDeadlockGrain : IGrainWithStringKey
 {
     /// <summary>Calls <paramref name="other"/>, which calls back this grain.</summary>
-    Task CallThrough(string other);
+    Task CallThrough(IDeadlockGrain other);
 
-    Task CallBack(string caller);
+    Task CallBack(IDeadlockGrain caller);
 
     Task CallSelf();
 
     Task Ping();
 }
 
-public sealed class DeadlockGrain : Grain, IDeadlockGrain
+public class DeadlockGrain : Grain, IDeadlockGrain
 {
-    public Task CallThrough(string other) => GrainFactory.GetGrain<IDeadlockGrain>(other).CallBack(this.GetPrimaryKeyString());
+    public Task CallThrough(IDeadlockGrain other) => other.CallBack(AsReference<IDeadlockGrain>());
 
-    public Task CallBack(string caller) => GrainFactory.GetGrain<IDeadlockGrain>(caller).Ping();
+    public Task CallBack(IDeadlockGrain caller) => caller.Ping();
 
     public Task CallSelf() => AsReference<IDeadlockGrain>().Ping();
 
     public Task Ping() => Task.CompletedTask;
 }
+
+public interface ILocalDeadlockGrain : IDeadlockGrain;
+
+[Orleans.LIFL.Placement.PreferLocalPlacement]
+public sealed class LocalDeadlockGrain : DeadlockGrain, ILocalDeadlockGrain;
 
 public interface IWorkerGrain : IGrainWithStringKey
 {

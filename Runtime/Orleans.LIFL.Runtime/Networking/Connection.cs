@@ -1,0 +1,530 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Orleans.LIFL.Configuration;
+using Orleans.LIFL.Invocation;
+using Orleans.LIFL.Metadata;
+using Orleans.LIFL.Serialization;
+
+namespace Orleans.LIFL.Runtime.Networking;
+
+/// <summary>What a connection reports to the runtime that owns it (a silo's connection manager or a client).</summary>
+internal interface IConnectionOwner
+{
+    SerializerSession Session { get; }
+
+    TimeProvider Time { get; }
+
+    /// <summary>Whether callers' continuations run on the thread pool instead of the connection's reader.</summary>
+    bool CompleteCallsAsynchronously { get; }
+
+    /// <summary>A request arrived; the connection is its response sink.</summary>
+    void OnRequest(Connection connection, RequestBase request);
+
+    /// <summary>A ping, pong, cluster view, manifest or membership notice arrived.</summary>
+    void OnControlFrame(Connection connection, FrameKind kind, ref Reader payload);
+
+    void OnClosed(Connection connection, Exception reason);
+}
+
+/// <summary>Writes the payload of a control frame.</summary>
+internal delegate void PayloadWriter<TState>(ref Writer writer, TState state);
+
+/// <summary>
+/// One authenticated TCP connection. Requests, responses and control frames are queued by any thread and written
+/// by one loop that packs everything queued into a single send; one loop reads frames and dispatches them.
+/// Calls sent here wait in a table until their response arrives; if the connection drops they all fail at once.
+/// </summary>
+internal sealed partial class Connection : IResponseSink
+{
+    private const int SendBatchBytes = 256 * 1024;
+    private readonly Socket _socket;
+    private readonly Stream _stream;
+    private readonly PipeReader _input;
+    private readonly IConnectionOwner _owner;
+    private readonly ConnectionOptions _options;
+    private readonly ILogger _logger;
+    private readonly Channel<object> _outgoing = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly ConcurrentDictionary<long, RequestBase> _pending = new();
+    private readonly TaskCompletionSource<Exception> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _nextCorrelation;
+    private int _queued;
+    private int _closing;
+
+    public Connection(Socket socket, Stream stream, PipeReader input, PeerIdentity peer, IConnectionOwner owner, ConnectionOptions options, ILogger logger)
+    {
+        _socket = socket;
+        _stream = stream;
+        _input = input;
+        Peer = peer;
+        _owner = owner;
+        _options = options;
+        _logger = logger;
+    }
+
+    public PeerIdentity Peer { get; }
+
+    /// <summary>Completes with the reason when the connection has closed.</summary>
+    public Task<Exception> Closed => _closed.Task;
+
+    public bool IsOpen => Volatile.Read(ref _closing) == 0;
+
+    public int PendingCalls => _pending.Count;
+
+    public void Start()
+    {
+        _ = RunAsync();
+    }
+
+    private async Task RunAsync()
+    {
+        var reading = ReadLoopAsync();
+        var writing = WriteLoopAsync();
+        var first = await Task.WhenAny(reading, writing).ConfigureAwait(false);
+        var reason = first.Exception?.GetBaseException() ?? first.Result;
+        Close(reason);
+        await Task.WhenAll(reading, writing).ConfigureAwait(false);
+    }
+
+    /// <summary>Queues a call to the peer; false if the connection is closed (the caller may try elsewhere).</summary>
+    public bool TrySendRequest(RequestBase request)
+    {
+        if (!IsOpen)
+        {
+            return false;
+        }
+
+        if (Interlocked.Increment(ref _queued) > _options.MaxQueuedMessages)
+        {
+            Interlocked.Decrement(ref _queued);
+            request.Fail(new LiflException($"{_options.MaxQueuedMessages} messages are queued for {Peer.Role} {Peer.Id}: it is not keeping up; call refused."));
+            return true;
+        }
+
+        if (!request.Method.IsOneWay)
+        {
+            var correlation = Interlocked.Increment(ref _nextCorrelation);
+            request.OutgoingCorrelationId = correlation;
+            _pending[correlation] = request;
+        }
+
+        if (!_outgoing.Writer.TryWrite(request))
+        {
+            Interlocked.Decrement(ref _queued);
+            _pending.TryRemove(request.OutgoingCorrelationId, out _);
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>Queues a control frame.</summary>
+    public bool TrySendControl<TState>(FrameKind kind, TState state, PayloadWriter<TState> payload) =>
+        IsOpen && _outgoing.Writer.TryWrite(new ControlFrame<TState>(kind, state, payload));
+
+    void IResponseSink.OnResult<T>(Request<T> request, T result, bool resultIsPrivate)
+    {
+        if (request.IncomingCorrelationId == 0)
+        {
+            return;
+        }
+
+        T value;
+        try
+        {
+            // The callee may change what it returned once its turn ends; the response is written later.
+            value = resultIsPrivate ? result : DeepCopier<T>.Copy(result);
+        }
+        catch (Exception error)
+        {
+            ((IResponseSink)this).OnError(request, error);
+            return;
+        }
+
+        _outgoing.Writer.TryWrite(new ResultFrame<T>(request.IncomingCorrelationId, value));
+    }
+
+    void IResponseSink.OnError(RequestBase request, Exception error)
+    {
+        if (request.IncomingCorrelationId != 0)
+        {
+            _outgoing.Writer.TryWrite(new ErrorFrame(request.IncomingCorrelationId, error));
+        }
+    }
+
+    /// <summary>Fails the calls sent here whose caller has given up.</summary>
+    public void FailExpiredCalls(long now)
+    {
+        foreach (var (correlation, request) in _pending)
+        {
+            if (request.IsExpired(now) && _pending.TryRemove(correlation, out _))
+            {
+                var timeout = Messaging.CallTimeouts.ToTimeSpan(_owner.Time, request.DeadlineTimestamp - request.SentTimestamp);
+                request.Fail(new GrainCallTimeoutException(
+                    $"Response did not arrive on time in {timeout} for {request.Method.FullName} to {request.TargetId}: it was sent to {Peer.Role} {Peer.Id}."));
+            }
+        }
+    }
+
+    /// <summary>Closes the connection; every call still waiting for a response here fails with <paramref name="reason"/>.</summary>
+    public void Close(Exception reason)
+    {
+        if (Interlocked.Exchange(ref _closing, 1) != 0)
+        {
+            return;
+        }
+
+        _outgoing.Writer.TryComplete();
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception error) when (error is SocketException or ObjectDisposedException)
+        {
+            // Already gone.
+        }
+
+        _socket.Dispose();
+        var failure = new SiloUnavailableException($"Connection to {Peer.Role.ToString().ToLowerInvariant()} {Peer.Id} lost ({reason.Message}).");
+        foreach (var correlation in _pending.Keys)
+        {
+            if (_pending.TryRemove(correlation, out var request))
+            {
+                request.Fail(failure);
+            }
+        }
+
+        while (_outgoing.Reader.TryRead(out var item))
+        {
+            if (item is RequestBase { Method.IsOneWay: true } oneWay)
+            {
+                oneWay.Fail(failure);
+            }
+        }
+
+        _closed.TrySetResult(reason);
+        _owner.OnClosed(this, reason);
+    }
+
+    private async Task<Exception> WriteLoopAsync()
+    {
+        var buffer = new FrameBuffer();
+        var reader = _outgoing.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync().ConfigureAwait(false))
+            {
+                while (buffer.Length < SendBatchBytes && reader.TryRead(out var item))
+                {
+                    if (item is RequestBase)
+                    {
+                        Interlocked.Decrement(ref _queued);
+                    }
+
+                    WriteItem(buffer, item);
+                }
+
+                if (buffer.Length > 0)
+                {
+                    await _stream.WriteAsync(buffer.Written).ConfigureAwait(false);
+                    buffer.Reset();
+                }
+            }
+
+            return new ConnectionClosedException("closed by this side");
+        }
+        catch (Exception error) when (error is IOException or SocketException or ObjectDisposedException)
+        {
+            return error;
+        }
+    }
+
+    private void WriteItem(FrameBuffer buffer, object item)
+    {
+        switch (item)
+        {
+            case RequestBase request:
+                WriteRequest(buffer, request);
+                break;
+            case OutgoingFrame frame:
+                buffer.BeginFrame(frame.Kind);
+                try
+                {
+                    var writer = new Writer(buffer, _owner.Session);
+                    frame.Write(ref writer);
+                    writer.Commit();
+                }
+                catch (Exception error)
+                {
+                    buffer.AbandonFrame();
+                    if (frame is ResultFrame result && item is not ErrorFrame)
+                    {
+                        // The result could not be serialized: the caller gets that error instead.
+                        _outgoing.Writer.TryWrite(new ErrorFrame(result.Correlation, error));
+                    }
+                    else
+                    {
+                        LogFrameFailed(_logger, error, frame.Kind, Peer.Id);
+                    }
+
+                    return;
+                }
+
+                if (!buffer.EndFrame(_options.MaxFrameBytes) && frame is ResultFrame tooLarge)
+                {
+                    _outgoing.Writer.TryWrite(new ErrorFrame(tooLarge.Correlation, new LiflException($"The result is larger than the {_options.MaxFrameBytes}-byte frame limit.")));
+                }
+
+                break;
+        }
+    }
+
+    private void WriteRequest(FrameBuffer buffer, RequestBase request)
+    {
+        if (request.IsCompleted)
+        {
+            // Timed out (or failed) while queued: do not send it.
+            _pending.TryRemove(request.OutgoingCorrelationId, out _);
+            return;
+        }
+
+        buffer.BeginFrame(FrameKind.Request);
+        try
+        {
+            var writer = new Writer(buffer, _owner.Session);
+            RequestHeader.Write(ref writer, request, request.Method.IsOneWay ? 0 : request.OutgoingCorrelationId, _owner.Time);
+            request.WriteArguments(ref writer);
+            writer.Commit();
+        }
+        catch (Exception error)
+        {
+            buffer.AbandonFrame();
+            _pending.TryRemove(request.OutgoingCorrelationId, out _);
+            request.Fail(error);
+            return;
+        }
+
+        if (!buffer.EndFrame(_options.MaxFrameBytes))
+        {
+            _pending.TryRemove(request.OutgoingCorrelationId, out _);
+            request.Fail(new LiflException($"The arguments of {request.Method.FullName} are larger than the {_options.MaxFrameBytes}-byte frame limit."));
+        }
+    }
+
+    private async Task<Exception> ReadLoopAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                var result = await _input.ReadAsync().ConfigureAwait(false);
+                var buffer = result.Buffer;
+                try
+                {
+                    while (FrameReader.TryRead(ref buffer, _options.MaxFrameBytes, out var frame))
+                    {
+                        Dispatch(frame);
+                    }
+                }
+                finally
+                {
+                    _input.AdvanceTo(buffer.Start, buffer.End);
+                }
+
+                if (result.IsCompleted)
+                {
+                    return new ConnectionClosedException("closed by the peer");
+                }
+            }
+        }
+        catch (ProtocolException error)
+        {
+            LogProtocolViolation(_logger, Peer.Role, Peer.Id, error.Message);
+            return error;
+        }
+        catch (Exception error) when (error is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
+        {
+            return error;
+        }
+    }
+
+    private void Dispatch(in ReadOnlySequence<byte> frame)
+    {
+        if (frame.IsSingleSegment)
+        {
+            Dispatch(frame.FirstSpan);
+            return;
+        }
+
+        var length = (int)frame.Length;
+        var rented = ArrayPool<byte>.Shared.Rent(length);
+        try
+        {
+            frame.CopyTo(rented);
+            Dispatch(rented.AsSpan(0, length));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    private void Dispatch(ReadOnlySpan<byte> frame)
+    {
+        var kind = (FrameKind)frame[0];
+        var reader = new Reader(frame[1..], _owner.Session);
+        try
+        {
+            switch (kind)
+            {
+                case FrameKind.Request:
+                    ReceiveRequest(ref reader);
+                    break;
+                case FrameKind.Response:
+                    ReceiveResponse(ref reader);
+                    break;
+                case FrameKind.Ping or FrameKind.Pong or FrameKind.ClusterView or FrameKind.MembershipChanged or FrameKind.Manifest:
+                    _owner.OnControlFrame(this, kind, ref reader);
+                    break;
+                default:
+                    throw new ProtocolException($"unknown frame kind {(byte)kind}");
+            }
+        }
+        catch (SerializationException error)
+        {
+            throw new ProtocolException($"a malformed {kind} frame: {error.Message}");
+        }
+    }
+
+    private void ReceiveRequest(ref Reader reader)
+    {
+        var header = RequestHeader.Read(ref reader);
+        var request = GeneratedCodeRegistry.CreateRequest(header.MethodWireId);
+        if (request is null)
+        {
+            Refuse(header.Correlation, new GrainTypeResolutionException(
+                $"No grain method with wire id {header.MethodWireId} is known here (call to {header.Target}); the grain interface's assembly is not deployed on this silo."));
+            return;
+        }
+
+        try
+        {
+            request.ReadArguments(ref reader);
+        }
+        catch (Exception error) when (error is SerializationException or CodecNotFoundException)
+        {
+            LogBadArguments(_logger, request.Method.FullName, Peer.Id, error.Message);
+            Refuse(header.Correlation, error);
+            return;
+        }
+
+        header.ApplyTo(request, _owner.Time);
+        if (header.Correlation != 0)
+        {
+            request.IncomingCorrelationId = header.Correlation;
+            request.ResponseSink = this;
+        }
+
+        _owner.OnRequest(this, request);
+    }
+
+    private void Refuse(long correlation, Exception error)
+    {
+        if (correlation != 0)
+        {
+            _outgoing.Writer.TryWrite(new ErrorFrame(correlation, error));
+        }
+    }
+
+    private void ReceiveResponse(ref Reader reader)
+    {
+        var correlation = (long)reader.ReadVarUInt64();
+        var status = reader.ReadByte();
+        if (!_pending.TryRemove(correlation, out var request))
+        {
+            // It timed out (or the connection's pending table was swept): the late answer has no taker.
+            return;
+        }
+
+        var async = _owner.CompleteCallsAsynchronously;
+        try
+        {
+            if (status == 0)
+            {
+                request.CompleteFromWire(ref reader, async);
+                return;
+            }
+
+            var error = Codec<Exception>.ReadField(ref reader);
+            Fail(request, error, async);
+        }
+        catch (Exception error) when (error is SerializationException or CodecNotFoundException)
+        {
+            Fail(request, error, async);
+        }
+    }
+
+    private static void Fail(RequestBase request, Exception error, bool async)
+    {
+        if (async)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static s => s.request.Fail(s.error), (request, error), preferLocal: false);
+        }
+        else
+        {
+            request.Fail(error);
+        }
+    }
+
+    [LoggerMessage(EventId = 5001, Level = LogLevel.Warning, Message = "Dropping the connection of {Role} {Peer}: {Violation}")]
+    private static partial void LogProtocolViolation(ILogger logger, PeerRole role, string peer, string violation);
+
+    [LoggerMessage(EventId = 5002, Level = LogLevel.Warning, Message = "Refused a call to {Method} from {Peer}: its arguments could not be read ({Reason})")]
+    private static partial void LogBadArguments(ILogger logger, string method, string peer, string reason);
+
+    [LoggerMessage(EventId = 5003, Level = LogLevel.Warning, Message = "Could not write a {Kind} frame to {Peer}")]
+    private static partial void LogFrameFailed(ILogger logger, Exception error, FrameKind kind, string peer);
+
+    private abstract class OutgoingFrame(FrameKind kind)
+    {
+        public FrameKind Kind { get; } = kind;
+
+        public abstract void Write(ref Writer writer);
+    }
+
+    private abstract class ResultFrame(long correlation) : OutgoingFrame(FrameKind.Response)
+    {
+        public long Correlation { get; } = correlation;
+    }
+
+    private sealed class ResultFrame<T>(long correlation, T value) : ResultFrame(correlation)
+    {
+        public override void Write(ref Writer writer)
+        {
+            writer.WriteVarUInt64((ulong)Correlation);
+            writer.WriteByte(0);
+            Request<T>.WriteResult(ref writer, value);
+        }
+    }
+
+    private sealed class ErrorFrame(long correlation, Exception error) : ResultFrame(correlation)
+    {
+        public override void Write(ref Writer writer)
+        {
+            writer.WriteVarUInt64((ulong)Correlation);
+            writer.WriteByte(1);
+            Codec<Exception>.WriteField(ref writer, 0, error);
+        }
+    }
+
+    private sealed class ControlFrame<TState>(FrameKind kind, TState state, PayloadWriter<TState> payload) : OutgoingFrame(kind)
+    {
+        public override void Write(ref Writer writer) => payload(ref writer, state);
+    }
+}
+
+/// <summary>The connection ended normally (one side closed it).</summary>
+internal sealed class ConnectionClosedException(string message) : Exception(message);

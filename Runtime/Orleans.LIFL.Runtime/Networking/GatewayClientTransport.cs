@@ -1,0 +1,208 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Orleans.LIFL.Configuration;
+using Orleans.LIFL.Invocation;
+using Orleans.LIFL.Runtime.Catalog;
+using Orleans.LIFL.Runtime.Client;
+using Orleans.LIFL.Serialization;
+
+namespace Orleans.LIFL.Runtime.Networking;
+
+/// <summary>
+/// A client's link to the cluster over TCP: one connection to a gateway, chosen from the configured list and then
+/// from the gateways the cluster reports. When the gateway goes away, calls waiting on it fail at once (their outcome
+/// is unknown), and the client reconnects to another gateway; calls made meanwhile wait for it.
+/// </summary>
+internal sealed partial class GatewayClientTransport : IClientTransport, IConnectionOwner
+{
+    private readonly ClusterOptions _cluster;
+    private readonly ConnectionOptions _options;
+    private readonly ILogger _logger;
+    private readonly byte[] _secret;
+    private readonly Lock _lock = new();
+    private readonly CancellationTokenSource _closing = new();
+    private readonly TaskCompletionSource<ClusterManifest> _manifest = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private List<IPEndPoint> _gateways;
+    private IClientTransportHandler? _handler;
+    private Task<Connection>? _connection;
+
+    public GatewayClientTransport(IReadOnlyList<IPEndPoint> gateways, ClusterOptions cluster, ConnectionOptions options, TimeProvider time, ILogger<GatewayClientTransport> logger)
+    {
+        if (gateways.Count == 0)
+        {
+            throw new InvalidOperationException("The client has no gateway to connect to: configure at least one (Lifl:Client:Gateways).");
+        }
+
+        _gateways = [.. gateways];
+        _cluster = cluster;
+        _options = options;
+        Time = time;
+        _logger = logger;
+        _secret = Handshake.SecretBytes(cluster.Secret
+            ?? throw new InvalidOperationException("ClusterOptions.Secret must be set for a client connecting over TCP (Lifl:Cluster:Secret)."));
+    }
+
+    public TimeProvider Time { get; }
+
+    public SerializerSession Session => _handler?.Session ?? new SerializerSession(null);
+
+    public bool CompleteCallsAsynchronously => true;
+
+    /// <summary>The gateway this client is connected to now (null while reconnecting).</summary>
+    public string? CurrentGateway => _connection is { IsCompletedSuccessfully: true } c && c.Result.IsOpen ? c.Result.Peer.Id : null;
+
+    public async Task<ClusterManifest> ConnectAsync(IClientTransportHandler handler, CancellationToken cancellationToken)
+    {
+        _handler = handler;
+        await GetConnectionAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+        return await _manifest.Task.WaitAsync(_options.HandshakeTimeout, cancellationToken).ConfigureAwait(false);
+    }
+
+    public void Send(RequestBase request)
+    {
+        var connecting = GetConnectionAsync();
+        if (connecting.IsCompletedSuccessfully && connecting.Result.TrySendRequest(request))
+        {
+            return;
+        }
+
+        _ = SendWhenConnectedAsync(request);
+    }
+
+    private async Task SendWhenConnectedAsync(RequestBase request)
+    {
+        var patience = request.DeadlineTimestamp == 0
+            ? _options.ConnectTimeout
+            : Messaging.CallTimeouts.ToTimeSpan(Time, request.DeadlineTimestamp - Time.GetTimestamp());
+        for (var attempt = 0; attempt < 3; attempt++)
+        {
+            try
+            {
+                var connection = await GetConnectionAsync().WaitAsync(patience > TimeSpan.Zero ? patience : TimeSpan.FromMilliseconds(1)).ConfigureAwait(false);
+                if (connection.TrySendRequest(request))
+                {
+                    return;
+                }
+            }
+            catch (Exception error) when (error is SiloUnavailableException or TimeoutException)
+            {
+                request.Fail(new RuntimeUnavailableException($"No gateway of {_cluster} is reachable for {request}: {error.Message}"));
+                return;
+            }
+        }
+
+        request.Fail(new RuntimeUnavailableException($"The gateway connections kept closing; {request} was not sent."));
+    }
+
+    private Task<Connection> GetConnectionAsync()
+    {
+        lock (_lock)
+        {
+            if (_connection is { IsCompleted: false } pending || (_connection is { IsCompletedSuccessfully: true } done && done.Result.IsOpen))
+            {
+                return _connection;
+            }
+
+            if (_closing.IsCancellationRequested)
+            {
+                return Task.FromException<Connection>(new RuntimeUnavailableException("The cluster client is closed."));
+            }
+
+            _connection = ConnectToAnyGatewayAsync();
+            return _connection;
+        }
+    }
+
+    private async Task<Connection> ConnectToAnyGatewayAsync()
+    {
+        List<IPEndPoint> candidates;
+        lock (_lock)
+        {
+            candidates = [.. _gateways.OrderBy(_ => Random.Shared.Next())];
+        }
+
+        var self = new PeerIdentity(PeerRole.Client, _handler!.ClientId);
+        var failures = new List<string>();
+        foreach (var gateway in candidates)
+        {
+            try
+            {
+                var connection = await TcpConnector.ConnectAsync(gateway, _cluster.ClusterId, _secret, self, this, _options, _logger, _closing.Token).ConfigureAwait(false);
+                _handler.OnObserverHostChanged($"client:{_handler.ClientId}@{connection.Peer.Id}");
+                LogConnected(_logger, gateway, connection.Peer.Id);
+                return connection;
+            }
+            catch (SiloUnavailableException error)
+            {
+                failures.Add(error.Message);
+            }
+        }
+
+        throw new SiloUnavailableException($"No gateway answered: {string.Join("; ", failures)}");
+    }
+
+    void IConnectionOwner.OnRequest(Connection connection, RequestBase request)
+    {
+        if (_handler?.DeliverToObserver(request) != true)
+        {
+            request.Fail(new ObserverNotFoundException($"Observer {request.TargetId} does not exist on client {_handler?.ClientId}."));
+        }
+    }
+
+    void IConnectionOwner.OnControlFrame(Connection connection, FrameKind kind, ref Reader payload)
+    {
+        switch (kind)
+        {
+            case FrameKind.Manifest:
+                _manifest.TrySetResult(Codec<ClusterManifest>.ReadField(ref payload));
+                break;
+            case FrameKind.ClusterView:
+                var gateways = Codec<List<string>>.ReadField(ref payload)
+                    .Select(g => IPEndPoint.TryParse(g, out var endpoint) ? endpoint : null)
+                    .OfType<IPEndPoint>()
+                    .ToList();
+                if (gateways.Count > 0)
+                {
+                    lock (_lock)
+                    {
+                        _gateways = gateways;
+                    }
+                }
+
+                break;
+            default:
+                throw new ProtocolException($"a {kind} frame is not expected by a client");
+        }
+    }
+
+    void IConnectionOwner.OnClosed(Connection connection, Exception reason)
+    {
+        if (!_closing.IsCancellationRequested)
+        {
+            LogGatewayLost(_logger, connection.Peer.Id, reason.Message);
+        }
+    }
+
+    public void FailExpiredCalls(long now)
+    {
+        if (_connection is { IsCompletedSuccessfully: true } done)
+        {
+            done.Result.FailExpiredCalls(now);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _closing.CancelAsync().ConfigureAwait(false);
+        if (_connection is { IsCompletedSuccessfully: true } done)
+        {
+            done.Result.Close(new ConnectionClosedException("the client closed"));
+        }
+    }
+
+    [LoggerMessage(EventId = 5201, Level = LogLevel.Information, Message = "Connected to gateway {Gateway} ({Silo})")]
+    private static partial void LogConnected(ILogger logger, IPEndPoint gateway, string silo);
+
+    [LoggerMessage(EventId = 5202, Level = LogLevel.Warning, Message = "Lost gateway {Silo} ({Reason}); reconnecting to another")]
+    private static partial void LogGatewayLost(ILogger logger, string silo, string reason);
+}

@@ -1,0 +1,76 @@
+using System.Net;
+using Microsoft.Extensions.Options;
+
+namespace Orleans.LIFL.Configuration;
+
+/// <summary>Where a silo listens and how others reach it. Networking is off (embedded) unless enabled.</summary>
+public sealed class EndpointOptions
+{
+    public const int DefaultSiloPort = 11111;
+    public const int DefaultGatewayPort = 30000;
+
+    /// <summary>Set by UseTcpEndpoints: silos talk over TCP (otherwise only within this process).</summary>
+    public bool Enabled { get; set; }
+
+    /// <summary>The address to listen on. Loopback unless configured: a silo is not reachable from other machines by default.</summary>
+    public string ListenAddress { get; set; } = IPAddress.Loopback.ToString();
+
+    /// <summary>The address other silos and clients use to reach this one; defaults to the listen address (or loopback when listening on any).</summary>
+    public string? AdvertisedAddress { get; set; }
+
+    /// <summary>Silo-to-silo port; 0 picks a free port.</summary>
+    public int SiloPort { get; set; } = DefaultSiloPort;
+
+    /// <summary>Client gateway port; 0 picks a free port, -1 disables the gateway.</summary>
+    public int GatewayPort { get; set; } = DefaultGatewayPort;
+}
+
+/// <summary>Limits and timings of connections.</summary>
+public sealed class ConnectionOptions
+{
+    /// <summary>Frames larger than this are refused and the connection dropped (guards against hostile lengths).</summary>
+    public int MaxFrameBytes { get; set; } = 128 * 1024 * 1024;
+
+    /// <summary>How long a peer has to complete the authenticated handshake.</summary>
+    public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long to wait for a TCP connection to a silo or gateway.</summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>Messages queued on one connection beyond this are refused (back-pressure instead of unbounded memory).</summary>
+    public int MaxQueuedMessages { get; set; } = 250_000;
+}
+
+internal sealed class EndpointOptionsValidator : IValidateOptions<EndpointOptions>
+{
+    public ValidateOptionsResult Validate(string? name, EndpointOptions options)
+    {
+        if (!options.Enabled)
+        {
+            return ValidateOptionsResult.Success;
+        }
+
+        var errors = new List<string>();
+        if (!IPAddress.TryParse(options.ListenAddress, out _))
+        {
+            errors.Add($"EndpointOptions.ListenAddress '{options.ListenAddress}' is not an IP address.");
+        }
+
+        if (options.AdvertisedAddress is { } advertised && !IPAddress.TryParse(advertised, out _))
+        {
+            errors.Add($"EndpointOptions.AdvertisedAddress '{advertised}' is not an IP address.");
+        }
+
+        if (options.SiloPort is < 0 or > 65535)
+        {
+            errors.Add($"EndpointOptions.SiloPort {options.SiloPort} is not a port (0 picks a free one).");
+        }
+
+        if (options.GatewayPort is < -1 or > 65535)
+        {
+            errors.Add($"EndpointOptions.GatewayPort {options.GatewayPort} is not a port (0 picks a free one, -1 disables the gateway).");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}
