@@ -64,3 +64,14 @@ public sealed class PreferLocalPlacementAttribute() : PlacementAttribute(PreferL
 public sealed class HashBasedPlacementAttribute() : PlacementAttribute(HashBasedPlacement.Singleton);
 
 public sealed class ActivationCountBasedPlacementAttribute() : PlacementAttribute(ActivationCountBasedPlacement.Singleton);
+
+/// <summary>
+/// The silo with the most spare resources: lowest weighted score of CPU use, memory use and activation count, as
+/// the silos last reported them (in the answers to failure-detection probes).
+/// </summary>
+public sealed class ResourceOptimizedPlacement : PlacementStrategy
+{
+    public static ResourceOptimizedPlacement Singleton { get; } = new();
+}
+
+public sealed class ResourceOptimizedPlacementAttribute() : PlacementAttribute(ResourceOptimizedPlacement.Singleton);

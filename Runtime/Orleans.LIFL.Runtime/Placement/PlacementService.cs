@@ -92,6 +92,10 @@ internal sealed class PlacementService : IPlacementContext
         services.AddSingleton(new PlacementDirectorRegistration(typeof(HashBasedPlacement), static _ => new HashBasedPlacementDirector()));
         services.AddSingleton(new PlacementDirectorRegistration(typeof(ActivationCountBasedPlacement), static _ => new ActivationCountPlacementDirector()));
         services.AddSingleton(new PlacementDirectorRegistration(typeof(StatelessWorkerPlacement), static _ => new PreferLocalPlacementDirector()));
+        services.AddOptions<ResourceOptimizedPlacementOptions>().BindConfiguration("Lifl:ResourceOptimizedPlacement");
+        services.AddSingleton(new PlacementDirectorRegistration(
+            typeof(ResourceOptimizedPlacement),
+            static sp => new ResourceOptimizedPlacementDirector(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<ResourceOptimizedPlacementOptions>>().Value)));
     }
 }
 

@@ -50,3 +50,8 @@ public interface ICustomPlacedGrain : IPlacedGrain;
 
 [LastSiloPlacement]
 public sealed class CustomPlacedGrain : PlacedGrainBase, ICustomPlacedGrain;
+
+public interface IResourcePlacedGrain : IPlacedGrain;
+
+[ResourceOptimizedPlacement]
+public sealed class ResourcePlacedGrain : PlacedGrainBase, IResourcePlacedGrain;
