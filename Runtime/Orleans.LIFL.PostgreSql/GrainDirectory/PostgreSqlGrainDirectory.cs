@@ -1,0 +1,197 @@
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Orleans.LIFL.Runtime.GrainDirectory;
+
+namespace Orleans.LIFL.PostgreSql;
+
+/// <summary>
+/// The grain directory in PostgreSQL: one row per registered grain of the cluster, keyed by (cluster, grain), so
+/// the primary key itself keeps every grain to at most one registered activation whichever processes race.
+/// The table is created on first use.
+/// </summary>
+public sealed class PostgreSqlGrainDirectory : IGrainDirectory, IAsyncDisposable, IDisposable
+{
+    private const string Table = "lifl_grain_directory";
+    private const int MaxClusterIdLength = 150;
+
+    /// <summary>How often <see cref="Register"/> starts over when the entry it looked at changed under it.</summary>
+    private const int MaxRegisterAttempts = 64;
+
+    private const string SchemaDdl = """
+        CREATE TABLE IF NOT EXISTS lifl_grain_directory
+        (
+            cluster_id varchar(150) NOT NULL,
+            grain_id text NOT NULL,
+            silo text NOT NULL,
+            activation_id bigint NOT NULL,
+            registered_at timestamptz NOT NULL DEFAULT now(),
+            CONSTRAINT pk_lifl_grain_directory PRIMARY KEY (cluster_id, grain_id)
+        );
+        CREATE INDEX IF NOT EXISTS ix_lifl_grain_directory_silo ON lifl_grain_directory (cluster_id, silo);
+        """;
+
+    private const string InsertSql = """
+        INSERT INTO lifl_grain_directory (cluster_id, grain_id, silo, activation_id)
+        VALUES (@cluster, @grain, @silo, @activation)
+        ON CONFLICT (cluster_id, grain_id) DO NOTHING
+        RETURNING silo
+        """;
+
+    private const string LookupSql = """
+        SELECT silo, activation_id FROM lifl_grain_directory WHERE cluster_id = @cluster AND grain_id = @grain
+        """;
+
+    private const string ReplaceSql = """
+        UPDATE lifl_grain_directory SET silo = @silo, activation_id = @activation, registered_at = now()
+        WHERE cluster_id = @cluster AND grain_id = @grain AND silo = @oldSilo AND activation_id = @oldActivation
+        RETURNING silo
+        """;
+
+    private const string UnregisterSql = """
+        DELETE FROM lifl_grain_directory
+        WHERE cluster_id = @cluster AND grain_id = @grain AND silo = @silo AND activation_id = @activation
+        """;
+
+    private const string UnregisterSilosSql = """
+        DELETE FROM lifl_grain_directory WHERE cluster_id = @cluster AND silo = ANY(@silos)
+        """;
+
+    private readonly PostgreSqlDatabase _database;
+    private readonly string _clusterId;
+
+    /// <param name="connectionString">An Npgsql connection string.</param>
+    /// <param name="clusterId">The cluster whose grains this directory holds (at most 150 characters).</param>
+    public PostgreSqlGrainDirectory(string connectionString, string clusterId, ILogger<PostgreSqlGrainDirectory> logger)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(clusterId);
+        ArgumentNullException.ThrowIfNull(logger);
+        if (clusterId.Length > MaxClusterIdLength)
+        {
+            throw new ArgumentException($"The cluster id '{clusterId}' is longer than the {MaxClusterIdLength} characters of {Table}.cluster_id.", nameof(clusterId));
+        }
+
+        _database = new PostgreSqlDatabase(connectionString, "grain directory", Table, SchemaDdl, logger);
+        _clusterId = clusterId;
+    }
+
+    /// <summary>
+    /// Registers <paramref name="address"/> if the grain has no entry, or if its entry names an activation on a silo
+    /// <paramref name="isSiloDead"/> says is gone (replaced only if the entry is still that one); otherwise returns the
+    /// registered activation.
+    /// </summary>
+    public async ValueTask<GrainAddress> Register(GrainAddress address, Func<SiloAddress, bool> isSiloDead)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        ArgumentNullException.ThrowIfNull(isSiloDead);
+        var grain = address.GrainId.ToString();
+        var silo = address.Silo.ToString();
+        for (var attempt = 0; attempt < MaxRegisterAttempts; attempt++)
+        {
+            var inserted = await _database.RunAsync("register a grain activation", Table, async connection =>
+            {
+                await using var command = new NpgsqlCommand(InsertSql, connection)
+                    .With("cluster", _clusterId)
+                    .With("grain", grain)
+                    .With("silo", silo)
+                    .With("activation", address.ActivationId.Value);
+                return await command.ExecuteScalarAsync().ConfigureAwait(false) is not null;
+            }).ConfigureAwait(false);
+            if (inserted)
+            {
+                return address;
+            }
+
+            var current = await Lookup(address.GrainId).ConfigureAwait(false);
+            if (current is null)
+            {
+                continue; // unregistered since the insert: try again
+            }
+
+            if (current.Matches(address) || !isSiloDead(current.Silo))
+            {
+                return current;
+            }
+
+            var replaced = await _database.RunAsync("replace a dead silo's grain activation", Table, async connection =>
+            {
+                await using var command = new NpgsqlCommand(ReplaceSql, connection)
+                    .With("cluster", _clusterId)
+                    .With("grain", grain)
+                    .With("silo", silo)
+                    .With("activation", address.ActivationId.Value)
+                    .With("oldSilo", current.Silo.ToString())
+                    .With("oldActivation", current.ActivationId.Value);
+                return await command.ExecuteScalarAsync().ConfigureAwait(false) is not null;
+            }).ConfigureAwait(false);
+            if (replaced)
+            {
+                return address;
+            }
+
+            // Another registration replaced or removed the dead entry first: look again.
+        }
+
+        throw new InvalidOperationException(
+            $"Could not register {address} in the grain directory of cluster '{_clusterId}': its entry kept changing under {MaxRegisterAttempts} attempts.");
+    }
+
+    public async ValueTask<GrainAddress?> Lookup(GrainId grainId)
+    {
+        if (grainId.IsDefault)
+        {
+            throw new ArgumentException("A grain id is required.", nameof(grainId));
+        }
+
+        return await _database.RunAsync("look up a grain activation", Table, async connection =>
+        {
+            await using var command = new NpgsqlCommand(LookupSql, connection)
+                .With("cluster", _clusterId)
+                .With("grain", grainId.ToString());
+            await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
+            if (!await reader.ReadAsync().ConfigureAwait(false))
+            {
+                return null;
+            }
+
+            return new GrainAddress(grainId, SiloAddress.Parse(reader.GetString(0)), new ActivationId(reader.GetInt64(1)));
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>Removes the grain's entry only if it still names this silo and activation.</summary>
+    public async ValueTask Unregister(GrainAddress address)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        await _database.RunAsync("unregister a grain activation", Table, async connection =>
+        {
+            await using var command = new NpgsqlCommand(UnregisterSql, connection)
+                .With("cluster", _clusterId)
+                .With("grain", address.GrainId.ToString())
+                .With("silo", address.Silo.ToString())
+                .With("activation", address.ActivationId.Value);
+            await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>Removes every entry of the given silos, in one statement.</summary>
+    public async ValueTask UnregisterSilos(IReadOnlyCollection<SiloAddress> silos)
+    {
+        ArgumentNullException.ThrowIfNull(silos);
+        if (silos.Count == 0)
+        {
+            return;
+        }
+
+        var names = silos.Select(s => s.ToString()).ToArray();
+        await _database.RunAsync("unregister the activations of dead silos", Table, async connection =>
+        {
+            await using var command = new NpgsqlCommand(UnregisterSilosSql, connection)
+                .With("cluster", _clusterId)
+                .With("silos", names);
+            await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+        }).ConfigureAwait(false);
+    }
+
+    public ValueTask DisposeAsync() => _database.DisposeAsync();
+
+    public void Dispose() => _database.Dispose();
+}

@@ -1,0 +1,190 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Orleans.LIFL.Runtime.GrainDirectory;
+using Orleans.LIFL.Testing.PostgreSql;
+using Xunit;
+using static Orleans.LIFL.PostgreSql.Tests.Infrastructure.TestDatabase;
+
+namespace Orleans.LIFL.PostgreSql.Tests;
+
+/// <summary>PostgreSqlGrainDirectory on a fresh database per test; several instances stand for several silo processes.</summary>
+public sealed class GrainDirectoryTests(PostgresServer server) : IAsyncLifetime
+{
+    private const string ClusterId = "cluster-a";
+    private static readonly GrainType TestGrain = new("test-grain");
+    private readonly List<IAsyncDisposable> _owned = [];
+    private string _connectionString = "";
+
+    public async ValueTask InitializeAsync() => _connectionString = await server.CreateDatabaseAsync();
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var owned in _owned)
+        {
+            await owned.DisposeAsync();
+        }
+    }
+
+    /// <summary>Many concurrent registrations of one grain from several processes: one wins, and every caller is told the winner.</summary>
+    [Fact]
+    public async Task Concurrent_registrations_have_one_winner()
+    {
+        const int Registrations = 32;
+        var directories = Enumerable.Range(0, 4).Select(_ => NewDirectory()).ToList();
+        var grain = GrainId.Create(TestGrain, "contended");
+        var candidates = Enumerable.Range(0, Registrations).Select(i => new GrainAddress(grain, Silo(20000 + i), new ActivationId(1000 + i))).ToList();
+        await WarmUpAsync(directories, Registrations);
+
+        var go = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var registrations = candidates.Select((address, i) => Task.Run(async () =>
+        {
+            await go.Task;
+            return await directories[i % directories.Count].Register(address, _ => false);
+        })).ToList();
+        go.SetResult();
+        var results = await Task.WhenAll(registrations);
+
+        var winner = results[0];
+        Assert.Contains(winner, candidates);
+        Assert.All(results, r => Assert.Equal(winner, r));
+        Assert.Equal(winner, await directories[3].Lookup(grain));
+        Assert.Equal(["1"], await QueryAsync(_connectionString, "SELECT count(*) FROM lifl_grain_directory"));
+    }
+
+    /// <summary>An entry on a dead silo is replaced by a new registration; an entry on a live silo is kept and returned.</summary>
+    [Fact]
+    public async Task Dead_silos_entry_is_replaced_and_live_one_is_kept()
+    {
+        var directory = NewDirectory();
+        var grain = GrainId.Create(TestGrain, "g");
+        var first = new GrainAddress(grain, Silo(20000), new ActivationId(1));
+        var second = new GrainAddress(grain, Silo(20001), new ActivationId(2));
+        Assert.Equal(first, await directory.Register(first, _ => false));
+
+        var deadAsked = new List<SiloAddress>();
+        Assert.Equal(first, await directory.Register(second, silo =>
+        {
+            deadAsked.Add(silo);
+            return false;
+        }));
+        Assert.Equal([first.Silo], deadAsked);
+        Assert.Equal(first, await directory.Lookup(grain));
+
+        Assert.Equal(second, await directory.Register(second, silo => silo.Equals(first.Silo)));
+        Assert.Equal(second, await directory.Lookup(grain));
+        // Registering the registered activation again returns it without asking about its silo.
+        Assert.Equal(second, await directory.Register(second, _ => throw new InvalidOperationException("not asked")));
+    }
+
+    /// <summary>Concurrent registrations that all find the entry's silo dead: exactly one replaces it, all are told that one.</summary>
+    [Fact]
+    public async Task Concurrent_replacements_of_a_dead_entry_have_one_winner()
+    {
+        const int Registrations = 24;
+        var directories = Enumerable.Range(0, 4).Select(_ => NewDirectory()).ToList();
+        var grain = GrainId.Create(TestGrain, 7);
+        var dead = new GrainAddress(grain, Silo(20000), new ActivationId(1));
+        await directories[0].Register(dead, _ => false);
+        var candidates = Enumerable.Range(1, Registrations).Select(i => new GrainAddress(grain, Silo(20000 + i), new ActivationId(1000 + i))).ToList();
+        await WarmUpAsync(directories, Registrations);
+
+        var go = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var registrations = candidates.Select((address, i) => Task.Run(async () =>
+        {
+            await go.Task;
+            return await directories[i % directories.Count].Register(address, silo => silo.Equals(dead.Silo));
+        })).ToList();
+        go.SetResult();
+        var results = await Task.WhenAll(registrations);
+
+        var winner = results[0];
+        Assert.Contains(winner, candidates);
+        Assert.All(results, r => Assert.Equal(winner, r));
+        Assert.Equal(winner, await directories[0].Lookup(grain));
+    }
+
+    /// <summary>A registration that found a dead entry does not overwrite the activation that replaced it in the meantime.</summary>
+    [Fact]
+    public async Task Replacement_loses_to_one_that_replaced_the_dead_entry_first()
+    {
+        var mine = NewDirectory();
+        var theirs = NewDirectory();
+        var grain = GrainId.Create(TestGrain, "raced");
+        var dead = new GrainAddress(grain, Silo(20000), new ActivationId(1));
+        var first = new GrainAddress(grain, Silo(20001), new ActivationId(2));
+        var late = new GrainAddress(grain, Silo(20002), new ActivationId(3));
+        await mine.Register(dead, _ => false);
+
+        var raced = false;
+        var result = await mine.Register(late, silo =>
+        {
+            if (!raced)
+            {
+                // Between this registration's look-up and its replacement, another process replaces the dead entry.
+                raced = true;
+                Assert.Equal(first, theirs.Register(first, s => s.Equals(dead.Silo)).AsTask().GetAwaiter().GetResult());
+            }
+
+            return silo.Equals(dead.Silo);
+        });
+
+        Assert.Equal(first, result);
+        Assert.Equal(first, await mine.Lookup(grain));
+    }
+
+    /// <summary>Unregister removes the entry only when both silo and activation id match.</summary>
+    [Fact]
+    public async Task Unregister_needs_the_same_silo_and_activation()
+    {
+        var directory = NewDirectory();
+        var grain = GrainId.Create(TestGrain, Guid.NewGuid());
+        var address = new GrainAddress(grain, Silo(20000), new ActivationId(5));
+        await directory.Register(address, _ => false);
+
+        await directory.Unregister(address with { ActivationId = new ActivationId(6) });
+        await directory.Unregister(address with { Silo = Silo(20000, generation: 2) });
+        Assert.Equal(address, await directory.Lookup(grain));
+
+        await directory.Unregister(address);
+        Assert.Null(await directory.Lookup(grain));
+    }
+
+    /// <summary>UnregisterSilos removes every entry of the named silos and nothing else, in this cluster only.</summary>
+    [Fact]
+    public async Task UnregisterSilos_removes_only_those_silos_entries()
+    {
+        var directory = NewDirectory();
+        var otherCluster = NewDirectory("cluster-b");
+        var silos = Enumerable.Range(0, 4).Select(i => Silo(20000 + i)).ToList();
+        var addresses = Enumerable.Range(0, 12)
+            .Select(i => new GrainAddress(GrainId.Create(TestGrain, "k" + i), silos[i % silos.Count], new ActivationId(i)))
+            .ToList();
+        foreach (var address in addresses)
+        {
+            await directory.Register(address, _ => false);
+        }
+
+        var elsewhere = new GrainAddress(GrainId.Create(TestGrain, "k0"), silos[0], new ActivationId(99));
+        await otherCluster.Register(elsewhere, _ => false);
+
+        await directory.UnregisterSilos([silos[0], silos[2]]);
+
+        foreach (var address in addresses)
+        {
+            var expected = address.Silo.Equals(silos[0]) || address.Silo.Equals(silos[2]) ? null : address;
+            Assert.Equal(expected, await directory.Lookup(address.GrainId));
+        }
+
+        Assert.Equal(elsewhere, await otherCluster.Lookup(elsewhere.GrainId));
+    }
+
+    /// <summary>Opens pooled connections first, so the registrations race each other rather than connection set-up.</summary>
+    private static Task WarmUpAsync(List<PostgreSqlGrainDirectory> directories, int calls) =>
+        Task.WhenAll(Enumerable.Range(0, calls).Select(i => directories[i % directories.Count].Lookup(GrainId.Create(TestGrain, "warm-up")).AsTask()));
+
+    private PostgreSqlGrainDirectory NewDirectory(string clusterId = ClusterId)
+    {
+        var directory = new PostgreSqlGrainDirectory(_connectionString, clusterId, NullLogger<PostgreSqlGrainDirectory>.Instance);
+        _owned.Add(directory);
+        return directory;
+    }
+}
