@@ -10,10 +10,11 @@ internal static class LiflCommandLine
 {
     public static RootCommand Create()
     {
-        var root = new RootCommand("lifl: run the Orleans.LIFL virtual-actor runtime's demo and benchmarks.")
+        var root = new RootCommand("lifl: run the Orleans.LIFL virtual-actor runtime's demo, benchmarks and cluster silos.")
         {
             DemoCommand.Create(),
             BenchCommand.Create(),
+            Silo.SiloCommand.Create(),
         };
         return root;
     }

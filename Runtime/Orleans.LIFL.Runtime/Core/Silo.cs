@@ -347,7 +347,7 @@ internal sealed partial class Silo : ISiloEndpoint, ISiloTransportHandler
         if (dead.Count > 0)
         {
             _directoryCache.RemoveSilos(dead);
-            _ = _directory.UnregisterSilos(dead).AsTask();
+            _ = RemoveDirectoryEntriesAsync(dead);
             foreach (var silo in dead)
             {
                 _tcp?.ForgetSilo(silo, new SiloUnavailableException($"Silo {silo} was declared dead."));
@@ -357,6 +357,19 @@ internal sealed partial class Silo : ISiloEndpoint, ISiloTransportHandler
         if (!current.ActiveSilos.SequenceEqual(previous.ActiveSilos))
         {
             _tcp?.PublishClusterView();
+        }
+    }
+
+    private async Task RemoveDirectoryEntriesAsync(IReadOnlyCollection<SiloAddress> dead)
+    {
+        try
+        {
+            await _directory.UnregisterSilos(dead).ConfigureAwait(false);
+        }
+        catch (Exception error)
+        {
+            // Harmless for correctness (registrations replace dead silos' entries), but the directory keeps stale rows.
+            LogDirectoryCleanupFailed(_logger, error, string.Join(", ", dead));
         }
     }
 
@@ -433,6 +446,9 @@ internal sealed partial class Silo : ISiloEndpoint, ISiloTransportHandler
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Critical, Message = "The cluster declared silo {Address} dead; it stops itself")]
     private static partial void LogDeclaredDead(ILogger logger, SiloAddress address);
+
+    [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "Could not remove the directory entries of dead silos {Silos}")]
+    private static partial void LogDirectoryCleanupFailed(ILogger logger, Exception error, string silos);
 
     [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "Joining without reaching {Silo}: its last IAmAlive ({IAmAlive:O}) is stale")]
     private static partial void LogIgnoringStaleSilo(ILogger logger, SiloAddress silo, DateTime iAmAlive);
