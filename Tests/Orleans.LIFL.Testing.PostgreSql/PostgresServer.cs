@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Npgsql;
+using Orleans.LIFL.PostgreSql.Development;
 using Xunit;
 
 namespace Orleans.LIFL.Testing.PostgreSql;
@@ -18,7 +19,7 @@ public sealed class PostgresServer : IAsyncLifetime
     public const string EnvironmentVariable = "LIFL_TEST_POSTGRES";
 
     private readonly ConcurrentQueue<string> _databases = new();
-    private PrivatePostgresInstance? _instance;
+    private PrivatePostgresServer? _instance;
     private NpgsqlDataSource? _admin;
 
     /// <summary>The server's connection string (its maintenance database).</summary>
@@ -29,7 +30,15 @@ public sealed class PostgresServer : IAsyncLifetime
         var configured = Environment.GetEnvironmentVariable(EnvironmentVariable);
         if (string.IsNullOrWhiteSpace(configured))
         {
-            _instance = await PrivatePostgresInstance.StartAsync();
+            try
+            {
+                _instance = await PrivatePostgresServer.StartAsync();
+            }
+            catch (InvalidOperationException error) when (error.Message == PrivatePostgresServer.MissingMessage)
+            {
+                throw new InvalidOperationException($"{error.Message} (or set {EnvironmentVariable} to a server's connection string).", error);
+            }
+
             ConnectionString = _instance.ConnectionString;
         }
         else

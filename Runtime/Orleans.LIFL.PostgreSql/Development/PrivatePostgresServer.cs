@@ -4,24 +4,23 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 
-namespace Orleans.LIFL.Testing.PostgreSql;
+namespace Orleans.LIFL.PostgreSql.Development;
 
 /// <summary>
-/// A throw-away PostgreSQL server, as <c>./lifl test</c> starts one: a fresh data directory under the temporary
+/// A throw-away PostgreSQL server for tests and benchmarks, as <c>./lifl test</c> starts one: a fresh data directory under the temporary
 /// folder, listening on 127.0.0.1 only (no Unix socket) on a free port from 55432, trust authentication, durability
 /// off (the data is deleted anyway). Never touches the system's own cluster or port 5432. PostgreSQL refuses to run
 /// as root, so as root its programs run as the postgres user.
 /// </summary>
-internal sealed class PrivatePostgresInstance : IAsyncDisposable
+public sealed class PrivatePostgresServer : IAsyncDisposable
 {
     private const int FirstPort = 55432;
     private const int PortsToTry = 50;
     private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(60);
 
-    internal const string MissingMessage =
-        "PostgreSQL is not installed: its server programs (initdb, pg_ctl) are neither in /usr/lib/postgresql/*/bin nor on PATH, "
-        + "and " + PostgresServer.EnvironmentVariable + " does not name a server. Run the tests with ./lifl test (it installs PostgreSQL and "
-        + "starts a private server for the run), or install it with: apt-get install postgresql";
+    public const string MissingMessage =
+        "PostgreSQL is not installed: its server programs (initdb, pg_ctl) are neither in /usr/lib/postgresql/*/bin nor on PATH. "
+        + "Run ./lifl test (it installs PostgreSQL and starts a private server for the run), or install it with: apt-get install postgresql";
 
     /// <summary>What the tests need of a server, appended to its postgresql.conf.</summary>
     private const string Settings = """
@@ -40,7 +39,7 @@ internal sealed class PrivatePostgresInstance : IAsyncDisposable
     private readonly string _dataDirectory;
     private readonly bool _asPostgresUser;
 
-    private PrivatePostgresInstance(string binDirectory, string root, bool asPostgresUser, int port)
+    private PrivatePostgresServer(string binDirectory, string root, bool asPostgresUser, int port)
     {
         _binDirectory = binDirectory;
         _root = root;
@@ -54,7 +53,7 @@ internal sealed class PrivatePostgresInstance : IAsyncDisposable
     public string ConnectionString =>
         $"Host=127.0.0.1;Port={Port.ToString(CultureInfo.InvariantCulture)};Username=postgres;Database=postgres";
 
-    public static async Task<PrivatePostgresInstance> StartAsync()
+    public static async Task<PrivatePostgresServer> StartAsync()
     {
         var bin = FindBinDirectory() ?? throw new InvalidOperationException(MissingMessage);
         var asPostgresUser = Environment.UserName == "root";
@@ -81,7 +80,7 @@ internal sealed class PrivatePostgresInstance : IAsyncDisposable
                     continue;
                 }
 
-                var instance = new PrivatePostgresInstance(bin, root, asPostgresUser, port);
+                var instance = new PrivatePostgresServer(bin, root, asPostgresUser, port);
                 var (exitCode, output) = await TryRunAsync(Path.Combine(bin, "pg_ctl"),
                     ["-D", data, "-l", log, "-w", "-t", "60", "-o", "-p " + port.ToString(CultureInfo.InvariantCulture), "start"],
                     asPostgresUser);
