@@ -16,6 +16,14 @@ internal sealed partial class PostgreSqlDatabase : IAsyncDisposable, IDisposable
     /// </summary>
     private const long SchemaLockKey = 0x4C49_464C_5047_0001;
 
+    /// <summary>
+    /// Connections one process opens to one database, all providers together, unless the connection string says
+    /// otherwise ("Maximum Pool Size"). Bursts (a thousand first calls at once, each looking up the directory) wait
+    /// for a pooled connection instead of exhausting the server's max_connections.
+    /// </summary>
+    public const int DefaultMaxPoolSize = 20;
+
+    private readonly SharedDataSource.Lease _lease;
     private readonly NpgsqlDataSource _dataSource;
     private readonly ILogger _logger;
     private readonly string _provider;
@@ -43,7 +51,13 @@ internal sealed partial class PostgreSqlDatabase : IAsyncDisposable, IDisposable
         }
 
         Server = $"{settings.Host ?? "(default host)"}:{settings.Port.ToString(CultureInfo.InvariantCulture)}, database {settings.Database ?? "(default)"}, user {settings.Username ?? "(default)"}";
-        _dataSource = NpgsqlDataSource.Create(settings);
+        if (!connectionString.Contains("Pool Size", StringComparison.OrdinalIgnoreCase) && !connectionString.Contains("MaxPoolSize", StringComparison.OrdinalIgnoreCase))
+        {
+            settings.MaxPoolSize = DefaultMaxPoolSize;
+        }
+
+        _lease = SharedDataSource.Acquire(settings.ConnectionString, () => NpgsqlDataSource.Create(settings));
+        _dataSource = _lease.DataSource;
         _provider = provider;
         _tables = tables;
         _schemaDdl = schemaDdl;
@@ -137,9 +151,9 @@ internal sealed partial class PostgreSqlDatabase : IAsyncDisposable, IDisposable
             return true;
         });
 
-    public ValueTask DisposeAsync() => _dataSource.DisposeAsync();
+    public ValueTask DisposeAsync() => _lease.ReleaseAsync();
 
-    public void Dispose() => _dataSource.Dispose();
+    public void Dispose() => _lease.ReleaseAsync().AsTask().GetAwaiter().GetResult();
 
     [LoggerMessage(EventId = 6001, Level = LogLevel.Error, Message = "The {Provider} could not {Operation} (table(s) {Table}, PostgreSQL at {Server})")]
     private static partial void LogOperationFailed(ILogger logger, string provider, string operation, string table, string server, Exception error);

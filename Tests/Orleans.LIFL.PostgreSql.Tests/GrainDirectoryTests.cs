@@ -50,6 +50,26 @@ public sealed class GrainDirectoryTests(PostgresServer server) : IAsyncLifetime
         Assert.Equal(["1"], await QueryAsync(_connectionString, "SELECT count(*) FROM lifl_grain_directory"));
     }
 
+    /// <summary>
+    /// A burst of concurrent lookups (a thousand first calls at once) succeeds without opening a connection per
+    /// lookup: the providers of a process share one pool of at most DefaultMaxPoolSize connections.
+    /// </summary>
+    [Fact]
+    public async Task Lookup_burst_stays_within_the_pool()
+    {
+        var directories = Enumerable.Range(0, 3).Select(_ => NewDirectory()).ToList();
+        var lookups = Enumerable.Range(0, 1_000)
+            .Select(i => Task.Run(() => directories[i % 3].Lookup(GrainId.Create(TestGrain, "burst-" + i)).AsTask()))
+            .ToList();
+        var results = await Task.WhenAll(lookups);
+        Assert.All(results, Assert.Null);
+
+        var database = new Npgsql.NpgsqlConnectionStringBuilder(_connectionString).Database;
+        var open = int.Parse((await QueryAsync(_connectionString, $"SELECT count(*) FROM pg_stat_activity WHERE datname = '{database}'"))[0],
+            System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(open, 1, PostgreSqlDatabase.DefaultMaxPoolSize + 1);
+    }
+
     /// <summary>An entry on a dead silo is replaced by a new registration; an entry on a live silo is kept and returned.</summary>
     [Fact]
     public async Task Dead_silos_entry_is_replaced_and_live_one_is_kept()
