@@ -45,7 +45,7 @@ public sealed class CrossSiloDriverGrain : Grain, ICrossSiloDriverGrain
         // The callers run on the thread pool of this silo (not in this grain's turns): silo-to-silo traffic only.
         var (throughput, latency) = await Task.Run(async () =>
         {
-            await CallWorkload.MeasureThroughputAsync((t, v) => grains[t].Ping(v), targets, callers, TimeSpan.FromSeconds(0.5), CancellationToken.None);
+            await CallWorkload.MeasureThroughputAsync((t, v) => grains[t].Ping(v), targets, callers, TimeSpan.FromSeconds(2), CancellationToken.None);
             var calls = await CallWorkload.MeasureThroughputAsync((t, v) => grains[t].Ping(v), targets, callers, duration, CancellationToken.None);
             var sequential = latencyCalls > 0
                 ? await CallWorkload.MeasureLatencyAsync((t, v) => grains[t].Ping(v), targets, latencyCalls, latencyCalls / 10, CancellationToken.None)

@@ -26,6 +26,7 @@ public sealed class ClusterCallsBenchmark : IBenchmark
     public const double DeathDeclaredTargetMs = 3_000;
 
     private const string Secret = "cluster-calls-benchmark-secret";
+    private static readonly TimeSpan Warmup = TimeSpan.FromSeconds(3);
     private const long CrossSiloTargetKeys = 1_000_000;
     private const long GatewayTargetKeys = 2_000_000;
 
@@ -73,7 +74,8 @@ public sealed class ClusterCallsBenchmark : IBenchmark
 
         var gatewayRounds = new List<double>();
         progress.Report($"client through gateway A: {Callers} callers, warm-up and {rounds} round(s) of {round.TotalSeconds:0} s");
-        await CallWorkload.MeasureThroughputAsync((t, v) => gatewayTargets[t].Ping(v), Targets, Callers, TimeSpan.FromSeconds(1), cancellationToken);
+        // Long enough for the JIT to finish optimizing the hot paths in both processes (tiered compilation).
+        await CallWorkload.MeasureThroughputAsync((t, v) => gatewayTargets[t].Ping(v), Targets, Callers, Warmup, cancellationToken);
         for (var i = 0; i < rounds; i++)
         {
             gatewayRounds.Add(await CallWorkload.MeasureThroughputAsync((t, v) => gatewayTargets[t].Ping(v), Targets, Callers, round, cancellationToken));
@@ -103,7 +105,7 @@ public sealed class ClusterCallsBenchmark : IBenchmark
         progress.Report("baseline: bare TCP request/response over loopback");
         await using var echo = new TcpEchoBaseline();
         await echo.StartAsync();
-        await CallWorkload.MeasureThroughputAsync(echo.Echo, Targets, Callers, TimeSpan.FromSeconds(1), cancellationToken);
+        await CallWorkload.MeasureThroughputAsync(echo.Echo, Targets, Callers, Warmup, cancellationToken);
         var echoRounds = new List<double>();
         for (var i = 0; i < rounds; i++)
         {
@@ -137,7 +139,7 @@ public sealed class ClusterCallsBenchmark : IBenchmark
             Notes =
             [
                 "two silo processes (A, B) on loopback with membership, directory and state in a private PostgreSQL; this process is the external client.",
-                $"gateway: {Callers} concurrent callers in the client over {Targets:N0} grains living on gateway A, one TCP connection; median of {rounds} round(s) of {round.TotalSeconds:0} s after a 1 s warm-up.",
+                $"gateway: {Callers} concurrent callers in the client over {Targets:N0} grains living on gateway A, one TCP connection; median of {rounds} round(s) of {round.TotalSeconds:0} s after a {Warmup.TotalSeconds:0} s warm-up.",
                 $"silo-to-silo: {Callers} concurrent callers running inside silo A over {Targets:N0} grains living on silo B; median of {rounds} round(s).",
                 $"latency: {latencyCalls:N0} calls one after the other (after {latencyCalls / 10:N0} unrecorded ones).",
                 $"death: a third silo joins, is killed with SIGKILL, and the membership table is polled every 10 ms until it says Dead; median of {deaths}.",

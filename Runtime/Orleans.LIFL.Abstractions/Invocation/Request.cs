@@ -12,6 +12,8 @@ public abstract class Request<TResult> : RequestBase, IValueTaskSource<TResult>,
 {
     private ManualResetValueTaskSourceCore<TResult> _core;
     private ValueTask<TResult> _pending;
+    private TResult? _stagedResult;
+    private Exception? _stagedError;
     private Action? _onPendingCompleted;
 
     /// <summary>Calls the interface method on the target. Generated per method.</summary>
@@ -90,7 +92,7 @@ public abstract class Request<TResult> : RequestBase, IValueTaskSource<TResult>,
     internal static void WriteResult(ref Serialization.Writer writer, TResult result) =>
         Serialization.Codec<TResult>.WriteField(ref writer, 0, result);
 
-    internal override void CompleteFromWire(ref Serialization.Reader reader, bool continueAsynchronously)
+    internal override void CompleteFromWire(ref Serialization.Reader reader, CompletionBatch? batch)
     {
         // A value read from the wire is already this caller's own: no copy.
         var result = Serialization.Codec<TResult>.ReadField(ref reader);
@@ -106,13 +108,37 @@ public abstract class Request<TResult> : RequestBase, IValueTaskSource<TResult>,
             return;
         }
 
-        if (continueAsynchronously)
+        if (batch is not null)
         {
-            ThreadPool.UnsafeQueueUserWorkItem(static s => s.Item1._core.SetResult(s.result), (this, result), preferLocal: false);
+            _stagedResult = result;
+            batch.Add(this);
             return;
         }
 
         OutsideTurn(static s => s.Item1._core.SetResult(s.result), (this, result));
+    }
+
+    internal override bool StageError(Exception error)
+    {
+        if (!TryClaimCompletion())
+        {
+            return false;
+        }
+
+        _stagedError = error;
+        return true;
+    }
+
+    internal override void RunStagedCompletion()
+    {
+        if (_stagedError is { } error)
+        {
+            _core.SetException(error);
+        }
+        else
+        {
+            _core.SetResult(_stagedResult!);
+        }
     }
 
     private void SetResult(TResult result)

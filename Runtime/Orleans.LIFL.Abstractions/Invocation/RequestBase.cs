@@ -60,9 +60,16 @@ public abstract class RequestBase : TurnContext
     }
 
     /// <summary>Completes this (caller-side) request with a result read from the wire.</summary>
-    /// <param name="continueAsynchronously">Run the caller's continuation on the thread pool rather than on the
-    /// calling (network) thread, so a caller that computes after a call cannot stall the connection.</param>
-    internal abstract void CompleteFromWire(ref Reader reader, bool continueAsynchronously);
+    /// <param name="batch">When given, the caller's continuation is not run here but staged in the batch, which
+    /// runs the continuations of everything received in one read on the thread pool (so a caller that computes
+    /// after a call cannot stall the connection, and a burst of responses costs one thread hand-off).</param>
+    internal abstract void CompleteFromWire(ref Reader reader, CompletionBatch? batch);
+
+    /// <summary>Runs the caller's continuation of a result or error staged by <see cref="CompleteFromWire"/>.</summary>
+    internal abstract void RunStagedCompletion();
+
+    /// <summary>Stages an error for <see cref="RunStagedCompletion"/>; false if the request was already answered.</summary>
+    internal abstract bool StageError(Exception error);
 
     /// <summary>Runs the method on <paramref name="target"/> inside the current turn; completion is reported to the scheduler.</summary>
     internal abstract void Invoke(object target);
@@ -105,6 +112,36 @@ public abstract class RequestBase : TurnContext
 
     /// <summary>Copies a result for a local caller so the callee can never mutate what the caller holds.</summary>
     private protected static T CopyResult<T>(T value) => DeepCopier<T>.Copy(value);
+}
+
+/// <summary>Caller continuations of responses received together, run as one thread-pool work item.</summary>
+internal sealed class CompletionBatch : IThreadPoolWorkItem
+{
+    private readonly List<RequestBase> _staged = [];
+
+    public int Count => _staged.Count;
+
+    public void Add(RequestBase request) => _staged.Add(request);
+
+    /// <summary>Queues the batch if it has anything; returns whether it did (the batch then belongs to the pool).</summary>
+    public bool TrySchedule()
+    {
+        if (_staged.Count == 0)
+        {
+            return false;
+        }
+
+        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        return true;
+    }
+
+    public void Execute()
+    {
+        foreach (var request in _staged)
+        {
+            request.RunStagedCompletion();
+        }
+    }
 }
 
 /// <summary>Receives the outcome of a request whose caller is in another process. Implemented by the transport.</summary>

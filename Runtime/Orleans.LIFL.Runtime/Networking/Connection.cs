@@ -50,6 +50,7 @@ internal sealed partial class Connection : IResponseSink
     private readonly Channel<object> _outgoing = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
     private readonly ConcurrentDictionary<long, RequestBase> _pending = new();
     private readonly TaskCompletionSource<Exception> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private CompletionBatch? _batch;
     private long _nextCorrelation;
     private int _queued;
     private int _closing;
@@ -332,6 +333,10 @@ internal sealed partial class Connection : IResponseSink
                 finally
                 {
                     _input.AdvanceTo(buffer.Start, buffer.End);
+                    if (_batch?.TrySchedule() == true)
+                    {
+                        _batch = null;
+                    }
                 }
 
                 if (result.IsCompleted)
@@ -449,33 +454,34 @@ internal sealed partial class Connection : IResponseSink
             return;
         }
 
-        var async = _owner.CompleteCallsAsynchronously;
+        var batch = _owner.CompleteCallsAsynchronously ? (_batch ??= new CompletionBatch()) : null;
         try
         {
             if (status == 0)
             {
-                request.CompleteFromWire(ref reader, async);
+                request.CompleteFromWire(ref reader, batch);
                 return;
             }
 
-            var error = Codec<Exception>.ReadField(ref reader);
-            Fail(request, error, async);
+            Fail(request, Codec<Exception>.ReadField(ref reader), batch);
         }
         catch (Exception error) when (error is SerializationException or CodecNotFoundException)
         {
-            Fail(request, error, async);
+            Fail(request, error, batch);
         }
     }
 
-    private static void Fail(RequestBase request, Exception error, bool async)
+    private static void Fail(RequestBase request, Exception error, CompletionBatch? batch)
     {
-        if (async)
-        {
-            ThreadPool.UnsafeQueueUserWorkItem(static s => s.request.Fail(s.error), (request, error), preferLocal: false);
-        }
-        else
+        if (batch is null || request.ResponseSink is not null)
         {
             request.Fail(error);
+            return;
+        }
+
+        if (request.StageError(error))
+        {
+            batch.Add(request);
         }
     }
 
