@@ -17,6 +17,12 @@ public interface ILocalSiloDetails
 
     /// <summary>Completes if the cluster declares this silo dead (it then stops serving).</summary>
     Task DeclaredDead { get; }
+
+    /// <summary>The active silos as this silo sees them now, sorted.</summary>
+    IReadOnlyList<SiloAddress> ActiveSilos { get; }
+
+    /// <summary>The grains with an activation on this silo now (stateless workers included once each).</summary>
+    IReadOnlyCollection<GrainId> GetActiveGrains();
 }
 
 internal sealed class LocalSiloDetails(Core.Silo silo) : ILocalSiloDetails
@@ -30,4 +36,8 @@ internal sealed class LocalSiloDetails(Core.Silo silo) : ILocalSiloDetails
     public SiloStatus Status => silo.Status;
 
     public Task DeclaredDead => silo.DeclaredDead;
+
+    public IReadOnlyList<SiloAddress> ActiveSilos => silo.Membership.CurrentView.ActiveSilos;
+
+    public IReadOnlyCollection<GrainId> GetActiveGrains() => silo.Catalog.Enumerate().Select(a => a.GrainId).ToHashSet();
 }

@@ -187,7 +187,7 @@ internal sealed partial class Silo : ISiloEndpoint, ISiloTransportHandler
         }
 
         await Membership.WriteEntryAsync(CreateEntry(SiloStatus.Active)).ConfigureAwait(false);
-        _tcp?.BroadcastMembershipChanged();
+        _tcp?.BroadcastMembershipChanged(Membership.CurrentView.ActiveSilos);
         if (_tcp is not null)
         {
             _healthMonitor = new ClusterHealthMonitor(
@@ -237,7 +237,7 @@ internal sealed partial class Silo : ISiloEndpoint, ISiloTransportHandler
 
         LogStopping(_logger, Address);
         await Membership.WriteEntryAsync(CreateEntry(SiloStatus.ShuttingDown)).ConfigureAwait(false);
-        _tcp?.BroadcastMembershipChanged();
+        _tcp?.BroadcastMembershipChanged(Membership.CurrentView.ActiveSilos);
         var reason = new DeactivationReason(DeactivationReasonCode.ShuttingDown, "the silo is shutting down");
         for (var round = 0; round < 3; round++)
         {
@@ -257,7 +257,7 @@ internal sealed partial class Silo : ISiloEndpoint, ISiloTransportHandler
         }
 
         await Membership.WriteEntryAsync(CreateEntry(SiloStatus.Dead)).ConfigureAwait(false);
-        _tcp?.BroadcastMembershipChanged();
+        _tcp?.BroadcastMembershipChanged(Membership.CurrentView.ActiveSilos);
         await ShutdownAsync(new SiloUnavailableException($"Silo {Address} shut down.")).ConfigureAwait(false);
     }
 
@@ -358,6 +358,12 @@ internal sealed partial class Silo : ISiloEndpoint, ISiloTransportHandler
         {
             _tcp?.PublishClusterView();
         }
+
+        // A death this silo declared (its vote completed it) reaches the others now rather than at their next refresh.
+        if (dead.Count > 0 && _tcp is not null)
+        {
+            _tcp.BroadcastMembershipChanged(current.ActiveSilos);
+        }
     }
 
     private async Task RemoveDirectoryEntriesAsync(IReadOnlyCollection<SiloAddress> dead)
@@ -416,6 +422,8 @@ internal sealed partial class Silo : ISiloEndpoint, ISiloTransportHandler
     void ISiloTransportHandler.ReceiveFromClient(RequestBase request) => Router.ReceiveFromClient(request);
 
     void ISiloTransportHandler.OnMembershipGossip() => _ = RefreshViewAsync();
+
+    void ISiloTransportHandler.OnUndeliverable(RequestBase request, SiloAddress silo) => _ = Router.OnUndeliverableAsync(request, silo);
 
     SiloRuntimeStatistics ISiloTransportHandler.CurrentStatistics() => GetStatistics();
 

@@ -134,7 +134,37 @@ internal sealed partial class MessageRouter
         }
         else if (!_network.TrySendToSilo(silo, request))
         {
-            request.Fail(Unreachable(request.TargetId, silo));
+            _ = OnUndeliverableAsync(request, silo);
+        }
+    }
+
+    /// <summary>
+    /// A request that never reached <paramref name="silo"/> (it could not be connected to). If the cluster has
+    /// declared that silo dead, which this silo's view may not show yet, the grain can live elsewhere: route again.
+    /// Otherwise it must not be activated elsewhere (it would have two activations): fail clearly.
+    /// </summary>
+    public async Task OnUndeliverableAsync(RequestBase request, SiloAddress silo)
+    {
+        try
+        {
+            _cache.Remove(request.TargetId);
+            if (!_membership.CurrentView.IsDeadOrSuperseded(silo))
+            {
+                await _membership.RefreshAsync().ConfigureAwait(false);
+            }
+
+            if (_membership.CurrentView.IsDeadOrSuperseded(silo))
+            {
+                Reroute(request);
+            }
+            else
+            {
+                request.Fail(Unreachable(request.TargetId, silo));
+            }
+        }
+        catch (Exception error)
+        {
+            request.Fail(error);
         }
     }
 
@@ -202,7 +232,8 @@ internal sealed partial class MessageRouter
                 return;
             }
 
-            _cache.Remove(grainId);
+            _ = OnUndeliverableAsync(request, cached.Silo);
+            return;
         }
 
         _ = RouteThroughDirectoryAsync(request, classInfo);
@@ -223,13 +254,11 @@ internal sealed partial class MessageRouter
                 }
 
                 _cache.Put(address);
-                if (_network.TrySendToSilo(address.Silo, request))
+                if (!_network.TrySendToSilo(address.Silo, request))
                 {
-                    return;
+                    await OnUndeliverableAsync(request, address.Silo).ConfigureAwait(false);
                 }
 
-                _cache.Remove(grainId);
-                request.Fail(Unreachable(grainId, address.Silo));
                 return;
             }
 

@@ -19,6 +19,9 @@ internal interface ISiloTransportHandler
 
     void ReceiveFromClient(RequestBase request);
 
+    /// <summary>A request handed to the transport could not be delivered: the silo could not be connected to.</summary>
+    void OnUndeliverable(RequestBase request, SiloAddress silo);
+
     void OnMembershipGossip();
 
     SiloRuntimeStatistics CurrentStatistics();
@@ -221,12 +224,15 @@ internal sealed partial class TcpSiloTransport : IClusterTransport, IConnectionO
         }
     }
 
-    /// <summary>Tells every connected silo to re-read the membership table now.</summary>
-    public void BroadcastMembershipChanged()
+    /// <summary>Tells the given silos (connecting to them if needed) to re-read the membership table now.</summary>
+    public void BroadcastMembershipChanged(IEnumerable<SiloAddress> silos)
     {
-        foreach (var link in _links.Values)
+        foreach (var silo in silos)
         {
-            link.TrySendControl(FrameKind.MembershipChanged);
+            if (!silo.Equals(Address))
+            {
+                _links.GetOrAdd(silo, static (s, transport) => new SiloLink(s, transport), this).SendControlWhenConnected(FrameKind.MembershipChanged);
+            }
         }
     }
 
@@ -332,9 +338,18 @@ internal sealed partial class TcpSiloTransport : IClusterTransport, IConnectionO
 
     private async Task<Connection> ConnectAsync(SiloAddress silo)
     {
-        var connection = await TcpConnector.ConnectAsync(
-            silo.Endpoint, _cluster.ClusterId, _secret, new PeerIdentity(PeerRole.Silo, Address.ToString()), this, _options, _logger, _stopping.Token)
-            .ConfigureAwait(false);
+        Connection connection;
+        try
+        {
+            connection = await TcpConnector.ConnectAsync(
+                silo.Endpoint, _cluster.ClusterId, _secret, new PeerIdentity(PeerRole.Silo, Address.ToString()), this, _options, _logger, _stopping.Token)
+                .ConfigureAwait(false);
+        }
+        catch (SiloUnavailableException error)
+        {
+            throw new SiloUnavailableException($"Silo {silo} is unreachable: {error.Message}");
+        }
+
         if (connection.Peer.Id != silo.ToString())
         {
             // The endpoint now belongs to another incarnation: the silo we wanted is gone.
@@ -436,23 +451,24 @@ internal sealed partial class TcpSiloTransport : IClusterTransport, IConnectionO
                 return false;
             }
 
-            // Not connected yet: send once the handshake completes.
+            // Not connected yet: send once the handshake completes; if it does not, the request was never sent.
             connecting.ContinueWith(
                 static (task, state) =>
                 {
-                    var request = (RequestBase)state!;
+                    var (request, link) = ((RequestBase, SiloLink))state!;
                     if (!task.IsCompletedSuccessfully || !task.Result.TrySendRequest(request))
                     {
-                        request.Fail(task.Exception?.GetBaseException() as SiloUnavailableException
-                            ?? new SiloUnavailableException($"The connection for {request} closed before it could be sent."));
+                        link.OnUndeliverable(request);
                     }
                 },
-                request,
+                (request, this),
                 CancellationToken.None,
                 TaskContinuationOptions.ExecuteSynchronously,
                 TaskScheduler.Default);
             return true;
         }
+
+        private void OnUndeliverable(RequestBase request) => transport._handler!.OnUndeliverable(request, silo);
 
         private bool Retry(RequestBase request)
         {
@@ -461,12 +477,19 @@ internal sealed partial class TcpSiloTransport : IClusterTransport, IConnectionO
             return connecting.IsCompletedSuccessfully && connecting.Result.TrySendRequest(request);
         }
 
-        public bool TrySendControl(FrameKind kind)
-        {
-            var connecting = GetConnectionAsync();
-            return connecting.IsCompletedSuccessfully
-                && connecting.Result.TrySendControl(kind, 0, static (ref Writer w, int _) => w.WriteEndTag());
-        }
+        public void SendControlWhenConnected(FrameKind kind) =>
+            GetConnectionAsync().ContinueWith(
+                static (task, state) =>
+                {
+                    if (task.IsCompletedSuccessfully)
+                    {
+                        task.Result.TrySendControl((FrameKind)state!, 0, static (ref Writer w, int _) => w.WriteEndTag());
+                    }
+                },
+                kind,
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default);
 
         public void FailExpiredCalls(long now)
         {
