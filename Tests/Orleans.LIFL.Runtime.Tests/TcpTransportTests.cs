@@ -170,6 +170,48 @@ public sealed class TcpTransportTests : IAsyncLifetime
         Assert.Equal(_cluster.Silos[1].Address.ToString(), await silo.GrainFactory.GetGrain<ILocalPlacedGrain>("p").Silo());
     }
 
+    /// <summary>
+    /// A silo stops reading a connection once it holds its limit of unanswered requests, and reads on as they are
+    /// answered: a client flooding a slow grain cannot make the silo take in unbounded work.
+    /// </summary>
+    [Fact]
+    public async Task Silo_stops_reading_a_connection_at_its_in_flight_limit()
+    {
+        const int limit = 4;
+        const int calls = 10;
+        await using var cluster = await InProcessTestCluster.StartAsync(options =>
+        {
+            options.InitialSilosCount = 1;
+            options.TcpSecret = Secret;
+            options.ConfigureSilo = silo => silo.Services.Configure<ConnectionOptions>(o => o.MaxInFlightRequests = limit);
+        });
+        using var host = await StartClientAsync(cluster.GatewayEndpoints);
+        var client = host.Services.GetRequiredService<IClusterClient>();
+        var scope = Signals.NewScope();
+
+        var held = Enumerable.Range(0, calls).Select(i => client.GetGrain<IGatedGrain>($"{scope}-{i}").Hold(scope, i)).ToArray();
+        var probe = client.GetGrain<IGatedGrain>($"{scope}-probe").Probe(scope);
+
+        // The silo reads frames in call order: the first `limit` calls enter before any gate opens.
+        await Task.WhenAll(Enumerable.Range(0, limit).Select(i => Signals.WaitAsync($"{scope}/entered/{i}")));
+
+        // Then open the gates one by one in call order; each call must have entered first.
+        for (var i = 0; i < calls; i++)
+        {
+            await Signals.WaitAsync($"{scope}/entered/{i}");
+            Signals.Increment($"{scope}/released");
+            Signals.Set($"{scope}/gate/{i}");
+            await held[i].WithPatience();
+        }
+
+        var heldAtEntry = await Task.WhenAll(held);
+        Assert.All(heldAtEntry, h => Assert.InRange(h, 1, limit));
+        Assert.Equal(limit, heldAtEntry.Max());
+
+        // The probe was sent after all held calls: the silo read it only once enough of them were answered.
+        Assert.InRange(await probe.WithPatience(), calls - limit, calls);
+    }
+
     private static async Task<bool> SendAndSeeClosedAsync(IPEndPoint endpoint, byte[] bytes)
     {
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);

@@ -51,7 +51,8 @@ public static class ClientHostingExtensions
         builder.Services.AddSingleton<IValidateOptions<MessagingOptions>, MessagingOptionsValidator>();
         builder.Services.AddOptions<ClusterOptions>().BindConfiguration($"{section}:Cluster").ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<ClusterOptions>, ClusterOptionsValidator>();
-        builder.Services.AddOptions<ConnectionOptions>().BindConfiguration($"{section}:Connections");
+        builder.Services.AddOptions<ConnectionOptions>().BindConfiguration($"{section}:Connections").ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<ConnectionOptions>, ConnectionOptionsValidator>();
         builder.Services.AddOptions<ClientOptions>().BindConfiguration($"{section}:Client");
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(sp =>

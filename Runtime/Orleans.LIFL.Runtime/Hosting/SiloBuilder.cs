@@ -66,7 +66,7 @@ public static class SiloHostingExtensions
         AddOptions<GrainCollectionOptions, GrainCollectionOptionsValidator>(services, "GrainCollection");
         AddOptions<MessagingOptions, MessagingOptionsValidator>(services, "Messaging");
         AddOptions<EndpointOptions, EndpointOptionsValidator>(services, "Endpoints");
-        AddOptions<ConnectionOptions, NoValidation<ConnectionOptions>>(services, "Connections");
+        AddOptions<ConnectionOptions, ConnectionOptionsValidator>(services, "Connections");
         AddOptions<MembershipOptions, MembershipOptionsValidator>(services, "Membership");
 
         services.TryAddSingleton(TimeProvider.System);

@@ -51,6 +51,8 @@ internal sealed partial class Connection : IResponseSink
     private readonly ConcurrentDictionary<long, RequestBase> _pending = new();
     private readonly TaskCompletionSource<Exception> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private CompletionBatch? _batch;
+    private TaskCompletionSource? _resumeReading;
+    private int _inFlight;
     private long _nextCorrelation;
     private int _queued;
     private int _closing;
@@ -146,6 +148,39 @@ internal sealed partial class Connection : IResponseSink
         }
 
         _outgoing.Writer.TryWrite(new ResultFrame<T>(request.IncomingCorrelationId, value));
+        OnAnswered();
+    }
+
+    /// <summary>When too many requests of this connection are unanswered, the task to wait on before reading more.</summary>
+    private Task? PauseReading()
+    {
+        if (Volatile.Read(ref _inFlight) < _options.MaxInFlightRequests)
+        {
+            return null;
+        }
+
+        var resume = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Interlocked.Exchange(ref _resumeReading, resume);
+
+        // Answers may have drained the backlog (or the connection closed) before they could see the pause:
+        // publishing it above is a full fence, so either they see it or this sees their count.
+        if (Volatile.Read(ref _inFlight) <= _options.MaxInFlightRequests / 2 || !IsOpen)
+        {
+            Interlocked.CompareExchange(ref _resumeReading, null, resume);
+            return null;
+        }
+
+        LogPaused(_logger, Peer.Role, Peer.Id, _options.MaxInFlightRequests);
+        return resume.Task;
+    }
+
+    private void OnAnswered()
+    {
+        var remaining = Interlocked.Decrement(ref _inFlight);
+        if (remaining <= _options.MaxInFlightRequests / 2 && Volatile.Read(ref _resumeReading) is not null)
+        {
+            Interlocked.Exchange(ref _resumeReading, null)?.TrySetResult();
+        }
     }
 
     void IResponseSink.OnError(RequestBase request, Exception error)
@@ -153,6 +188,7 @@ internal sealed partial class Connection : IResponseSink
         if (request.IncomingCorrelationId != 0)
         {
             _outgoing.Writer.TryWrite(new ErrorFrame(request.IncomingCorrelationId, error));
+            OnAnswered();
         }
     }
 
@@ -207,6 +243,7 @@ internal sealed partial class Connection : IResponseSink
         }
 
         _closed.TrySetResult(reason);
+        Interlocked.Exchange(ref _resumeReading, null)?.TrySetResult();
         _owner.OnClosed(this, reason);
     }
 
@@ -321,25 +358,41 @@ internal sealed partial class Connection : IResponseSink
         {
             while (true)
             {
+                if (PauseReading() is { } resume)
+                {
+                    await resume.ConfigureAwait(false);
+                }
+
                 var result = await _input.ReadAsync().ConfigureAwait(false);
                 var buffer = result.Buffer;
+                var full = false;
                 try
                 {
-                    while (FrameReader.TryRead(ref buffer, _options.MaxFrameBytes, out var frame))
+                    while (!full && FrameReader.TryRead(ref buffer, _options.MaxFrameBytes, out var frame))
                     {
                         Dispatch(frame);
+                        full = Volatile.Read(ref _inFlight) >= _options.MaxInFlightRequests;
                     }
                 }
                 finally
                 {
-                    _input.AdvanceTo(buffer.Start, buffer.End);
+                    // Stopped at the in-flight limit: the frames left are not examined, so the next read returns them at once.
+                    if (full)
+                    {
+                        _input.AdvanceTo(buffer.Start);
+                    }
+                    else
+                    {
+                        _input.AdvanceTo(buffer.Start, buffer.End);
+                    }
+
                     if (_batch?.TrySchedule() == true)
                     {
                         _batch = null;
                     }
                 }
 
-                if (result.IsCompleted)
+                if (result.IsCompleted && !full)
                 {
                     return new ConnectionClosedException("closed by the peer");
                 }
@@ -431,6 +484,7 @@ internal sealed partial class Connection : IResponseSink
         {
             request.IncomingCorrelationId = header.Correlation;
             request.ResponseSink = this;
+            Interlocked.Increment(ref _inFlight);
         }
 
         _owner.OnRequest(this, request);
@@ -490,6 +544,9 @@ internal sealed partial class Connection : IResponseSink
 
     [LoggerMessage(EventId = 5002, Level = LogLevel.Warning, Message = "Refused a call to {Method} from {Peer}: its arguments could not be read ({Reason})")]
     private static partial void LogBadArguments(ILogger logger, string method, string peer, string reason);
+
+    [LoggerMessage(EventId = 5004, Level = LogLevel.Warning, Message = "{Role} {Peer} has {InFlight} requests unanswered: reading from it paused until half are answered")]
+    private static partial void LogPaused(ILogger logger, PeerRole role, string peer, int inFlight);
 
     [LoggerMessage(EventId = 5003, Level = LogLevel.Warning, Message = "Could not write a {Kind} frame to {Peer}")]
     private static partial void LogFrameFailed(ILogger logger, Exception error, FrameKind kind, string peer);

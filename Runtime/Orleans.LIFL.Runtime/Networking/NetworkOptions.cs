@@ -39,6 +39,12 @@ public sealed class ConnectionOptions
 
     /// <summary>Messages queued on one connection beyond this are refused (back-pressure instead of unbounded memory).</summary>
     public int MaxQueuedMessages { get; set; } = 250_000;
+
+    /// <summary>
+    /// Requests received on one connection and not yet answered beyond which the connection stops reading until
+    /// half of them are answered; the peer's writes then wait on TCP, and its own queue limit refuses new calls.
+    /// </summary>
+    public int MaxInFlightRequests { get; set; } = 20_000;
 }
 
 internal sealed class EndpointOptionsValidator : IValidateOptions<EndpointOptions>
@@ -69,6 +75,35 @@ internal sealed class EndpointOptionsValidator : IValidateOptions<EndpointOption
         if (options.GatewayPort is < -1 or > 65535)
         {
             errors.Add($"EndpointOptions.GatewayPort {options.GatewayPort} is not a port (0 picks a free one, -1 disables the gateway).");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}
+
+internal sealed class ConnectionOptionsValidator : IValidateOptions<ConnectionOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ConnectionOptions options)
+    {
+        var errors = new List<string>();
+        if (options.MaxFrameBytes < 64 * 1024)
+        {
+            errors.Add($"ConnectionOptions.MaxFrameBytes {options.MaxFrameBytes} is below 64 KiB: ordinary calls would not fit.");
+        }
+
+        if (options.HandshakeTimeout <= TimeSpan.Zero || options.ConnectTimeout <= TimeSpan.Zero)
+        {
+            errors.Add($"ConnectionOptions.HandshakeTimeout ({options.HandshakeTimeout}) and ConnectTimeout ({options.ConnectTimeout}) must be positive.");
+        }
+
+        if (options.MaxQueuedMessages < 1)
+        {
+            errors.Add($"ConnectionOptions.MaxQueuedMessages {options.MaxQueuedMessages} must be at least 1.");
+        }
+
+        if (options.MaxInFlightRequests < 2)
+        {
+            errors.Add($"ConnectionOptions.MaxInFlightRequests {options.MaxInFlightRequests} must be at least 2 (reading resumes when half are answered).");
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

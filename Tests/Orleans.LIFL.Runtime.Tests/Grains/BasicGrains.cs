@@ -1,3 +1,4 @@
+using Orleans.LIFL.Runtime.Tests.Infrastructure;
 using Orleans.LIFL.Serialization;
 
 namespace Orleans.LIFL.Runtime.Tests.Grains;
@@ -193,4 +194,28 @@ public interface INotifyingGrain : IGrainWithStringKey
 public sealed class NotifyingGrain : Grain, INotifyingGrain
 {
     public Task Send(INotifier notifier, string message) => notifier.Notify(message);
+}
+
+/// <summary>Calls that hold their turn until the test opens their gate, counting how many are held at once.</summary>
+public interface IGatedGrain : IGrainWithStringKey
+{
+    /// <summary>Waits for the gate of this call; returns how many calls had entered and not been released when it entered.</summary>
+    Task<int> Hold(string scope, int index);
+
+    /// <summary>Returns how many gates the test had opened when this call ran.</summary>
+    Task<int> Probe(string scope);
+}
+
+public sealed class GatedGrain : Grain, IGatedGrain
+{
+    public async Task<int> Hold(string scope, int index)
+    {
+        var entered = Signals.Increment($"{scope}/entered");
+        var held = entered - Signals.Count($"{scope}/released");
+        Signals.Set($"{scope}/entered/{index}");
+        await Signals.WaitAsync($"{scope}/gate/{index}");
+        return held;
+    }
+
+    public Task<int> Probe(string scope) => Task.FromResult(Signals.Count($"{scope}/released"));
 }
