@@ -142,13 +142,33 @@ internal static class Emitter
             sb.AppendLine($"        {TaskType(method)} {method.DeclaringInterface}.{method.Name}({parameters})");
             sb.AppendLine("        {");
             sb.AppendLine($"            var request = new {InvokableName(iface, i)}();");
+            var copies = method.Parameters.Any(p => !p.KnownShallow);
+            var indent = "            ";
+            if (copies)
+            {
+                // Copies may take shared-buffer references: the request owns them until it is delivered.
+                sb.AppendLine("            var outerCapture = request.BeginArgumentCopy();");
+                sb.AppendLine("            try");
+                sb.AppendLine("            {");
+                indent += "    ";
+            }
+
             for (var p = 0; p < method.Parameters.Count; p++)
             {
                 var parameter = method.Parameters[p];
                 var value = parameter.KnownShallow
                     ? "@" + parameter.Name
                     : $"{Serialization}.DeepCopier<{parameter.Type}>.Copy(@{parameter.Name})";
-                sb.AppendLine($"            request.Arg{p} = {value};");
+                sb.AppendLine($"{indent}request.Arg{p} = {value};");
+            }
+
+            if (copies)
+            {
+                sb.AppendLine("            }");
+                sb.AppendLine("            finally");
+                sb.AppendLine("            {");
+                sb.AppendLine("                request.EndArgumentCopy(outerCapture);");
+                sb.AppendLine("            }");
             }
 
             var call = method.ReturnKind switch

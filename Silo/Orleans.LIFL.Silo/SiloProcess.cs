@@ -156,6 +156,13 @@ public sealed partial class SiloProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>Kills the process (SIGKILL) and waits until it is gone (reaped).</summary>
+    public async Task KillAsync()
+    {
+        Kill();
+        await _process.WaitForExitAsync();
+    }
+
     /// <summary>Freezes the process (SIGSTOP): to the cluster it looks partitioned away.</summary>
     public void Freeze() => Signal(SigStop);
 

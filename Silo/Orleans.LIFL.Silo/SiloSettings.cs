@@ -19,6 +19,9 @@ public static class SiloSettings
         ["--silo-port"] = "Lifl:Endpoints:SiloPort",
         ["--gateway-port"] = "Lifl:Endpoints:GatewayPort",
         ["--name"] = "Lifl:Silo:SiloName",
+        ["--node-id"] = "Lifl:Dataplane:NodeId",
+        ["--pool"] = "Lifl:Dataplane:PoolName",
+        ["--ebpf"] = "Lifl:Dataplane:Ebpf",
     };
 
     /// <summary>Short environment variables, for containers and scripts.</summary>

@@ -48,14 +48,21 @@ public sealed class ProcessCluster : IAsyncDisposable
 
     public IReadOnlyList<SiloProcess> Silos => _silos;
 
-    public static async Task<ProcessCluster> StartAsync(PostgresServer server, int silos)
+    /// <param name="siloArguments">Further options of silo i (for example its node id).</param>
+    public static async Task<ProcessCluster> StartAsync(PostgresServer server, int silos, Func<int, IReadOnlyList<string>>? siloArguments = null)
     {
         var cluster = new ProcessCluster(await server.CreateDatabaseAsync(), "c" + Guid.NewGuid().ToString("N")[..8]);
         try
         {
             // Started together: concurrent joins contend on the membership table's version row.
             var started = await Task.WhenAll(Enumerable.Range(0, silos).Select(i =>
-                SiloProcess.StartAsync(cluster._options with { Name = $"silo{i}" }, TestContext.Current.CancellationToken)));
+                SiloProcess.StartAsync(
+                    cluster._options with
+                    {
+                        Name = $"silo{i}",
+                        ExtraArguments = [.. cluster._options.ExtraArguments, .. siloArguments?.Invoke(i) ?? []],
+                    },
+                    TestContext.Current.CancellationToken)));
             cluster._silos.AddRange(started.OrderBy(s => s.SiloAddress, StringComparer.Ordinal));
             await cluster.WaitForConvergenceAsync();
         }
@@ -107,6 +114,14 @@ public sealed class ProcessCluster : IAsyncDisposable
 
         _clients.Add(host);
         return host.Services.GetRequiredService<IClusterClient>();
+    }
+
+    /// <summary>The grain keyed by a silo's address and placed there (activated through that silo's own gateway).</summary>
+    public async Task<TGrain> OnSiloAsync<TGrain>(SiloProcess silo)
+        where TGrain : IGrainWithStringKey
+    {
+        var client = await ConnectAsync([silo.Gateway]);
+        return client.GetGrain<TGrain>(silo.SiloAddress);
     }
 
     /// <summary>The inspector grain of one silo, reached through that silo's own gateway.</summary>

@@ -17,6 +17,9 @@ internal static class SiloCommand
         ("--silo-port", "Silo-to-silo port (default 11111; 0 picks a free one)."),
         ("--gateway-port", "Client gateway port (default 30000; 0 picks a free one; -1 none)."),
         ("--name", "Silo name for logs and the dashboard."),
+        ("--node-id", "Which node this silo is on (default: /etc/machine-id); silos of one node hand buffers over by descriptor."),
+        ("--pool", "Name of the node's shared-memory pool (default lifl-CLUSTERID)."),
+        ("--ebpf", "true or false: redirect messages between this node's silos with eBPF (default true; needs root)."),
     ];
 
     public static Command Create()

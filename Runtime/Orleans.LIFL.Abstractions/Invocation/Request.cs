@@ -27,6 +27,7 @@ public abstract class Request<TResult> : RequestBase, IValueTaskSource<TResult>,
 
     internal sealed override void Invoke(object target)
     {
+        HandOverBuffers();
         ValueTask<TResult> pending;
         try
         {
@@ -92,30 +93,31 @@ public abstract class Request<TResult> : RequestBase, IValueTaskSource<TResult>,
     internal static void WriteResult(ref Serialization.Writer writer, TResult result) =>
         Serialization.Codec<TResult>.WriteField(ref writer, 0, result);
 
-    internal override void CompleteFromWire(ref Serialization.Reader reader, CompletionBatch? batch)
+    internal override bool CompleteFromWire(ref Serialization.Reader reader, CompletionBatch? batch)
     {
         // A value read from the wire is already this caller's own: no copy.
         var result = Serialization.Codec<TResult>.ReadField(ref reader);
         if (!TryClaimCompletion())
         {
-            return;
+            return false;
         }
 
         if (ResponseSink is { } sink)
         {
             // A forwarded call: pass the result on to the caller in the other process.
             sink.OnResult(this, result, resultIsPrivate: true);
-            return;
+            return true;
         }
 
         if (batch is not null)
         {
             _stagedResult = result;
             batch.Add(this);
-            return;
+            return true;
         }
 
         OutsideTurn(static s => s.Item1._core.SetResult(s.result), (this, result));
+        return true;
     }
 
     internal override bool StageError(Exception error)

@@ -37,6 +37,38 @@ public abstract class RequestBase : TurnContext
     /// <summary>The correlation id under which this request was last sent to another process.</summary>
     internal long OutgoingCorrelationId { get; set; }
 
+    /// <summary>
+    /// Shared-buffer references this request owns: those its argument copies or its deserialization took. The
+    /// callee takes them over when the request is invoked here; otherwise they are dropped when it completes.
+    /// </summary>
+    private List<Dataplane.SharedBuffer>? _ownedBuffers;
+
+    /// <summary>Starts collecting the shared-buffer references the argument copies take (generated proxies).</summary>
+    public List<Dataplane.SharedBuffer>? BeginArgumentCopy() => Dataplane.BufferCapture.Begin();
+
+    /// <summary>Ends <see cref="BeginArgumentCopy"/>: this request owns what was collected.</summary>
+    public void EndArgumentCopy(List<Dataplane.SharedBuffer>? outer) => AdoptBuffers(Dataplane.BufferCapture.End(outer));
+
+    internal void AdoptBuffers(List<Dataplane.SharedBuffer>? buffers)
+    {
+        if (buffers is not null)
+        {
+            Dataplane.BufferCapture.DisposeAll(Interlocked.Exchange(ref _ownedBuffers, buffers));
+        }
+    }
+
+    /// <summary>The callee is about to run: it owns the arguments' buffers from now on.</summary>
+    private protected void HandOverBuffers() => Interlocked.Exchange(ref _ownedBuffers, null);
+
+    /// <summary>The request is done without its arguments reaching a callee here: drop the references it owns.</summary>
+    internal void ReleaseBuffers()
+    {
+        if (_ownedBuffers is not null)
+        {
+            Dataplane.BufferCapture.DisposeAll(Interlocked.Exchange(ref _ownedBuffers, null));
+        }
+    }
+
     /// <summary>True once a result or an error has been delivered to the caller (or a timeout fired).</summary>
     public bool IsCompleted => Volatile.Read(ref _completed) != 0;
 
@@ -63,7 +95,8 @@ public abstract class RequestBase : TurnContext
     /// <param name="batch">When given, the caller's continuation is not run here but staged in the batch, which
     /// runs the continuations of everything received in one read on the thread pool (so a caller that computes
     /// after a call cannot stall the connection, and a burst of responses costs one thread hand-off).</param>
-    internal abstract void CompleteFromWire(ref Reader reader, CompletionBatch? batch);
+    /// <returns>False when the request was already answered (a timeout won): the result read is nobody's.</returns>
+    internal abstract bool CompleteFromWire(ref Reader reader, CompletionBatch? batch);
 
     /// <summary>Runs the caller's continuation of a result or error staged by <see cref="CompleteFromWire"/>.</summary>
     internal abstract void RunStagedCompletion();
@@ -78,7 +111,16 @@ public abstract class RequestBase : TurnContext
     internal abstract void Fail(Exception error);
 
     /// <summary>Claims the right to answer; only the first of result, error and timeout wins.</summary>
-    private protected bool TryClaimCompletion() => Interlocked.Exchange(ref _completed, 1) == 0;
+    private protected bool TryClaimCompletion()
+    {
+        if (Interlocked.Exchange(ref _completed, 1) != 0)
+        {
+            return false;
+        }
+
+        ReleaseBuffers();
+        return true;
+    }
 
     /// <summary>Reports the end of the invocation to the activation, then answers the caller.</summary>
     private protected void OnInvocationFinished(Exception? error)

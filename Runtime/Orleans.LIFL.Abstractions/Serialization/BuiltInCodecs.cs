@@ -52,6 +52,7 @@ internal static class BuiltInCodecs
         [typeof(double[])] = new BlockCodec<double>(),
         [typeof(Half[])] = new BlockCodec<Half>(),
         [typeof(object)] = new ObjectCodec(),
+        [typeof(Dataplane.SharedBuffer)] = new SharedBufferCodec(),
     }.ToFrozenDictionary();
 
     private static readonly Dictionary<Type, Type> Families = new()
@@ -494,4 +495,26 @@ public struct TagReader
 
         return true;
     }
+}
+
+/// <summary>A shared buffer, as the link's channel writes it (a descriptor or the bytes).</summary>
+internal sealed class SharedBufferCodec : IFieldCodec<Dataplane.SharedBuffer>
+{
+    public WireType WireType => WireType.TagDelimited;
+
+    public void WriteValue(ref Writer writer, Dataplane.SharedBuffer value) => Channel(writer.Session).Write(ref writer, value);
+
+    public Dataplane.SharedBuffer ReadValue(ref Reader reader, WireType wireType)
+    {
+        if (wireType != WireType.TagDelimited)
+        {
+            throw new SerializationException($"A shared buffer arrived as {wireType}, at offset {reader.Position}.");
+        }
+
+        return Channel(reader.Session).Read(ref reader);
+    }
+
+    private static ISharedBufferChannel Channel(SerializerSession? session) =>
+        session?.Buffers ?? throw new SerializationException(
+            "A SharedBuffer can only cross a link between processes that have a shared pool (silos, and clients with a dataplane); it cannot be stored or sent here.");
 }

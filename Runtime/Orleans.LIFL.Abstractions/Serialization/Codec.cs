@@ -20,15 +20,33 @@ public interface IFieldCodec<T>
 /// <summary>Marks codecs that handle every subtype of their declared type themselves (grain references, exceptions).</summary>
 public interface ISubtypeCodec;
 
-/// <summary>What deserialization needs from the process it happens in (to rebuild grain references).</summary>
+/// <summary>
+/// What serialization needs from the process and the link it happens on: the runtime (to rebuild grain
+/// references) and how shared buffers cross this link.
+/// </summary>
 public sealed class SerializerSession
 {
-    public SerializerSession(IGrainCallRuntime? runtime)
+    public SerializerSession(IGrainCallRuntime? runtime, ISharedBufferChannel? buffers = null)
     {
         Runtime = runtime;
+        Buffers = buffers;
     }
 
     public IGrainCallRuntime? Runtime { get; }
+
+    /// <summary>How <see cref="Dataplane.SharedBuffer"/> values cross this link; null where they cannot.</summary>
+    public ISharedBufferChannel? Buffers { get; }
+}
+
+/// <summary>
+/// Moves shared buffers across one link: a descriptor to a process of the same node (the bytes stay in the shared
+/// pool), the bytes themselves to another node. Each read returns a handle the reader owns.
+/// </summary>
+public interface ISharedBufferChannel
+{
+    void Write(ref Writer writer, Dataplane.SharedBuffer buffer);
+
+    Dataplane.SharedBuffer Read(ref Reader reader);
 }
 
 /// <summary>The wire format of <typeparamref name="T"/>: nulls, subtypes and exact values.</summary>

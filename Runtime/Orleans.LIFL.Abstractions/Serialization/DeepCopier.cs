@@ -112,6 +112,11 @@ public static class CopierRegistry
             return (IDeepCopier<T>)generated;
         }
 
+        if (type == typeof(Dataplane.SharedBuffer))
+        {
+            return (IDeepCopier<T>)(object)new SharedBufferCopier();
+        }
+
         if (type.IsSZArray)
         {
             return (IDeepCopier<T>)Activator.CreateInstance(typeof(ArrayCopier<>).MakeGenericType(type.GetElementType()!))!;
@@ -392,4 +397,10 @@ public static class CopierHelpers
 {
     public static T CreateUninitialized<T>()
         where T : class => (T)RuntimeHelpers.GetUninitializedObject(typeof(T));
+}
+
+/// <summary>Within a process the receiver of a shared buffer gets its own reference to the same bytes.</summary>
+internal sealed class SharedBufferCopier : IDeepCopier<Dataplane.SharedBuffer>
+{
+    public Dataplane.SharedBuffer DeepCopy(Dataplane.SharedBuffer original) => original.Share();
 }

@@ -64,7 +64,8 @@ internal sealed partial class Silo : ISiloEndpoint, ISiloTransportHandler
         IEnumerable<GrainExtensionRegistration> extensions,
         IEnumerable<Streams.StreamProviderRegistration> streamProviders,
         ILoggerFactory loggerFactory,
-        TimeProvider time)
+        TimeProvider time,
+        Dataplane.NodeDataplane dataplane)
     {
         _fabric = fabric;
         _collection = collection.Value;
@@ -76,7 +77,7 @@ internal sealed partial class Silo : ISiloEndpoint, ISiloTransportHandler
         IClusterTransport transport;
         if (endpoints.Value.Enabled)
         {
-            _tcp = new TcpSiloTransport(endpoints.Value, cluster.Value, connections.Value, time, loggerFactory);
+            _tcp = new TcpSiloTransport(endpoints.Value, cluster.Value, connections.Value, time, loggerFactory, dataplane);
             Address = _tcp.Address;
             transport = _tcp;
         }

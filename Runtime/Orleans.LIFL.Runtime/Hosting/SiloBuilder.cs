@@ -68,11 +68,16 @@ public static class SiloHostingExtensions
         AddOptions<EndpointOptions, EndpointOptionsValidator>(services, "Endpoints");
         AddOptions<ConnectionOptions, ConnectionOptionsValidator>(services, "Connections");
         AddOptions<MembershipOptions, MembershipOptionsValidator>(services, "Membership");
+        AddOptions<Runtime.Dataplane.DataplaneOptions, Runtime.Dataplane.DataplaneOptionsValidator>(services, "Dataplane");
 
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<InProcessClusterFabric>();
         services.TryAddSingleton<IMembershipTable>(sp => sp.GetRequiredService<InProcessClusterFabric>().Membership);
         services.TryAddSingleton<IGrainDirectory>(sp => sp.GetRequiredService<InProcessClusterFabric>().Directory);
+        services.TryAddSingleton<Runtime.Dataplane.NodeDataplane>();
+        services.TryAddSingleton(sp => sp.GetRequiredService<Runtime.Dataplane.NodeDataplane>().Pool
+            ?? throw new InvalidOperationException(
+                $"This silo has no shared pool (Lifl:Dataplane:Enabled is false, or pool {sp.GetRequiredService<Runtime.Dataplane.NodeDataplane>().PoolName} could not be opened: see the log)."));
         services.AddSingleton<Silo>();
         services.AddSingleton<IGrainFactory>(sp => sp.GetRequiredService<Silo>().GrainFactory);
         services.AddSingleton<Runtime.ILocalSiloDetails>(sp => new Runtime.LocalSiloDetails(sp.GetRequiredService<Silo>()));

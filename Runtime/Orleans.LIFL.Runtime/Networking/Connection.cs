@@ -5,8 +5,10 @@ using System.Net.Sockets;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Orleans.LIFL.Configuration;
+using Orleans.LIFL.Dataplane;
 using Orleans.LIFL.Invocation;
 using Orleans.LIFL.Metadata;
+using Orleans.LIFL.Runtime.Dataplane;
 using Orleans.LIFL.Serialization;
 
 namespace Orleans.LIFL.Runtime.Networking;
@@ -17,6 +19,9 @@ internal interface IConnectionOwner
     SerializerSession Session { get; }
 
     TimeProvider Time { get; }
+
+    /// <summary>How shared buffers cross the link to <paramref name="peer"/>; null when they cannot.</summary>
+    Dataplane.IFrameBufferChannel? CreateBufferChannel(PeerIdentity peer);
 
     /// <summary>Whether callers' continuations run on the thread pool instead of the connection's reader.</summary>
     bool CompleteCallsAsynchronously { get; }
@@ -45,6 +50,8 @@ internal sealed partial class Connection : IResponseSink
     private readonly Stream _stream;
     private readonly PipeReader _input;
     private readonly IConnectionOwner _owner;
+    private readonly Dataplane.IFrameBufferChannel? _buffers;
+    private readonly SerializerSession _session;
     private readonly ConnectionOptions _options;
     private readonly ILogger _logger;
     private readonly Channel<object> _outgoing = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
@@ -66,6 +73,8 @@ internal sealed partial class Connection : IResponseSink
         _owner = owner;
         _options = options;
         _logger = logger;
+        _buffers = owner.CreateBufferChannel(peer);
+        _session = _buffers is null ? owner.Session : new SerializerSession(owner.Session.Runtime, _buffers);
     }
 
     public PeerIdentity Peer { get; }
@@ -90,6 +99,7 @@ internal sealed partial class Connection : IResponseSink
         var reason = first.Exception?.GetBaseException() ?? first.Result;
         Close(reason);
         await Task.WhenAll(reading, writing).ConfigureAwait(false);
+        (_buffers as StreamingChannel)?.Close();
     }
 
     /// <summary>Queues a call to the peer; false if the connection is closed (the caller may try elsewhere).</summary>
@@ -136,18 +146,36 @@ internal sealed partial class Connection : IResponseSink
         }
 
         T value;
-        try
+        List<SharedBuffer>? buffers;
+        if (resultIsPrivate)
         {
-            // The callee may change what it returned once its turn ends; the response is written later.
-            value = resultIsPrivate ? result : DeepCopier<T>.Copy(result);
+            // Read from the wire just now (a relayed result): the references it took are this frame's.
+            value = result;
+            buffers = BufferCapture.TakeCaptured();
         }
-        catch (Exception error)
+        else
         {
-            ((IResponseSink)this).OnError(request, error);
-            return;
+            var outerCapture = BufferCapture.Begin();
+            try
+            {
+                // The callee may change what it returned once its turn ends; the response is written later.
+                value = DeepCopier<T>.Copy(result);
+            }
+            catch (Exception error)
+            {
+                BufferCapture.DisposeAll(BufferCapture.End(outerCapture));
+                ((IResponseSink)this).OnError(request, error);
+                return;
+            }
+
+            buffers = BufferCapture.End(outerCapture);
         }
 
-        _outgoing.Writer.TryWrite(new ResultFrame<T>(request.IncomingCorrelationId, value));
+        var frame = new ResultFrame<T>(request.IncomingCorrelationId, value) { Buffers = buffers };
+        if (!_outgoing.Writer.TryWrite(frame))
+        {
+            frame.ReleaseBuffers();
+        }
         OnAnswered();
     }
 
@@ -236,6 +264,7 @@ internal sealed partial class Connection : IResponseSink
 
         while (_outgoing.Reader.TryRead(out var item))
         {
+            (item as ResultFrame)?.ReleaseBuffers();
             if (item is RequestBase { Method.IsOneWay: true } oneWay)
             {
                 oneWay.Fail(failure);
@@ -262,7 +291,24 @@ internal sealed partial class Connection : IResponseSink
                         Interlocked.Decrement(ref _queued);
                     }
 
+                    var frameStart = buffer.Length;
                     WriteItem(buffer, item);
+                    if (_buffers is StreamingChannel { HasSends: true } streaming)
+                    {
+                        // The message names buffers streamed to another node: their bytes go ahead of it.
+                        var message = buffer.TakeFrom(frameStart);
+                        await _stream.WriteAsync(buffer.Written).ConfigureAwait(false);
+                        buffer.Reset();
+                        foreach (var (transfer, shared) in streaming.TakeSends())
+                        {
+                            using (shared)
+                            {
+                                await streaming.StreamAsync(_stream, transfer, shared, CancellationToken.None).ConfigureAwait(false);
+                            }
+                        }
+
+                        await _stream.WriteAsync(message).ConfigureAwait(false);
+                    }
                 }
 
                 if (buffer.Length > 0)
@@ -288,36 +334,58 @@ internal sealed partial class Connection : IResponseSink
                 WriteRequest(buffer, request);
                 break;
             case OutgoingFrame frame:
-                buffer.BeginFrame(frame.Kind);
                 try
                 {
-                    var writer = new Writer(buffer, _owner.Session);
-                    frame.Write(ref writer);
-                    writer.Commit();
+                    WriteFrame(buffer, frame, item);
                 }
-                catch (Exception error)
+                finally
                 {
-                    buffer.AbandonFrame();
-                    if (frame is ResultFrame result && item is not ErrorFrame)
-                    {
-                        // The result could not be serialized: the caller gets that error instead.
-                        _outgoing.Writer.TryWrite(new ErrorFrame(result.Correlation, error));
-                    }
-                    else
-                    {
-                        LogFrameFailed(_logger, error, frame.Kind, Peer.Id);
-                    }
-
-                    return;
-                }
-
-                if (!buffer.EndFrame(_options.MaxFrameBytes) && frame is ResultFrame tooLarge)
-                {
-                    _outgoing.Writer.TryWrite(new ErrorFrame(tooLarge.Correlation, new LiflException($"The result is larger than the {_options.MaxFrameBytes}-byte frame limit.")));
+                    // The peer has its own references now (or the frame died): the frame's are done.
+                    (frame as ResultFrame)?.ReleaseBuffers();
                 }
 
                 break;
         }
+    }
+
+    private void WriteFrame(FrameBuffer buffer, OutgoingFrame frame, object item)
+    {
+        buffer.BeginFrame(frame.Kind);
+        try
+        {
+            var writer = new Writer(buffer, _session);
+            frame.Write(ref writer);
+            writer.Commit();
+        }
+        catch (Exception error)
+        {
+            _buffers?.AbandonFrame();
+            buffer.AbandonFrame();
+            if (frame is ResultFrame result && item is not ErrorFrame)
+            {
+                // The result could not be serialized: the caller gets that error instead.
+                _outgoing.Writer.TryWrite(new ErrorFrame(result.Correlation, error));
+            }
+            else
+            {
+                LogFrameFailed(_logger, error, frame.Kind, Peer.Id);
+            }
+
+            return;
+        }
+
+        if (!buffer.EndFrame(_options.MaxFrameBytes))
+        {
+            _buffers?.AbandonFrame();
+            if (frame is ResultFrame tooLarge)
+            {
+                _outgoing.Writer.TryWrite(new ErrorFrame(tooLarge.Correlation, new LiflException($"The result is larger than the {_options.MaxFrameBytes}-byte frame limit.")));
+            }
+
+            return;
+        }
+
+        _buffers?.CommitFrame();
     }
 
     private void WriteRequest(FrameBuffer buffer, RequestBase request)
@@ -332,13 +400,14 @@ internal sealed partial class Connection : IResponseSink
         buffer.BeginFrame(FrameKind.Request);
         try
         {
-            var writer = new Writer(buffer, _owner.Session);
+            var writer = new Writer(buffer, _session);
             RequestHeader.Write(ref writer, request, request.Method.IsOneWay ? 0 : request.OutgoingCorrelationId, _owner.Time);
             request.WriteArguments(ref writer);
             writer.Commit();
         }
         catch (Exception error)
         {
+            _buffers?.AbandonFrame();
             buffer.AbandonFrame();
             _pending.TryRemove(request.OutgoingCorrelationId, out _);
             request.Fail(error);
@@ -347,8 +416,17 @@ internal sealed partial class Connection : IResponseSink
 
         if (!buffer.EndFrame(_options.MaxFrameBytes))
         {
+            _buffers?.AbandonFrame();
             _pending.TryRemove(request.OutgoingCorrelationId, out _);
             request.Fail(new LiflException($"The arguments of {request.Method.FullName} are larger than the {_options.MaxFrameBytes}-byte frame limit."));
+            return;
+        }
+
+        _buffers?.CommitFrame();
+        if (request.Method.IsOneWay)
+        {
+            // Nothing will answer a one-way call: its buffers are the peer's as soon as the frame is complete.
+            request.ReleaseBuffers();
         }
     }
 
@@ -411,6 +489,22 @@ internal sealed partial class Connection : IResponseSink
 
     private void Dispatch(in ReadOnlySequence<byte> frame)
     {
+        if (frame.FirstSpan[0] == (byte)FrameKind.BufferChunk)
+        {
+            // Straight from the pipe's segments into shared memory: no intermediate array however large the chunk.
+            var streaming = _buffers as StreamingChannel ?? throw new ProtocolException("a buffer chunk on a link that does not stream buffers");
+            try
+            {
+                streaming.ReceiveChunk(frame.Slice(1));
+            }
+            catch (Exception error) when (error is SerializationException or DataplaneException)
+            {
+                throw new ProtocolException($"a bad buffer chunk: {error.Message}");
+            }
+
+            return;
+        }
+
         if (frame.IsSingleSegment)
         {
             Dispatch(frame.FirstSpan);
@@ -433,7 +527,7 @@ internal sealed partial class Connection : IResponseSink
     private void Dispatch(ReadOnlySpan<byte> frame)
     {
         var kind = (FrameKind)frame[0];
-        var reader = new Reader(frame[1..], _owner.Session);
+        var reader = new Reader(frame[1..], _session);
         try
         {
             switch (kind)
@@ -468,16 +562,26 @@ internal sealed partial class Connection : IResponseSink
             return;
         }
 
+        var outerCapture = BufferCapture.Begin();
         try
         {
             request.ReadArguments(ref reader);
         }
         catch (Exception error) when (error is SerializationException or CodecNotFoundException)
         {
+            BufferCapture.DisposeAll(BufferCapture.End(outerCapture));
             LogBadArguments(_logger, request.Method.FullName, Peer.Id, error.Message);
             Refuse(header.Correlation, error);
             return;
         }
+        catch
+        {
+            BufferCapture.DisposeAll(BufferCapture.End(outerCapture));
+            throw;
+        }
+
+        // The references the arguments' buffers took are the request's until it is invoked (or forwarded and done).
+        request.AdoptBuffers(BufferCapture.End(outerCapture));
 
         header.ApplyTo(request, _owner.Time);
         if (header.Correlation != 0)
@@ -509,11 +613,13 @@ internal sealed partial class Connection : IResponseSink
         }
 
         var batch = _owner.CompleteCallsAsynchronously ? (_batch ??= new CompletionBatch()) : null;
+        var outerCapture = BufferCapture.Begin();
+        var completed = false;
         try
         {
             if (status == 0)
             {
-                request.CompleteFromWire(ref reader, batch);
+                completed = request.CompleteFromWire(ref reader, batch);
                 return;
             }
 
@@ -522,6 +628,15 @@ internal sealed partial class Connection : IResponseSink
         catch (Exception error) when (error is SerializationException or CodecNotFoundException)
         {
             Fail(request, error, batch);
+        }
+        finally
+        {
+            // A result's buffers belong to its caller (a relayed result took its own above); a failed read's are nobody's.
+            var captured = BufferCapture.End(outerCapture);
+            if (!completed)
+            {
+                BufferCapture.DisposeAll(captured);
+            }
         }
     }
 
@@ -561,6 +676,11 @@ internal sealed partial class Connection : IResponseSink
     private abstract class ResultFrame(long correlation) : OutgoingFrame(FrameKind.Response)
     {
         public long Correlation { get; } = correlation;
+
+        /// <summary>The shared-buffer references the result holds for the peer: dropped once the frame is written.</summary>
+        public List<SharedBuffer>? Buffers { get; init; }
+
+        public void ReleaseBuffers() => BufferCapture.DisposeAll(Buffers);
     }
 
     private sealed class ResultFrame<T>(long correlation, T value) : ResultFrame(correlation)

@@ -57,6 +57,14 @@ internal sealed class FrameBuffer : IBufferWriter<byte>
         }
     }
 
+    /// <summary>Cuts off and returns everything from <paramref name="start"/> on (a frame that must wait).</summary>
+    public byte[] TakeFrom(int start)
+    {
+        var taken = _buffer.AsSpan(start, _written - start).ToArray();
+        _written = start;
+        return taken;
+    }
+
     public void Reset()
     {
         _written = 0;
@@ -105,6 +113,9 @@ internal enum FrameKind : byte
     Rejected = 5,
     Request = 10,
     Response = 11,
+
+    /// <summary>A piece of a shared buffer streamed to another node, ahead of the message that names it.</summary>
+    BufferChunk = 12,
     Ping = 20,
     Pong = 21,
     ClusterView = 30,

@@ -141,6 +141,9 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
         throw new SiloUnavailableException($"No gateway answered: {string.Join("; ", failures)}");
     }
 
+    // Clients do not map a shared pool (yet): shared buffers cannot cross their links.
+    Dataplane.IFrameBufferChannel? IConnectionOwner.CreateBufferChannel(PeerIdentity peer) => null;
+
     void IConnectionOwner.OnRequest(Connection connection, RequestBase request)
     {
         if (_handler?.DeliverToObserver(request) != true)

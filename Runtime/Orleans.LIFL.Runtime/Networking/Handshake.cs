@@ -7,8 +7,23 @@ using Orleans.LIFL.Serialization;
 
 namespace Orleans.LIFL.Runtime.Networking;
 
-/// <summary>Who a peer is, as established by the handshake.</summary>
-internal sealed record PeerIdentity(PeerRole Role, string Id);
+/// <summary>Who a peer is, as established by the handshake, and where its shared pool is (null: it has none).</summary>
+internal sealed record PeerIdentity(PeerRole Role, string Id, DataplaneEndpoint? Dataplane = null);
+
+/// <summary>A process's place in its node's dataplane: the node, the shared pool it maps and its slot there.</summary>
+internal sealed record DataplaneEndpoint(string NodeId, string PoolName, int Slot)
+{
+    /// <summary>Whether <paramref name="other"/> maps the same pool on the same node (descriptors can be exchanged).</summary>
+    public bool SharesPoolWith(DataplaneEndpoint? other) =>
+        other is not null && other.NodeId == NodeId && other.PoolName == PoolName && other.Slot != Slot;
+
+    internal void Write(ref Writer writer, uint firstField)
+    {
+        Codec<string>.WriteField(ref writer, firstField, NodeId);
+        Codec<string>.WriteField(ref writer, firstField + 1, PoolName);
+        Codec<int>.WriteField(ref writer, firstField + 2, Slot);
+    }
+}
 
 /// <summary>
 /// The opening of every connection. The initiator says who it is and which cluster it wants, with a nonce; the
@@ -33,6 +48,7 @@ internal static class Handshake
             Codec<byte>.WriteField(ref w, 2, (byte)self.Role);
             Codec<string>.WriteField(ref w, 3, self.Id);
             Codec<byte[]>.WriteField(ref w, 4, nonce);
+            self.Dataplane?.Write(ref w, 5);
             w.WriteEndTag();
         }, cancellationToken).ConfigureAwait(false);
 
@@ -47,7 +63,7 @@ internal static class Handshake
             throw new ProtocolException($"expected a handshake challenge, got {kind}");
         }
 
-        var (responderId, responderNonce, responderProof) = ReadChallenge(payload);
+        var (responderId, responderNonce, responderProof, responderDataplane) = ReadChallenge(payload);
         var expected = Proof(secret, "responder", clusterId, nonce, responderNonce, self.Id, responderId);
         if (!CryptographicOperations.FixedTimeEquals(expected, responderProof))
         {
@@ -64,7 +80,7 @@ internal static class Handshake
         (kind, payload) = await ReceiveAsync(input, cancellationToken).ConfigureAwait(false);
         return kind switch
         {
-            FrameKind.Accepted => new PeerIdentity(PeerRole.Silo, responderId),
+            FrameKind.Accepted => new PeerIdentity(PeerRole.Silo, responderId, responderDataplane),
             FrameKind.Rejected => throw new AuthenticationFailedException($"peer {responderId} refused our proof: {ReadReason(payload)}"),
             _ => throw new ProtocolException($"expected the handshake's acceptance, got {kind}"),
         };
@@ -72,7 +88,8 @@ internal static class Handshake
 
     /// <summary>Answers a connecting peer; returns who it is once it has proven itself.</summary>
     public static async Task<PeerIdentity> RespondAsync(
-        Stream stream, PipeReader input, string clusterId, byte[] secret, string selfId, Func<PeerRole, bool> acceptsRole, CancellationToken cancellationToken)
+        Stream stream, PipeReader input, string clusterId, byte[] secret, string selfId, Func<PeerRole, bool> acceptsRole, CancellationToken cancellationToken,
+        DataplaneEndpoint? selfDataplane = null)
     {
         var (kind, payload) = await ReceiveAsync(input, cancellationToken).ConfigureAwait(false);
         if (kind != FrameKind.Hello)
@@ -108,6 +125,7 @@ internal static class Handshake
             Codec<string>.WriteField(ref w, 0, selfId);
             Codec<byte[]>.WriteField(ref w, 1, nonce);
             Codec<byte[]>.WriteField(ref w, 2, proof);
+            selfDataplane?.Write(ref w, 3);
             w.WriteEndTag();
         }, cancellationToken).ConfigureAwait(false);
 
@@ -126,7 +144,7 @@ internal static class Handshake
         }
 
         await SendAsync(stream, FrameKind.Accepted, (ref Writer w) => w.WriteEndTag(), cancellationToken).ConfigureAwait(false);
-        return new PeerIdentity(hello.Role, hello.Id);
+        return new PeerIdentity(hello.Role, hello.Id, hello.Dataplane);
     }
 
     public static byte[] SecretBytes(string secret) => Encoding.UTF8.GetBytes(secret);
@@ -197,7 +215,7 @@ internal static class Handshake
         }
     }
 
-    private static (int Version, string ClusterId, PeerRole Role, string Id, byte[] Nonce) ReadHello(byte[] payload)
+    private static (int Version, string ClusterId, PeerRole Role, string Id, byte[] Nonce, DataplaneEndpoint? Dataplane) ReadHello(byte[] payload)
     {
         var reader = new Reader(payload);
         var fields = new TagReader(ref reader, WireType.TagDelimited, "hello");
@@ -205,6 +223,8 @@ internal static class Handshake
         string clusterId = "", id = "";
         PeerRole role = 0;
         byte[] nonce = [];
+        string? node = null, pool = null;
+        var slot = -1;
         while (fields.Next(ref reader, out var field, out var wire))
         {
             switch (field)
@@ -214,6 +234,9 @@ internal static class Handshake
                 case 2: role = (PeerRole)Codec<byte>.ReadValue(ref reader, wire); break;
                 case 3: id = Codec<string>.ReadValue(ref reader, wire); break;
                 case 4: nonce = Codec<byte[]>.ReadValue(ref reader, wire); break;
+                case 5: node = Codec<string>.ReadValue(ref reader, wire); break;
+                case 6: pool = Codec<string>.ReadValue(ref reader, wire); break;
+                case 7: slot = Codec<int>.ReadValue(ref reader, wire); break;
                 default: reader.SkipField(wire); break;
             }
         }
@@ -223,15 +246,17 @@ internal static class Handshake
             throw new ProtocolException("a malformed handshake hello");
         }
 
-        return (version, clusterId, role, id, nonce);
+        return (version, clusterId, role, id, nonce, Dataplane(node, pool, slot));
     }
 
-    private static (string Id, byte[] Nonce, byte[] Proof) ReadChallenge(byte[] payload)
+    private static (string Id, byte[] Nonce, byte[] Proof, DataplaneEndpoint? Dataplane) ReadChallenge(byte[] payload)
     {
         var reader = new Reader(payload);
         var fields = new TagReader(ref reader, WireType.TagDelimited, "challenge");
         string id = "";
         byte[] nonce = [], proof = [];
+        string? node = null, pool = null;
+        var slot = -1;
         while (fields.Next(ref reader, out var field, out var wire))
         {
             switch (field)
@@ -239,12 +264,19 @@ internal static class Handshake
                 case 0: id = Codec<string>.ReadValue(ref reader, wire); break;
                 case 1: nonce = Codec<byte[]>.ReadValue(ref reader, wire); break;
                 case 2: proof = Codec<byte[]>.ReadValue(ref reader, wire); break;
+                case 3: node = Codec<string>.ReadValue(ref reader, wire); break;
+                case 4: pool = Codec<string>.ReadValue(ref reader, wire); break;
+                case 5: slot = Codec<int>.ReadValue(ref reader, wire); break;
                 default: reader.SkipField(wire); break;
             }
         }
 
-        return (id, nonce, proof);
+        return (id, nonce, proof, Dataplane(node, pool, slot));
     }
+
+    /// <summary>A peer's dataplane, when it announced a complete and plausible one.</summary>
+    private static DataplaneEndpoint? Dataplane(string? node, string? pool, int slot) =>
+        node is { Length: > 0 } && pool is { Length: > 0 } && slot is >= 0 and < 64 ? new DataplaneEndpoint(node, pool, slot) : null;
 
     private static byte[] ReadProof(byte[] payload)
     {

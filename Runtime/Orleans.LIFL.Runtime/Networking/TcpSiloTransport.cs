@@ -53,12 +53,15 @@ internal sealed partial class TcpSiloTransport : IClusterTransport, IConnectionO
     private readonly ConcurrentDictionary<SiloAddress, SiloRuntimeStatistics> _statistics = new();
     private readonly ConcurrentDictionary<long, TaskCompletionSource<SiloRuntimeStatistics>> _pings = new();
     private readonly CancellationTokenSource _stopping = new();
+    private readonly Dataplane.NodeDataplane? _dataplane;
     private ISiloTransportHandler? _handler;
     private long _nextPing;
 
-    public TcpSiloTransport(EndpointOptions endpoints, ClusterOptions cluster, ConnectionOptions options, TimeProvider time, ILoggerFactory loggerFactory)
+    public TcpSiloTransport(EndpointOptions endpoints, ClusterOptions cluster, ConnectionOptions options, TimeProvider time, ILoggerFactory loggerFactory,
+        Dataplane.NodeDataplane? dataplane = null)
     {
         _cluster = cluster;
+        _dataplane = dataplane;
         _options = options;
         Time = time;
         _loggerFactory = loggerFactory;
@@ -94,6 +97,9 @@ internal sealed partial class TcpSiloTransport : IClusterTransport, IConnectionO
     {
         _handler = handler;
         Session = new SerializerSession(runtime);
+
+        // Connections to and from this port between silos of the node skip the TCP/IP stack when eBPF can be had.
+        _dataplane?.RegisterSiloPort(Address.Endpoint.Port);
         _ = AcceptLoopAsync(_siloListener, PeerRole.Silo);
         if (_gatewayListener is not null)
         {
@@ -145,7 +151,8 @@ internal sealed partial class TcpSiloTransport : IClusterTransport, IConnectionO
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
             timeout.CancelAfter(_options.HandshakeTimeout);
-            peer = await Handshake.RespondAsync(stream, input, _cluster.ClusterId, _secret, Address.ToString(), r => r == role, timeout.Token).ConfigureAwait(false);
+            peer = await Handshake.RespondAsync(
+                stream, input, _cluster.ClusterId, _secret, Address.ToString(), r => r == role, timeout.Token, _dataplane?.Endpoint).ConfigureAwait(false);
         }
         catch (Exception error)
         {
@@ -276,6 +283,8 @@ internal sealed partial class TcpSiloTransport : IClusterTransport, IConnectionO
         }
     }
 
+    Dataplane.IFrameBufferChannel? IConnectionOwner.CreateBufferChannel(PeerIdentity peer) => _dataplane?.CreateChannel(peer);
+
     void IConnectionOwner.OnRequest(Connection connection, RequestBase request)
     {
         var handler = _handler!;
@@ -342,7 +351,7 @@ internal sealed partial class TcpSiloTransport : IClusterTransport, IConnectionO
         try
         {
             connection = await TcpConnector.ConnectAsync(
-                silo.Endpoint, _cluster.ClusterId, _secret, new PeerIdentity(PeerRole.Silo, Address.ToString()), this, _options, _logger, _stopping.Token)
+                silo.Endpoint, _cluster.ClusterId, _secret, new PeerIdentity(PeerRole.Silo, Address.ToString(), _dataplane?.Endpoint), this, _options, _logger, _stopping.Token)
                 .ConfigureAwait(false);
         }
         catch (SiloUnavailableException error)

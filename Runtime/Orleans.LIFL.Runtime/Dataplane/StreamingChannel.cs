@@ -1,0 +1,228 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using Orleans.LIFL.Dataplane;
+using Orleans.LIFL.Serialization;
+
+namespace Orleans.LIFL.Runtime.Dataplane;
+
+/// <summary>
+/// Shared buffers of a link to another node: the message carries a transfer number, and the bytes go ahead of it in
+/// chunk frames, written from the sender's shared memory straight to the socket and read from the socket straight
+/// into a buffer of the receiver's pool. No managed array ever holds them; each side counts the bytes it copied.
+/// </summary>
+internal sealed class StreamingChannel(SharedBufferPool pool) : IFrameBufferChannel
+{
+    /// <summary>Bytes per chunk frame.</summary>
+    public const int ChunkBytes = 1 << 20;
+
+    private const byte StreamedMode = 2;
+
+    // Written by the connection's write loop only.
+    private readonly List<(ulong Transfer, SharedBuffer Buffer)> _frameSends = [];
+    private readonly List<(ulong Transfer, SharedBuffer Buffer)> _committedSends = [];
+    private ulong _nextTransfer;
+
+    // Touched by the connection's read loop only.
+    private readonly Dictionary<ulong, Incoming> _incoming = [];
+
+    /// <summary>Whether the frame committed last needs bytes streamed ahead of it.</summary>
+    public bool HasSends => _committedSends.Count > 0;
+
+    public void Write(ref Writer writer, SharedBuffer buffer)
+    {
+        var transfer = ++_nextTransfer;
+        Codec<byte>.WriteField(ref writer, 0, StreamedMode);
+        Codec<ulong>.WriteField(ref writer, 1, transfer);
+        Codec<ulong>.WriteField(ref writer, 2, (ulong)buffer.Length);
+        writer.WriteEndTag();
+
+        // Kept alive until its bytes are on the wire.
+        _frameSends.Add((transfer, buffer.Share()));
+    }
+
+    public SharedBuffer Read(ref Reader reader)
+    {
+        var fields = new TagReader(ref reader, WireType.TagDelimited, "shared buffer");
+        byte mode = 0;
+        ulong transfer = 0, length = 0;
+        while (fields.Next(ref reader, out var id, out var wire))
+        {
+            switch (id)
+            {
+                case 0: mode = Codec<byte>.ReadValue(ref reader, wire); break;
+                case 1: transfer = Codec<ulong>.ReadValue(ref reader, wire); break;
+                case 2: length = Codec<ulong>.ReadValue(ref reader, wire); break;
+                default: reader.SkipField(wire); break;
+            }
+        }
+
+        if (mode != StreamedMode)
+        {
+            throw new SerializationException($"A shared buffer in mode {mode} on a link that streams buffers.");
+        }
+
+        if (!_incoming.Remove(transfer, out var incoming))
+        {
+            throw new SerializationException($"A message names streamed buffer #{transfer}, whose bytes did not arrive.");
+        }
+
+        using var staged = incoming.Buffer;
+        if (incoming.Received != incoming.Buffer.Length || (ulong)incoming.Buffer.Length != length)
+        {
+            throw new SerializationException(
+                $"Streamed buffer #{transfer} is incomplete: {incoming.Received:N0} of {incoming.Buffer.Length:N0} bytes arrived, the message says {length:N0}.");
+        }
+
+        // A handle made here, so whoever collects this message's buffers owns it.
+        return staged.Share();
+    }
+
+    public void CommitFrame()
+    {
+        _committedSends.AddRange(_frameSends);
+        _frameSends.Clear();
+    }
+
+    public void AbandonFrame()
+    {
+        foreach (var (_, buffer) in _frameSends)
+        {
+            buffer.Dispose();
+        }
+
+        _frameSends.Clear();
+    }
+
+    /// <summary>Takes the buffers whose bytes must be written before the frame committed last.</summary>
+    public List<(ulong Transfer, SharedBuffer Buffer)> TakeSends()
+    {
+        var sends = new List<(ulong, SharedBuffer)>(_committedSends);
+        _committedSends.Clear();
+        return sends;
+    }
+
+    /// <summary>Writes the chunk frames of one buffer: straight from shared memory to <paramref name="stream"/>.</summary>
+    public async Task StreamAsync(Stream stream, ulong transfer, SharedBuffer buffer, CancellationToken cancellationToken)
+    {
+        var header = new byte[32];
+        var memory = buffer.AsMemory<byte>();
+        var offset = 0;
+        do
+        {
+            var count = Math.Min(ChunkBytes, memory.Length - offset);
+            var headerLength = WriteChunkHeader(header, transfer, (ulong)memory.Length, (ulong)offset, count);
+            await stream.WriteAsync(header.AsMemory(0, headerLength), cancellationToken).ConfigureAwait(false);
+            await stream.WriteAsync(memory.Slice(offset, count), cancellationToken).ConfigureAwait(false);
+            offset += count;
+        }
+        while (offset < memory.Length);
+
+        pool.CountCopied(memory.Length);
+    }
+
+    /// <summary>Takes one chunk frame's body (after its kind byte): into the transfer's buffer in this node's pool.</summary>
+    public void ReceiveChunk(ReadOnlySequence<byte> body)
+    {
+        var reader = new SequenceReader<byte>(body);
+        if (!TryReadVarUInt(ref reader, out var transfer) || !TryReadVarUInt(ref reader, out var total) || !TryReadVarUInt(ref reader, out var offset))
+        {
+            throw new SerializationException("A truncated chunk header.");
+        }
+
+        var bytes = body.Slice(reader.Position);
+        if (total is 0 or > (ulong)SharedBufferPool.MaxBufferLength)
+        {
+            throw new SerializationException($"A streamed buffer of {total:N0} bytes (1 to {SharedBufferPool.MaxBufferLength:N0} allowed).");
+        }
+
+        if (!_incoming.TryGetValue(transfer, out var incoming))
+        {
+            if (offset != 0)
+            {
+                throw new SerializationException($"Streamed buffer #{transfer} starts at offset {offset:N0}.");
+            }
+
+            incoming = new Incoming(pool.Rent((long)total));
+            _incoming[transfer] = incoming;
+        }
+
+        if ((ulong)incoming.Buffer.Length != total || offset != (ulong)incoming.Received || offset + (ulong)bytes.Length > total)
+        {
+            throw new SerializationException(
+                $"A chunk of streamed buffer #{transfer} at {offset:N0} (+{bytes.Length:N0}) does not follow the {incoming.Received:N0} of {incoming.Buffer.Length:N0} bytes received.");
+        }
+
+        bytes.CopyTo(incoming.Buffer.Span[(int)offset..]);
+        incoming.Received += (int)bytes.Length;
+        pool.CountCopied(bytes.Length);
+    }
+
+    /// <summary>Drops what is still staged or waiting to be sent (the connection closed).</summary>
+    public void Close()
+    {
+        foreach (var incoming in _incoming.Values)
+        {
+            incoming.Buffer.Dispose();
+        }
+
+        _incoming.Clear();
+        AbandonFrame();
+        foreach (var (_, buffer) in _committedSends)
+        {
+            buffer.Dispose();
+        }
+
+        _committedSends.Clear();
+    }
+
+    private static int WriteChunkHeader(Span<byte> header, ulong transfer, ulong total, ulong offset, int count)
+    {
+        var position = 5;
+        position += WriteVarUInt(header[position..], transfer);
+        position += WriteVarUInt(header[position..], total);
+        position += WriteVarUInt(header[position..], offset);
+        BinaryPrimitives.WriteInt32LittleEndian(header, position - 4 + count);
+        header[4] = (byte)Networking.FrameKind.BufferChunk;
+        return position;
+    }
+
+    private static int WriteVarUInt(Span<byte> span, ulong value)
+    {
+        var i = 0;
+        while (value >= 0x80)
+        {
+            span[i++] = (byte)(value | 0x80);
+            value >>= 7;
+        }
+
+        span[i++] = (byte)value;
+        return i;
+    }
+
+    private static bool TryReadVarUInt(ref SequenceReader<byte> reader, out ulong value)
+    {
+        value = 0;
+        for (var shift = 0; shift < 64; shift += 7)
+        {
+            if (!reader.TryRead(out var b))
+            {
+                return false;
+            }
+
+            value |= (ulong)(b & 0x7F) << shift;
+            if (b < 0x80)
+            {
+                return true;
+            }
+        }
+
+        throw new SerializationException("A chunk header number longer than 10 bytes.");
+    }
+
+    private sealed class Incoming(SharedBuffer buffer)
+    {
+        public SharedBuffer Buffer { get; } = buffer;
+
+        public int Received { get; set; }
+    }
+}
