@@ -75,12 +75,17 @@ typedef struct lifl_pool lifl_pool;
 /*
  * Opens the pool "name" (letters, digits, '.', '-', '_'; at most 100 characters), creating it with a data area
  * of `capacity` bytes (rounded down to 4 KiB; at least 1 MiB) if it does not exist; an existing pool keeps its
- * capacity. Maps it, reclaims the slots of dead processes, and attaches this process in a free slot.
+ * capacity. A new pool's data area is cut to what the shared-memory file system (/dev/shm) has free, so that
+ * writing a buffer can never hit a full file system (LIFL_E_NOMEM when not even 1 MiB is free). Maps it, reclaims the slots of dead processes, and attaches this process in a free slot.
  * errno on LIFL_E_SYS.
  */
 LIFL_API int lifl_pool_open(const char *name, uint64_t capacity, lifl_pool **out);
 
-/* Detaches: releases every reference this process still holds (as if it had died), frees its slot, unmaps. */
+/*
+ * Detaches: releases every reference this process still holds (as if it had died), frees its slot, unmaps. The
+ * last process to detach removes the segment, so an unused pool returns its memory; opening and this last close
+ * are serialized across the node (flock on the segment), so an opener never attaches to a removed segment.
+ */
 LIFL_API void lifl_pool_close(lifl_pool *pool);
 
 /* Removes the pool's name; processes that have it mapped keep using it. errno on LIFL_E_SYS. */

@@ -35,8 +35,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -617,6 +619,23 @@ static void pool_view(lifl_pool *pool, uint8_t *base)
  */
 static int create_segment(int fd, uint64_t capacity, uint8_t **out)
 {
+    /*
+     * The segment is sparse: its pages are taken from the shared-memory file system as buffers are first written.
+     * A write the file system has no room for kills the writer with SIGBUS, so the data area never promises more
+     * than the file system has free now.
+     */
+    struct statvfs fs;
+    if (fstatvfs(fd, &fs) != 0)
+        return LIFL_E_SYS;
+    uint64_t available = (uint64_t)fs.f_bavail * (uint64_t)fs.f_frsize;
+    /* The metadata shrinks with the data area (records, page table): a few rounds settle both. */
+    for (int round = 0; round < 8 && capacity + pool_geometry_for(capacity).data_offset > available; round++) {
+        uint64_t overhead = pool_geometry_for(capacity).data_offset;
+        capacity = available > overhead + POOL_MIN_CAPACITY ? (available - overhead) & ~(POOL_PAGE_SIZE - 1u)
+                                                             : POOL_MIN_CAPACITY;
+    }
+    if (capacity + pool_geometry_for(capacity).data_offset > available)
+        return LIFL_E_NOMEM;
     pool_geometry g = pool_geometry_for(capacity);
     if (ftruncate(fd, (off_t)g.segment_size) != 0)
         return LIFL_E_SYS;
@@ -756,49 +775,78 @@ int lifl_pool_open(const char *name, uint64_t capacity, lifl_pool **out)
     char path[sizeof SEGMENT_PREFIX + NAME_MAX_CHARS];
     segment_path(name, path, sizeof path);
 
+    /*
+     * Opening and the last close are serialized node-wide by an flock on the segment: the last process to detach
+     * unlinks it (so an unused pool gives its memory back), and an opener that finds the segment unlinked once it
+     * holds the lock starts over instead of attaching to a pool nobody else will find.
+     */
     int fd;
     int created = 0;
     for (int attempt = 0;; attempt++) {
+        if (attempt >= 100)
+            return LIFL_E_SYS;
+        created = 0;
         fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, SEGMENT_MODE);
         if (fd >= 0) {
             created = 1;
-            break;
+        } else {
+            if (errno != EEXIST)
+                return LIFL_E_SYS;
+            fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
+            /* Unlinked between the two calls: try creating it again. */
+            if (fd < 0 && errno == ENOENT)
+                continue;
+            if (fd < 0)
+                return LIFL_E_SYS;
         }
-        if (errno != EEXIST)
+        struct stat st;
+        if (flock(fd, LOCK_EX) != 0 || fstat(fd, &st) != 0) {
+            int saved = errno;
+            close(fd);
+            errno = saved;
             return LIFL_E_SYS;
-        fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
-        if (fd >= 0)
+        }
+        if (st.st_nlink > 0)
             break;
-        /* Unlinked between the two calls: try creating it again. */
-        if (errno != ENOENT || attempt >= 100)
-            return LIFL_E_SYS;
+        /* The last process closed it while we waited for the lock. */
+        close(fd);
     }
 
     uint8_t *base = NULL;
     int rc = created ? create_segment(fd, capacity, &base) : map_segment(fd, &base);
     int saved_errno = errno;
-    if (rc != LIFL_OK && created)
-        shm_unlink(path);
-    close(fd);
-    errno = saved_errno;
-    if (rc != LIFL_OK)
+    if (rc != LIFL_OK) {
+        if (created)
+            shm_unlink(path);
+        close(fd);
+        errno = saved_errno;
         return rc;
+    }
 
     lifl_pool *pool = malloc(sizeof *pool);
     if (!pool) {
         munmap(base, ((pool_header *)base)->segment_size);
+        if (created)
+            shm_unlink(path);
+        close(fd);
         errno = ENOMEM;
         return LIFL_E_SYS;
     }
     pool_view(pool, base);
+    pool->fd = fd;
+    snprintf(pool->path, sizeof pool->path, "%s", path);
     rc = attach(pool);
     if (rc != LIFL_OK) {
         saved_errno = errno;
         munmap(pool->base, pool->size);
+        if (created)
+            shm_unlink(path);
+        close(fd);
         free(pool);
         errno = saved_errno;
         return rc;
     }
+    flock(fd, LOCK_UN);
     *out = pool;
     return LIFL_OK;
 }
@@ -807,14 +855,25 @@ void lifl_pool_close(lifl_pool *pool)
 {
     if (!pool)
         return;
+    int locked = flock(pool->fd, LOCK_EX) == 0;
+    uint32_t attached = 1;
     if (pool_lock(pool) == LIFL_OK) {
         recover_locked(pool, NULL);
         /* Unless another process took our slot for dead (it cannot, while we run; but never free a stranger's). */
         if (atomic_load(&pool->slots[pool->slot].word) == SLOT_WORD(pool->slot_generation, SLOT_ATTACHED))
             detach_slots_locked(pool, 1ull << pool->slot, 0);
+        attached = 0;
+        for (uint32_t slot = 0; slot < LIFL_MAX_PROCESSES; slot++)
+            if (SLOT_STATE(atomic_load(&pool->slots[slot].word)) != SLOT_FREE)
+                attached++;
         pool_unlock(pool);
     }
+    /* Nobody holds a reference once nobody is attached: the segment's memory can go. Openers wait on the lock. */
+    struct stat st;
+    if (locked && attached == 0 && fstat(pool->fd, &st) == 0 && st.st_nlink > 0) /* still ours under that name */
+        shm_unlink(pool->path);
     munmap(pool->base, pool->size);
+    close(pool->fd); /* releases the lock */
     free(pool);
 }
 

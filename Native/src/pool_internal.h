@@ -20,6 +20,8 @@ struct lifl_pool {
     uint64_t capacity;
     uint32_t pages;
     uint32_t record_count;
+    int fd;                   /* the segment's, kept for the node-wide open/close lock (flock) */
+    char path[112];           /* the segment's shm name, unlinked by the last process to close */
     uint32_t slot;            /* this process's */
     uint32_t slot_generation; /* of this process's attachment */
     _Atomic uint32_t interrupted; /* lifl_queue_interrupt happened and no lifl_queue_wait returned for it yet */

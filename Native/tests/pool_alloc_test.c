@@ -33,15 +33,21 @@ static void test_arguments(void)
     lifl_desc desc;
     CHECK_RC(lifl_buf_alloc(pool, 0, &desc), LIFL_E_INVAL);
     CHECK_RC(lifl_buf_alloc(pool, 1, NULL), LIFL_E_INVAL);
-    lifl_pool_close(pool);
 
     /* An existing pool keeps its capacity. */
-    CHECK_OK(lifl_pool_open(name, 64 * MIB, &pool));
-    CHECK(lifl_pool_capacity(pool) == MIB, "capacity %llu", (unsigned long long)lifl_pool_capacity(pool));
+    lifl_pool *second;
+    CHECK_OK(lifl_pool_open(name, 64 * MIB, &second));
+    CHECK(lifl_pool_capacity(second) == MIB, "capacity %llu", (unsigned long long)lifl_pool_capacity(second));
     lifl_pool_close(pool);
-    CHECK_OK(lifl_pool_unlink(name));
+    lifl_pool_close(second);
+
+    /* The last process to close removes the segment: the next open creates a new pool with the capacity it asks. */
     CHECK_RC(lifl_pool_unlink(name), LIFL_E_SYS);
     CHECK(errno == ENOENT, "errno %d", errno);
+    CHECK_OK(lifl_pool_open(name, 2 * MIB, &pool));
+    CHECK(lifl_pool_capacity(pool) == 2 * MIB, "capacity %llu", (unsigned long long)lifl_pool_capacity(pool));
+    CHECK_OK(lifl_pool_unlink(name));
+    lifl_pool_close(pool);
 }
 
 /* Every size class, up to a 1 GiB buffer, in a 4 GiB pool of which only a few pages are ever touched. */

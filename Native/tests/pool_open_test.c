@@ -5,6 +5,10 @@
  */
 #include "test_support.h"
 
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+
 struct racer {
     const char *name;
     int start[2];     /* closed by the parent: every racer wakes at once */
@@ -147,6 +151,50 @@ static void test_slots_exhausted(void)
     test_forget_pool(name);
 }
 
+/*
+ * A pool never promises more than /dev/shm has free: in a private mount namespace with a 32 MiB /dev/shm, a pool
+ * asked for 1 GiB gets less than 32 MiB (the queues and records take 12 MiB of it), and every block it hands out
+ * can be written (no SIGBUS). Needs root (unshare, mount); reported and left out without it.
+ */
+static int small_shm_child(void *argument)
+{
+    (void)argument;
+    if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+        mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=32m") != 0)
+        return 77;
+    lifl_pool *pool;
+    CHECK_OK(lifl_pool_open("small-shm", 1ull << 30, &pool));
+    lifl_pool_stats stats = test_stats(pool);
+    CHECK(stats.capacity_bytes >= (1u << 20) && stats.capacity_bytes < (32u << 20), "capacity %llu in a 32 MiB /dev/shm",
+          (unsigned long long)stats.capacity_bytes);
+    lifl_desc desc;
+    uint64_t written = 0;
+    /* Every block the allocator hands out is backed: fill them all until the pool says it is full. */
+    while (lifl_buf_alloc(pool, 64u << 10, &desc) == LIFL_OK) {
+        memset((uint8_t *)lifl_pool_data(pool) + desc.offset, 0x5a, desc.length);
+        written += desc.length;
+    }
+    CHECK(written >= stats.capacity_bytes / 2, "wrote %llu of %llu bytes", (unsigned long long)written,
+          (unsigned long long)stats.capacity_bytes);
+    lifl_pool_close(pool);
+    lifl_pool_unlink("small-shm");
+    return 0;
+}
+
+static int test_capacity_fits_shm(void)
+{
+    pid_t child = fork();
+    CHECK(child >= 0, "fork: %s", strerror(errno));
+    if (child == 0)
+        _exit(small_shm_child(NULL));
+    int status;
+    CHECK(waitpid(child, &status, 0) == child, "waitpid");
+    CHECK(WIFEXITED(status), "the small-/dev/shm child died of signal %d", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    CHECK(WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 77, "the small-/dev/shm child exited with %d",
+          WEXITSTATUS(status));
+    return WEXITSTATUS(status) == 0;
+}
+
 int main(void)
 {
     test_begin();
@@ -156,6 +204,10 @@ int main(void)
     printf("ok   slots exhausted\n");
     test_layout_mismatch();
     printf("ok   layout mismatch\n");
+    if (test_capacity_fits_shm())
+        printf("ok   capacity cut to a small /dev/shm\n");
+    else
+        printf("--   capacity cut to a small /dev/shm: not run (needs root for a private mount namespace)\n");
     test_cleanup();
     return 0;
 }
