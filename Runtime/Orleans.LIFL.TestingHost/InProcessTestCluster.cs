@@ -121,7 +121,8 @@ public sealed class InProcessTestCluster : IAsyncDisposable
             return ClusterManifest.From(silo.Silo.Registry, silo.Silo.StreamProviderNames);
         });
 
-    public async Task<InProcessSiloHandle> StartAdditionalSiloAsync()
+    /// <param name="configure">Applied to this silo only, after <see cref="InProcessTestClusterOptions.ConfigureSilo"/>.</param>
+    public async Task<InProcessSiloHandle> StartAdditionalSiloAsync(Action<ISiloBuilder>? configure = null)
     {
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         builder.Services.AddSingleton(_fabric);
@@ -136,6 +137,7 @@ public sealed class InProcessTestCluster : IAsyncDisposable
             }
 
             _options.ConfigureSilo?.Invoke(silo);
+            configure?.Invoke(silo);
         });
         var host = builder.Build();
         await host.StartAsync();

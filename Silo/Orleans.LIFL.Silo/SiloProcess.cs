@@ -21,6 +21,9 @@ public sealed record SiloProcessOptions
     /// <summary>Further arguments (for example --grains PATH).</summary>
     public IReadOnlyList<string> ExtraArguments { get; init; } = [];
 
+    /// <summary>Further environment variables (for example a setting as Lifl__Dataplane__PoolName).</summary>
+    public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
+
     public TimeSpan ReadyTimeout { get; init; } = TimeSpan.FromSeconds(60);
 }
 
@@ -94,6 +97,11 @@ public sealed partial class SiloProcess : IAsyncDisposable
         foreach (var argument in options.ExtraArguments)
         {
             start.ArgumentList.Add(argument);
+        }
+
+        foreach (var (variable, value) in options.Environment)
+        {
+            start.Environment[variable] = value;
         }
 
         // Secrets and connection strings go through the environment, not the (world-readable) command line.

@@ -49,7 +49,9 @@ public sealed class ProcessCluster : IAsyncDisposable
     public IReadOnlyList<SiloProcess> Silos => _silos;
 
     /// <param name="siloArguments">Further options of silo i (for example its node id).</param>
-    public static async Task<ProcessCluster> StartAsync(PostgresServer server, int silos, Func<int, IReadOnlyList<string>>? siloArguments = null)
+    /// <param name="environment">Further environment variables of every silo (settings as Lifl__Section__Key).</param>
+    public static async Task<ProcessCluster> StartAsync(
+        PostgresServer server, int silos, Func<int, IReadOnlyList<string>>? siloArguments = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var cluster = new ProcessCluster(await server.CreateDatabaseAsync(), "c" + Guid.NewGuid().ToString("N")[..8]);
         try
@@ -61,6 +63,7 @@ public sealed class ProcessCluster : IAsyncDisposable
                     {
                         Name = $"silo{i}",
                         ExtraArguments = [.. cluster._options.ExtraArguments, .. siloArguments?.Invoke(i) ?? []],
+                        Environment = environment ?? cluster._options.Environment,
                     },
                     TestContext.Current.CancellationToken)));
             cluster._silos.AddRange(started.OrderBy(s => s.SiloAddress, StringComparer.Ordinal));

@@ -1,13 +1,13 @@
-using System.Runtime.InteropServices;
 using Orleans.LIFL.Dataplane;
 using Orleans.LIFL.Placement;
+using Orleans.LIFL.Runtime.Dataplane;
 using Orleans.LIFL.Serialization;
 
 namespace Orleans.LIFL.TestGrains;
 
 /// <summary>
-/// Lives on the silo whose address is its key (activate it through that silo's gateway) and moves shared buffers
-/// to and from the courier of another silo, reporting what arrived and what its silo's pool saw.
+/// Lives on the silo whose address is its key (activate it through that silo) and moves shared buffers to and from
+/// the courier of another silo, reporting what arrived and what its silo's dataplane saw.
 /// </summary>
 public interface IBufferCourierGrain : IGrainWithStringKey
 {
@@ -17,23 +17,37 @@ public interface IBufferCourierGrain : IGrainWithStringKey
     /// <summary>Asks the courier <paramref name="peer"/> for a filled buffer (returned from its call) and checks it.</summary>
     Task<Delivery> FetchFrom(string peer, int length, int seed);
 
-    /// <summary>The checksum of what arrived; the buffer is disposed.</summary>
-    Task<ulong> Receive(SharedBuffer buffer);
+    /// <summary>Looks at what arrived, then disposes it.</summary>
+    Task<BufferSeen> Receive(SharedBuffer buffer);
 
+    /// <summary>A new buffer; this grain keeps its own reference until the next call (the caller gets another).</summary>
     Task<SharedBuffer> Make(int length, int seed);
 
     /// <summary>Rents <paramref name="count"/> buffers of <paramref name="length"/> bytes and keeps them.</summary>
     Task<int> Hold(int count, int length);
 
     Task<PoolReport> Pool();
+
+    Task<DataplaneReport> Dataplane();
 }
 
+/// <summary>What a grain saw of a shared buffer it was given: where its bytes are, and who else holds them.</summary>
+[GenerateSerializer]
+public sealed record BufferSeen(
+    [property: Id(0)] string Pool,
+    [property: Id(1)] ulong Offset,
+    [property: Id(2)] int Length,
+    [property: Id(3)] ulong Checksum,
+    [property: Id(4)] int ReferencesWhileHeld,
+    [property: Id(5)] string Silo);
+
+/// <summary>A buffer sent (its pool, offset and checksum) and what the other side saw of it.</summary>
 [GenerateSerializer]
 public sealed record Delivery(
-    [property: Id(0)] ulong Sent,
-    [property: Id(1)] ulong Received,
-    [property: Id(2)] string FromSilo,
-    [property: Id(3)] string ToSilo);
+    [property: Id(0)] string SentPool,
+    [property: Id(1)] ulong SentOffset,
+    [property: Id(2)] ulong Sent,
+    [property: Id(3)] BufferSeen Seen);
 
 [GenerateSerializer]
 public sealed record PoolReport(
@@ -47,8 +61,17 @@ public sealed record PoolReport(
     [property: Id(7)] long LiveBuffers,
     [property: Id(8)] long UsedBytes);
 
+[GenerateSerializer]
+public sealed record DataplaneReport(
+    [property: Id(0)] bool EbpfActive,
+    [property: Id(1)] string? EbpfUnavailableReason,
+    [property: Id(2)] long SocketsAdded,
+    [property: Id(3)] long MessagesRedirected,
+    [property: Id(4)] long MessageProgramRuns,
+    [property: Id(5)] string NodeId);
+
 [PreferLocalPlacement]
-public sealed class BufferCourierGrain(SharedBufferPool pool) : Grain, IBufferCourierGrain
+public sealed class BufferCourierGrain(SharedBufferPool pool, ISiloDataplane dataplane) : Grain, IBufferCourierGrain
 {
     private readonly List<SharedBuffer> _held = [];
     private SharedBuffer? _lastMade;
@@ -56,34 +79,32 @@ public sealed class BufferCourierGrain(SharedBufferPool pool) : Grain, IBufferCo
     public async Task<Delivery> SendTo(string peer, int length, int seed)
     {
         using var buffer = pool.Rent(length);
-        Fill(buffer.Span, seed);
-        var sent = Checksum(buffer.Span);
-        var received = await GrainFactory.GetGrain<IBufferCourierGrain>(peer).Receive(buffer);
-        return new Delivery(sent, received, GrainContext.Silo.ToString(), peer);
+        TestPattern.Fill(buffer.Span, seed);
+        var seen = await GrainFactory.GetGrain<IBufferCourierGrain>(peer).Receive(buffer);
+        return new Delivery(pool.Name, buffer.Descriptor.Offset, TestPattern.Checksum(buffer.Span), seen);
     }
 
     public async Task<Delivery> FetchFrom(string peer, int length, int seed)
     {
-        using var buffer = await GrainFactory.GetGrain<IBufferCourierGrain>(peer).Make(length, seed);
         using var reference = pool.Rent(length);
-        Fill(reference.Span, seed);
-        return new Delivery(Checksum(reference.Span), Checksum(buffer.Span), peer, GrainContext.Silo.ToString());
+        TestPattern.Fill(reference.Span, seed);
+        using var buffer = await GrainFactory.GetGrain<IBufferCourierGrain>(peer).Make(length, seed);
+        return new Delivery(peer, 0, TestPattern.Checksum(reference.Span), See(buffer));
     }
 
-    public Task<ulong> Receive(SharedBuffer buffer)
+    public Task<BufferSeen> Receive(SharedBuffer buffer)
     {
         using (buffer)
         {
-            return Task.FromResult(Checksum(buffer.Span));
+            return Task.FromResult(See(buffer));
         }
     }
 
     public Task<SharedBuffer> Make(int length, int seed)
     {
-        // The caller gets its own reference; this grain keeps its own until the next Make.
         _lastMade?.Dispose();
         _lastMade = pool.Rent(length);
-        Fill(_lastMade.Span, seed);
+        TestPattern.Fill(_lastMade.Span, seed);
         return Task.FromResult(_lastMade);
     }
 
@@ -106,6 +127,13 @@ public sealed class BufferCourierGrain(SharedBufferPool pool) : Grain, IBufferCo
             stats.LiveHandles, stats.LeakedHandles, stats.LiveBuffers, stats.UsedBytes));
     }
 
+    public Task<DataplaneReport> Dataplane()
+    {
+        var ebpf = dataplane.GetEbpfStatistics();
+        return Task.FromResult(new DataplaneReport(dataplane.EbpfActive, dataplane.EbpfUnavailableReason,
+            ebpf?.SocketsAdded ?? 0, ebpf?.MessagesRedirected ?? 0, ebpf?.MessageProgramRuns ?? 0, dataplane.NodeId));
+    }
+
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
         foreach (var buffer in _held)
@@ -118,38 +146,7 @@ public sealed class BufferCourierGrain(SharedBufferPool pool) : Grain, IBufferCo
         return Task.CompletedTask;
     }
 
-    public static void Fill(Span<byte> bytes, int seed)
-    {
-        var words = MemoryMarshal.Cast<byte, ulong>(bytes);
-        var state = (ulong)seed * 0x9E3779B97F4A7C15UL + 1;
-        for (var i = 0; i < words.Length; i++)
-        {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            words[i] = state;
-        }
-
-        for (var i = words.Length * 8; i < bytes.Length; i++)
-        {
-            bytes[i] = (byte)(seed + i);
-        }
-    }
-
-    public static ulong Checksum(ReadOnlySpan<byte> bytes)
-    {
-        var words = MemoryMarshal.Cast<byte, ulong>(bytes);
-        var hash = 0xCBF29CE484222325UL;
-        foreach (var word in words)
-        {
-            hash = (hash ^ word) * 0x100000001B3UL;
-        }
-
-        for (var i = words.Length * 8; i < bytes.Length; i++)
-        {
-            hash = (hash ^ bytes[i]) * 0x100000001B3UL;
-        }
-
-        return hash ^ (ulong)bytes.Length;
-    }
+    private BufferSeen See(SharedBuffer buffer) => new(
+        buffer.Pool.Name, buffer.Descriptor.Offset, buffer.Length, TestPattern.Checksum(buffer.Span),
+        buffer.Pool.ReferenceCount(buffer.Descriptor), GrainContext.Silo.ToString());
 }

@@ -27,8 +27,14 @@ public sealed class DataplaneOptions
     /// <summary>The cgroup v2 directory the sock_ops program attaches to. Default: where cgroup2 is mounted.</summary>
     public string? CgroupPath { get; set; }
 
-    /// <summary>Where the eBPF programs are pinned for the node's processes. Default: /sys/fs/bpf/lifl-CLUSTERID.</summary>
+    /// <summary>
+    /// Where the eBPF programs are pinned, shared by every silo of the node whatever its cluster (one program pair
+    /// per node, not per cluster: each attached sock_ops program runs for every connection of the machine).
+    /// Default: <see cref="DefaultBpfPinDirectory"/>.
+    /// </summary>
     public string? BpfPinDirectory { get; set; }
+
+    public const string DefaultBpfPinDirectory = "/sys/fs/bpf/lifl";
 
     /// <summary>How often the silo reclaims the buffers of the node's processes that died.</summary>
     public TimeSpan RecoveryPeriod { get; set; } = TimeSpan.FromSeconds(1);

@@ -12,13 +12,14 @@ namespace Orleans.LIFL.Runtime.Dataplane;
 /// processes that died. Anything that cannot be had here is said once in the log, and links fall back (buffers
 /// cannot cross them; TCP instead of eBPF).
 /// </summary>
-internal sealed partial class NodeDataplane : IDisposable
+internal sealed partial class NodeDataplane : ISiloDataplane, IDisposable
 {
     private readonly DataplaneOptions _options;
     private readonly ClusterOptions _cluster;
     private readonly ILogger _logger;
     private readonly Lazy<SharedBufferPool?> _pool;
     private readonly object _gate = new();
+    private readonly List<int> _redirectedPorts = [];
     private EbpfRedirect? _ebpf;
     private bool _ebpfTried;
     private Timer? _recovery;
@@ -45,6 +46,28 @@ internal sealed partial class NodeDataplane : IDisposable
 
     /// <summary>The eBPF redirection, once a silo port was registered and it could be loaded.</summary>
     public EbpfRedirect? Ebpf => Volatile.Read(ref _ebpf);
+
+    public bool EbpfActive
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _ebpf is not null && _redirectedPorts.Count > 0;
+            }
+        }
+    }
+
+    public EbpfStatistics? GetEbpfStatistics()
+    {
+        lock (_gate)
+        {
+            return _ebpf?.GetStatistics();
+        }
+    }
+
+    /// <summary>Why eBPF redirection is not in effect (null while it is, or before a silo port asked for it).</summary>
+    public string? EbpfUnavailableReason { get; private set; }
 
     /// <summary>
     /// How buffers cross a link to <paramref name="peer"/>: by descriptor when it maps our pool, streamed when it has a
@@ -74,7 +97,7 @@ internal sealed partial class NodeDataplane : IDisposable
             if (!_ebpfTried)
             {
                 _ebpfTried = true;
-                var pinDirectory = _options.BpfPinDirectory ?? "/sys/fs/bpf/lifl-" + Sanitize(_cluster.ClusterId);
+                var pinDirectory = _options.BpfPinDirectory ?? DataplaneOptions.DefaultBpfPinDirectory;
                 if (EbpfRedirect.TryOpen(pinDirectory, _options.CgroupPath, out var redirect, out var error))
                 {
                     _ebpf = redirect;
@@ -82,16 +105,24 @@ internal sealed partial class NodeDataplane : IDisposable
                 }
                 else
                 {
+                    EbpfUnavailableReason = error;
                     LogEbpfUnavailable(_logger, error);
                 }
             }
 
+            if (_ebpf is null)
+            {
+                return;
+            }
+
             try
             {
-                _ebpf?.AddPort(port);
+                _ebpf.AddPort(port);
+                _redirectedPorts.Add(port);
             }
             catch (DataplaneException error)
             {
+                EbpfUnavailableReason = error.Message;
                 LogEbpfUnavailable(_logger, error.Message);
             }
         }
@@ -100,7 +131,26 @@ internal sealed partial class NodeDataplane : IDisposable
     public void Dispose()
     {
         _recovery?.Dispose();
-        _ebpf?.Dispose();
+        lock (_gate)
+        {
+            // The programs stay pinned for the node's other silos; only this silo's ports leave the map. (A killed
+            // silo's port stays: a later socket on it is redirected too, which changes its speed, not its bytes.)
+            foreach (var port in _redirectedPorts)
+            {
+                try
+                {
+                    _ebpf?.RemovePort(port);
+                }
+                catch (DataplaneException error)
+                {
+                    LogEbpfUnavailable(_logger, error.Message);
+                }
+            }
+
+            _redirectedPorts.Clear();
+            _ebpf?.Dispose();
+        }
+
         if (_pool.IsValueCreated)
         {
             _pool.Value?.Dispose();

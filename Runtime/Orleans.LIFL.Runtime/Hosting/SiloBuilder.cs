@@ -75,6 +75,7 @@ public static class SiloHostingExtensions
         services.TryAddSingleton<IMembershipTable>(sp => sp.GetRequiredService<InProcessClusterFabric>().Membership);
         services.TryAddSingleton<IGrainDirectory>(sp => sp.GetRequiredService<InProcessClusterFabric>().Directory);
         services.TryAddSingleton<Runtime.Dataplane.NodeDataplane>();
+        services.TryAddSingleton<Runtime.Dataplane.ISiloDataplane>(sp => sp.GetRequiredService<Runtime.Dataplane.NodeDataplane>());
         services.TryAddSingleton(sp => sp.GetRequiredService<Runtime.Dataplane.NodeDataplane>().Pool
             ?? throw new InvalidOperationException(
                 $"This silo has no shared pool (Lifl:Dataplane:Enabled is false, or pool {sp.GetRequiredService<Runtime.Dataplane.NodeDataplane>().PoolName} could not be opened: see the log)."));

@@ -1,0 +1,187 @@
+using System.Buffers;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Orleans.LIFL.Dataplane;
+using Orleans.LIFL.Hosting;
+using Orleans.LIFL.Runtime.Dataplane;
+using Orleans.LIFL.Runtime.Tests.Infrastructure;
+using Orleans.LIFL.Serialization;
+using Orleans.LIFL.TestGrains;
+using Orleans.LIFL.TestingHost;
+using Xunit;
+
+namespace Orleans.LIFL.Runtime.Tests;
+
+/// <summary>
+/// Shared buffers as grain arguments and results, in one process: within a silo the callee gets a handle on the same
+/// bytes; between silos of one node only a descriptor crosses; between nodes the bytes are streamed.
+/// </summary>
+public sealed class DataplaneTests
+{
+    private const string Secret = "dataplane-test-secret-0123456789";
+    private const int Mebibyte = 1 << 20;
+
+    /// <summary>A grain of the same silo gets its own reference to the very bytes the caller wrote; nothing is copied.</summary>
+    [Fact]
+    public async Task Within_a_silo_the_callee_gets_a_handle_on_the_same_bytes()
+    {
+        var name = PoolName();
+        await using var cluster = await TestClusters.StartAsync(1, silo => silo.Configure<DataplaneOptions>(o => o.PoolName = name));
+        var silo = cluster.Silos[0];
+        var pool = silo.Services.GetRequiredService<SharedBufferPool>();
+        var courier = silo.GrainFactory.GetGrain<IBufferCourierGrain>(silo.Address.ToString());
+
+        using var buffer = pool.Rent(Mebibyte);
+        TestPattern.Fill(buffer.Span, 3);
+        var seen = await courier.Receive(buffer);
+        Assert.Equal((name, buffer.Descriptor.Offset, TestPattern.Checksum(buffer.Span)), (seen.Pool, seen.Offset, seen.Checksum));
+        Assert.Equal(2, seen.ReferencesWhileHeld); // the caller's and the callee's
+        Assert.Equal(1, pool.ReferenceCount(buffer.Descriptor)); // the callee disposed its own
+
+        // A returned buffer: the grain keeps its reference, the caller gets another on the same bytes.
+        using var made = await courier.Make(4096, 5);
+        Assert.Equal(2, pool.ReferenceCount(made.Descriptor));
+        var stats = pool.GetStatistics();
+        Assert.Equal((0, 0), (stats.BytesCopied, stats.HandOffs));
+    }
+
+    /// <summary>Between silos of one node (TCP between them) the bytes stay in the shared pool: only the descriptor crosses.</summary>
+    [Fact]
+    public async Task Between_silos_of_a_node_only_a_descriptor_crosses()
+    {
+        var name = PoolName();
+        await using var cluster = await StartTcpClusterAsync(d => d.PoolName = name);
+        var (a, b) = (cluster.Silos[0], cluster.Silos[1]);
+        var (courierA, _) = await CouriersAsync(a, b);
+        var poolA = a.Services.GetRequiredService<SharedBufferPool>();
+        var poolB = b.Services.GetRequiredService<SharedBufferPool>();
+        Assert.NotEqual(poolA.Slot, poolB.Slot);
+
+        var sent = await courierA.SendTo(b.Address.ToString(), 4 * Mebibyte, 7);
+        Assert.Equal((name, sent.SentOffset, sent.Sent), (sent.Seen.Pool, sent.Seen.Offset, sent.Seen.Checksum));
+        Assert.Equal(b.Address.ToString(), sent.Seen.Silo);
+        var fetched = await courierA.FetchFrom(b.Address.ToString(), Mebibyte + 1, 8);
+        Assert.Equal(fetched.Sent, fetched.Seen.Checksum);
+
+        Assert.Equal(0, poolA.GetStatistics().BytesCopied + poolB.GetStatistics().BytesCopied);
+        Assert.Equal(4L * Mebibyte, poolA.GetStatistics().BytesHandedOff);
+        Assert.Equal(Mebibyte + 1, poolB.GetStatistics().BytesHandedOff);
+    }
+
+    /// <summary>To a silo of another node the bytes are streamed into that node's pool, and results stream back.</summary>
+    [Fact]
+    public async Task To_another_node_the_bytes_are_streamed_into_its_pool()
+    {
+        var (nameA, nameB) = (PoolName(), PoolName());
+        await using var cluster = await StartTcpClusterAsync(d => d.PoolName = nameA, silos: 1);
+        var a = cluster.Silos[0];
+        var b = await cluster.StartAdditionalSiloAsync(silo => silo.Configure<DataplaneOptions>(d =>
+        {
+            d.NodeId = "another-node";
+            d.PoolName = nameB;
+        }));
+        var (courierA, _) = await CouriersAsync(a, b);
+
+        var sent = await courierA.SendTo(b.Address.ToString(), 3 * Mebibyte + 5, 9);
+        Assert.Equal((nameB, sent.Sent), (sent.Seen.Pool, sent.Seen.Checksum));
+        var fetched = await courierA.FetchFrom(b.Address.ToString(), 2 * Mebibyte, 10);
+        Assert.Equal((nameA, fetched.Sent), (fetched.Seen.Pool, fetched.Seen.Checksum));
+
+        var statsA = a.Services.GetRequiredService<SharedBufferPool>().GetStatistics();
+        var statsB = b.Services.GetRequiredService<SharedBufferPool>().GetStatistics();
+        Assert.Equal(5L * Mebibyte + 5, statsA.BytesCopied);
+        Assert.Equal(5L * Mebibyte + 5, statsB.BytesCopied);
+        Assert.Equal(0, statsA.HandOffs + statsB.HandOffs);
+        Assert.Equal(0, statsA.LeakedHandles + statsB.LeakedHandles);
+    }
+
+    /// <summary>A client without a shared pool cannot send a shared buffer: the call fails at once, saying why.</summary>
+    [Fact]
+    public async Task A_client_without_a_pool_is_told_it_cannot_send_a_shared_buffer()
+    {
+        var name = PoolName();
+        await using var cluster = await StartTcpClusterAsync(d => d.PoolName = name, silos: 1);
+        var builder = Host.CreateEmptyApplicationBuilder(null);
+        builder.Configuration["Lifl:Cluster:Secret"] = Secret;
+        builder.UseLiflClient(client => client.UseStaticGateways([.. cluster.GatewayEndpoints]));
+        using var host = builder.Build();
+        await host.StartAsync(TestContext.Current.CancellationToken);
+        var client = host.Services.GetRequiredService<IClusterClient>();
+
+        using var pool = SharedBufferPool.Open(name);
+        using var buffer = pool.Rent(4096);
+        var courier = client.GetGrain<IBufferCourierGrain>(cluster.Silos[0].Address.ToString());
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => courier.Receive(buffer));
+        Assert.Contains("SharedBuffer can only cross a link between processes that have a shared pool", error.Message, StringComparison.Ordinal);
+        Assert.Equal(1, pool.ReferenceCount(buffer.Descriptor)); // the failed call's copy was dropped
+        Assert.Equal(name, (await courier.Pool()).Pool); // the silo serves on
+    }
+
+    /// <summary>A descriptor naming a freed buffer, or bytes outside the pool, is refused with an error that says so.</summary>
+    [Fact]
+    public void Forged_descriptors_are_refused()
+    {
+        using var pool = SharedBufferPool.Open(PoolName(), 16 * Mebibyte);
+        var channel = new DescriptorChannel(pool, peerSlot: pool.Slot);
+        BufferDescriptor freed;
+        using (var buffer = pool.Rent(8192))
+        {
+            freed = buffer.Descriptor;
+        }
+
+        var stale = Assert.Throws<SerializationException>(() => Read(channel, Encode(freed)));
+        Assert.Contains("names no live buffer", stale.Message, StringComparison.Ordinal);
+
+        var outside = Assert.Throws<SerializationException>(() => Read(channel, Encode(freed with { Offset = (ulong)pool.Capacity })));
+        Assert.Contains("does not fit pool", outside.Message, StringComparison.Ordinal);
+
+        var unaligned = Assert.Throws<SerializationException>(() => Read(channel, Encode(freed with { Offset = 100 })));
+        Assert.Contains("does not fit pool", unaligned.Message, StringComparison.Ordinal);
+        Assert.Equal(0, pool.GetStatistics().LiveBuffers);
+    }
+
+    private static SharedBuffer Read(DescriptorChannel channel, byte[] encoded)
+    {
+        var reader = new Reader(encoded);
+        return channel.Read(ref reader);
+    }
+
+    /// <summary>A descriptor as a peer would write it (the fields of DescriptorChannel.Write).</summary>
+    private static byte[] Encode(BufferDescriptor descriptor)
+    {
+        var output = new ArrayBufferWriter<byte>();
+        var writer = new Writer(output);
+        Codec<byte>.WriteField(ref writer, 0, 1);
+        Codec<ulong>.WriteField(ref writer, 1, descriptor.Offset);
+        Codec<ulong>.WriteField(ref writer, 2, descriptor.Length);
+        Codec<uint>.WriteField(ref writer, 3, descriptor.Record);
+        Codec<uint>.WriteField(ref writer, 4, descriptor.Generation);
+        writer.WriteEndTag();
+        writer.Commit();
+        return output.WrittenSpan.ToArray();
+    }
+
+    private static string PoolName() => "t" + Guid.NewGuid().ToString("N")[..12];
+
+    private static Task<InProcessTestCluster> StartTcpClusterAsync(Action<DataplaneOptions> dataplane, int silos = 2) =>
+        InProcessTestCluster.StartAsync(options =>
+        {
+            options.InitialSilosCount = silos;
+            options.TcpSecret = Secret;
+            options.ConfigureSilo = silo => silo.Configure<DataplaneOptions>(d =>
+            {
+                d.Ebpf = false; // the cluster tests cover eBPF between real processes
+                dataplane(d);
+            });
+        });
+
+    /// <summary>The couriers of both silos, each activated on its own silo.</summary>
+    private static async Task<(IBufferCourierGrain A, IBufferCourierGrain B)> CouriersAsync(InProcessSiloHandle a, InProcessSiloHandle b)
+    {
+        var courierA = a.GrainFactory.GetGrain<IBufferCourierGrain>(a.Address.ToString());
+        var courierB = b.GrainFactory.GetGrain<IBufferCourierGrain>(b.Address.ToString());
+        Assert.Equal(a.Address.ToString(), (await courierA.Pool()).Silo);
+        Assert.Equal(b.Address.ToString(), (await courierB.Pool()).Silo);
+        return (courierA, courierB);
+    }
+}
