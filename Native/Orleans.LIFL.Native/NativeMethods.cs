@@ -13,6 +13,9 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Library, EntryPoint = "lifl_pool_close")]
     internal static partial void PoolClose(nint pool);
 
+    [LibraryImport(Library, EntryPoint = "lifl_pool_remove_if_unused", StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int PoolRemoveIfUnused(string name, out int removed);
+
     [LibraryImport(Library, EntryPoint = "lifl_pool_unlink", StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int PoolUnlink(string name);
 

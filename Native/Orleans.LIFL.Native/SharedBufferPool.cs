@@ -62,6 +62,18 @@ public sealed unsafe partial class SharedBufferPool : IDisposable
         return new SharedBufferPool(name, handle);
     }
 
+    /// <summary>
+    /// Removes the pool <paramref name="name"/> if no live process maps it, reclaiming the references of dead ones
+    /// first; true when it did. The last process to dispose a pool removes it by itself: this is for pools whose
+    /// processes were all killed. A pool that does not exist is left alone (false).
+    /// </summary>
+    public static bool RemoveIfUnused(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        var status = NativeMethods.PoolRemoveIfUnused(name, out var removed);
+        return status == NativeStatus.Ok ? removed != 0 : throw Failure($"Removing shared pool '{name}'", status);
+    }
+
     /// <summary>Removes the pool's name: processes that have it open keep using it; the next open creates a new one.</summary>
     public static void Unlink(string name)
     {

@@ -88,6 +88,13 @@ LIFL_API int lifl_pool_open(const char *name, uint64_t capacity, lifl_pool **out
  */
 LIFL_API void lifl_pool_close(lifl_pool *pool);
 
+/*
+ * Removes the pool "name" if no live process is attached to it (the references of dead ones are reclaimed
+ * first): what a supervisor or test does after its processes were killed, since none of them closed it.
+ * `removed` says whether it did; a pool that does not exist is not an error.
+ */
+LIFL_API int lifl_pool_remove_if_unused(const char *name, int *removed);
+
 /* Removes the pool's name; processes that have it mapped keep using it. errno on LIFL_E_SYS. */
 LIFL_API int lifl_pool_unlink(const char *name);
 

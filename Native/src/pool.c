@@ -877,6 +877,56 @@ void lifl_pool_close(lifl_pool *pool)
     free(pool);
 }
 
+int lifl_pool_remove_if_unused(const char *name, int *removed)
+{
+    if (!removed)
+        return LIFL_E_INVAL;
+    *removed = 0;
+    if (!valid_name(name))
+        return LIFL_E_INVAL;
+    char path[sizeof SEGMENT_PREFIX + NAME_MAX_CHARS];
+    segment_path(name, path, sizeof path);
+    int fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0)
+        return errno == ENOENT ? LIFL_OK : LIFL_E_SYS;
+    struct stat st;
+    if (flock(fd, LOCK_EX) != 0 || fstat(fd, &st) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return LIFL_E_SYS;
+    }
+    if (st.st_nlink == 0) {
+        close(fd);
+        return LIFL_OK;
+    }
+    uint8_t *base;
+    int rc = map_segment(fd, &base);
+    if (rc != LIFL_OK) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return rc;
+    }
+    lifl_pool view;
+    pool_view(&view, base);
+    view.fd = fd;
+    rc = pool_lock(&view);
+    if (rc == LIFL_OK) {
+        recover_locked(&view, NULL);
+        uint32_t attached = 0;
+        for (uint32_t slot = 0; slot < LIFL_MAX_PROCESSES; slot++)
+            if (SLOT_STATE(atomic_load(&view.slots[slot].word)) != SLOT_FREE)
+                attached++;
+        pool_unlock(&view);
+        if (attached == 0 && shm_unlink(path) == 0)
+            *removed = 1;
+    }
+    munmap(view.base, view.size);
+    close(fd);
+    return rc;
+}
+
 int lifl_pool_unlink(const char *name)
 {
     if (!valid_name(name))

@@ -308,6 +308,40 @@ static void test_owner_died(void)
     test_forget_pool(locker.name);
 }
 
+/* Every process of a pool was killed: nobody closed it, so it stays until removed; removal refuses while any
+ * live process is attached, and reclaims the dead first. */
+static void test_remove_when_everyone_died(void)
+{
+    const char *name = test_pool_name("orphan");
+    struct holder holder = {name, 0, END_KILL_REAP, {0, 0}, {0, 0}};
+    lifl_pool *pool;
+    CHECK_OK(lifl_pool_open(name, 64 << 20, &pool));
+    holder.parent_slot = lifl_pool_slot(pool);
+    CHECK(pipe(holder.to_child) == 0 && pipe(holder.to_parent) == 0, "pipe");
+    pid_t child = test_fork(holder_child, &holder);
+    struct holder_report report;
+    test_read(holder.to_parent[0], &report, sizeof report);
+
+    int removed = -1;
+    CHECK_OK(lifl_pool_remove_if_unused(name, &removed));
+    CHECK(removed == 0, "removed while two processes are attached");
+    lifl_desc gift = report.given;
+    CHECK_OK(lifl_buf_release(pool, &gift));
+    /* The child is still attached: this close leaves the pool in place. */
+    lifl_pool_close(pool);
+    kill(child, SIGKILL);
+    test_reap(child, SIGKILL);
+
+    CHECK_OK(lifl_pool_remove_if_unused(name, &removed));
+    CHECK(removed == 1, "the pool of dead processes was not removed");
+    CHECK_RC(lifl_pool_unlink(name), LIFL_E_SYS);
+    CHECK(errno == ENOENT, "errno %d", errno);
+    CHECK_OK(lifl_pool_remove_if_unused(name, &removed));
+    CHECK(removed == 0, "a missing pool is not removed twice");
+    CHECK_RC(lifl_pool_remove_if_unused("bad/name", &removed), LIFL_E_INVAL);
+    test_forget_pool(name);
+}
+
 int main(void)
 {
     test_begin();
@@ -317,6 +351,8 @@ int main(void)
     printf("ok   pid reuse\n");
     test_owner_died();
     printf("ok   owner died holding the mutex\n");
+    test_remove_when_everyone_died();
+    printf("ok   a pool whose processes all died is removed\n");
     test_cleanup();
     return 0;
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
+using Orleans.LIFL.Dataplane;
 
 namespace Orleans.LIFL.Silo;
 
@@ -55,6 +56,9 @@ public sealed partial class SiloProcess : IAsyncDisposable
 
     /// <summary>The silo's gateway endpoint, as "ip:port".</summary>
     public string Gateway { get; private set; } = "";
+
+    /// <summary>The node's shared pool the silo maps (null when it has none).</summary>
+    public string? PoolName { get; private set; }
 
     public bool HasExited => _process.HasExited;
 
@@ -130,6 +134,7 @@ public sealed partial class SiloProcess : IAsyncDisposable
         var match = ReadyLine().Match(await ready);
         silo.SiloAddress = match.Groups["silo"].Value;
         silo.Gateway = match.Groups["gateway"].Value;
+        silo.PoolName = match.Groups["pool"] is { Success: true, Value: not "none" } pool ? pool.Value : null;
         return silo;
     }
 
@@ -256,9 +261,15 @@ public sealed partial class SiloProcess : IAsyncDisposable
         }
 
         _process.Dispose();
+
+        // A killed silo closes nothing: once no live process maps its pool, the pool goes (it held only its memory).
+        if (PoolName is { } pool)
+        {
+            SharedBufferPool.RemoveIfUnused(pool);
+        }
     }
 
-    [GeneratedRegex(@"silo=(?<silo>\S+) gateway=(?<gateway>\S+)")]
+    [GeneratedRegex(@"silo=(?<silo>\S+) gateway=(?<gateway>\S+)( cluster=\S+ pool=(?<pool>\S+))?")]
     private static partial Regex ReadyLine();
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]

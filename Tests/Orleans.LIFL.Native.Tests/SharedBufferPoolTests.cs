@@ -118,6 +118,26 @@ public sealed class SharedBufferPoolTests : IDisposable
         Assert.False(await waiting);
     }
 
+    /// <summary>A pool in use is never removed; the last attachment to go takes the pool's segment with it.</summary>
+    [Fact]
+    public void A_pool_goes_with_its_last_attachment_and_not_before()
+    {
+        var name = "t" + Guid.NewGuid().ToString("N")[..12];
+        var segment = "/dev/shm/lifl." + name;
+        var first = SharedBufferPool.Open(name, 8 * Mebibyte);
+        using (var second = SharedBufferPool.Open(name))
+        {
+            first.Dispose();
+            Assert.False(SharedBufferPool.RemoveIfUnused(name));
+            Assert.True(File.Exists(segment));
+            using var buffer = second.Rent(4096);
+            buffer.Span.Fill(1);
+        }
+
+        Assert.False(File.Exists(segment));
+        Assert.False(SharedBufferPool.RemoveIfUnused(name));
+    }
+
     /// <summary>Bad arguments are refused with errors that name them, and the pool is untouched.</summary>
     [Fact]
     public void Bad_arguments_are_refused_by_name()
