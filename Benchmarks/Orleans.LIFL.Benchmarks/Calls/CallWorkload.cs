@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using Orleans.LIFL.Concurrency;
+using Orleans.LIFL.Serialization;
 
 namespace Orleans.LIFL.Benchmarks.Calls;
 
@@ -9,7 +11,15 @@ public delegate ValueTask<int> TargetCall(int target, int value);
 public delegate ValueTask<int> FreshTargetCall(long key);
 
 /// <summary>Latencies of one sequential caller, in microseconds.</summary>
-public sealed record LatencyDistribution(int Calls, double MeanUs, double P50Us, double P90Us, double P99Us, double MaxUs);
+[GenerateSerializer]
+[Immutable]
+public sealed record LatencyDistribution(
+    [property: Id(0)] int Calls,
+    [property: Id(1)] double MeanUs,
+    [property: Id(2)] double P50Us,
+    [property: Id(3)] double P90Us,
+    [property: Id(4)] double P99Us,
+    [property: Id(5)] double MaxUs);
 
 /// <summary>
 /// The measurements of the calls benchmark, written once against a call delegate so that the runtime and the

@@ -1,11 +1,7 @@
 using System.Diagnostics;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 using Npgsql;
 using Orleans.LIFL.Benchmarks.Calls;
 using Orleans.LIFL.Benchmarks.Harness;
-using Orleans.LIFL.Hosting;
 using Orleans.LIFL.PostgreSql.Development;
 using Orleans.LIFL.Silo;
 
@@ -56,10 +52,10 @@ public sealed class ClusterCallsBenchmark : IBenchmark
         progress.Report("starting silo processes A and B");
         await using var a = await SiloProcess.StartAsync(silo with { Name = "A" }, cancellationToken);
         await using var b = await SiloProcess.StartAsync(silo with { Name = "B" }, cancellationToken);
-        using var clientA = await StartClientAsync(a.Gateway, cancellationToken);
-        using var clientB = await StartClientAsync(b.Gateway, cancellationToken);
-        var throughA = clientA.Services.GetRequiredService<IClusterClient>();
-        var throughB = clientB.Services.GetRequiredService<IClusterClient>();
+        using var clientA = await BenchmarkClient.StartAsync(a.Gateway, Secret, clusterId: null, cancellationToken);
+        using var clientB = await BenchmarkClient.StartAsync(b.Gateway, Secret, clusterId: null, cancellationToken);
+        var throughA = clientA.Client;
+        var throughB = clientB.Client;
 
         progress.Report($"activating {Targets:N0} targets on B and {Targets:N0} on A");
         await Task.WhenAll(Enumerable.Range(0, Targets).Select(i => throughB.GetGrain<IClusterPingGrain>(CrossSiloTargetKeys + i).Ping(0).AsTask()));
@@ -159,17 +155,6 @@ public sealed class ClusterCallsBenchmark : IBenchmark
                 ["targets"] = Targets,
             },
         };
-    }
-
-    private static async Task<IHost> StartClientAsync(string gateway, CancellationToken cancellationToken)
-    {
-        var builder = Host.CreateEmptyApplicationBuilder(null);
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.Configuration["Lifl:Cluster:Secret"] = Secret;
-        builder.UseLiflClient(client => client.UseStaticGateways(gateway));
-        var host = builder.Build();
-        await host.StartAsync(cancellationToken);
-        return host;
     }
 
     private static async Task<double> MeasureDeathDeclarationAsync(SiloProcessOptions options, string connectionString, CancellationToken cancellationToken)

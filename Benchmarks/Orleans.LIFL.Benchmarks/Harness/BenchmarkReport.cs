@@ -51,6 +51,12 @@ public sealed class BenchmarkReport
     /// <summary>How the figures were obtained (method, sizes, what the baseline is), one sentence each.</summary>
     public IReadOnlyList<string> Notes { get; init; } = [];
 
+    /// <summary>
+    /// Further top-level JSON members a benchmark promises beside its figures (for example figures by size as one
+    /// object: "descriptor_us": {"1KB": ..}); written as they are, after the figures.
+    /// </summary>
+    public IReadOnlyDictionary<string, object> Extras { get; init; } = new Dictionary<string, object>();
+
     /// <summary>Raw measurements (each round, each percentile) for the JSON report, by key.</summary>
     public IReadOnlyDictionary<string, object> Details { get; init; } = new Dictionary<string, object>();
 

@@ -47,6 +47,11 @@ public static class BenchmarkReportJson
             }
         }
 
+        foreach (var (key, value) in report.Extras)
+        {
+            json[key] = JsonSerializer.SerializeToNode(value, value.GetType(), SnakeCase);
+        }
+
         json["baseline"] = baseline;
         json["targets"] = targets;
         json["details"] = Details(report.Details);
