@@ -762,6 +762,23 @@ static int attach(lifl_pool *pool)
     return rc;
 }
 
+/*
+ * Takes the node-wide open/close lock of a segment (flock) and says whether the segment still has its name (the
+ * last process to close may have removed it while we waited). On failure closes fd; errno says why.
+ */
+static int lock_segment(int fd, int *linked)
+{
+    struct stat st;
+    if (flock(fd, LOCK_EX) != 0 || fstat(fd, &st) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return LIFL_E_SYS;
+    }
+    *linked = st.st_nlink > 0;
+    return LIFL_OK;
+}
+
 /* ---- public API -------------------------------------------------------------------------------------------- */
 
 int lifl_pool_open(const char *name, uint64_t capacity, lifl_pool **out)
@@ -799,14 +816,10 @@ int lifl_pool_open(const char *name, uint64_t capacity, lifl_pool **out)
             if (fd < 0)
                 return LIFL_E_SYS;
         }
-        struct stat st;
-        if (flock(fd, LOCK_EX) != 0 || fstat(fd, &st) != 0) {
-            int saved = errno;
-            close(fd);
-            errno = saved;
+        int linked;
+        if (lock_segment(fd, &linked) != LIFL_OK)
             return LIFL_E_SYS;
-        }
-        if (st.st_nlink > 0)
+        if (linked)
             break;
         /* The last process closed it while we waited for the lock. */
         close(fd);
@@ -889,14 +902,10 @@ int lifl_pool_remove_if_unused(const char *name, int *removed)
     int fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
     if (fd < 0)
         return errno == ENOENT ? LIFL_OK : LIFL_E_SYS;
-    struct stat st;
-    if (flock(fd, LOCK_EX) != 0 || fstat(fd, &st) != 0) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
+    int linked;
+    if (lock_segment(fd, &linked) != LIFL_OK)
         return LIFL_E_SYS;
-    }
-    if (st.st_nlink == 0) {
+    if (!linked) {
         close(fd);
         return LIFL_OK;
     }
