@@ -80,7 +80,7 @@ public static partial class SiloProgram
         await host.StartAsync(cancellationToken).ConfigureAwait(false);
         var silo = host.Services.GetRequiredService<Runtime.ILocalSiloDetails>();
         var cluster = host.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ClusterOptions>>().Value;
-        var dataplane = host.Services.GetRequiredService<Runtime.Dataplane.ISiloDataplane>();
+        var dataplane = host.Services.GetRequiredService<Runtime.Dataplane.INodeDataplane>();
         await output.WriteLineAsync(
             $"{SiloSettings.ReadyMarker} silo={silo.SiloAddress} gateway={silo.GatewayAddress?.ToString() ?? "none"} cluster={cluster.ClusterId} pool={(dataplane.Pool is null ? "none" : dataplane.PoolName)}")
             .ConfigureAwait(false);

@@ -95,17 +95,59 @@ public sealed class DataplaneTests
         Assert.Equal(0, statsA.LeakedHandles + statsB.LeakedHandles);
     }
 
-    /// <summary>A client without a shared pool cannot send a shared buffer: the call fails at once, saying why.</summary>
+    /// <summary>A client of the gateway's node hands buffers over by descriptor, both ways, without a byte copied.</summary>
+    [Fact]
+    public async Task A_client_of_the_node_exchanges_buffers_by_descriptor()
+    {
+        var name = PoolName();
+        await using var cluster = await StartTcpClusterAsync(d => d.PoolName = name, silos: 1);
+        using var host = await StartClientAsync(cluster, ("Lifl:Dataplane:PoolName", name));
+        var client = host.Services.GetRequiredService<IClusterClient>();
+        var pool = host.Services.GetRequiredService<SharedBufferPool>();
+        var silo = cluster.Silos[0];
+        var courier = silo.GrainFactory.GetGrain<IBufferCourierGrain>(silo.Address.ToString());
+        _ = await courier.Pool();
+
+        using var buffer = pool.Rent(2 * Mebibyte);
+        TestPattern.Fill(buffer.Span, 21);
+        var seen = await client.GetGrain<IBufferCourierGrain>(silo.Address.ToString()).Receive(buffer);
+        Assert.Equal((name, buffer.Descriptor.Offset, TestPattern.Checksum(buffer.Span)), (seen.Pool, seen.Offset, seen.Checksum));
+
+        using var made = await client.GetGrain<IBufferCourierGrain>(silo.Address.ToString()).Make(Mebibyte, 22);
+        using var expected = pool.Rent(Mebibyte);
+        TestPattern.Fill(expected.Span, 22);
+        Assert.True(made.Span.SequenceEqual(expected.Span));
+        Assert.Equal(0, pool.GetStatistics().BytesCopied + silo.Services.GetRequiredService<SharedBufferPool>().GetStatistics().BytesCopied);
+    }
+
+    /// <summary>A client on another node has its own pool: buffers are streamed to and from it.</summary>
+    [Fact]
+    public async Task A_client_of_another_node_streams_buffers()
+    {
+        var (siloPool, clientPool) = (PoolName(), PoolName());
+        await using var cluster = await StartTcpClusterAsync(d => d.PoolName = siloPool, silos: 1);
+        using var host = await StartClientAsync(cluster, ("Lifl:Dataplane:PoolName", clientPool), ("Lifl:Dataplane:NodeId", "trainer-machine"));
+        var client = host.Services.GetRequiredService<IClusterClient>();
+        var pool = host.Services.GetRequiredService<SharedBufferPool>();
+        var silo = cluster.Silos[0];
+        _ = await silo.GrainFactory.GetGrain<IBufferCourierGrain>(silo.Address.ToString()).Pool();
+
+        using var buffer = pool.Rent(Mebibyte + 3);
+        TestPattern.Fill(buffer.Span, 23);
+        var seen = await client.GetGrain<IBufferCourierGrain>(silo.Address.ToString()).Receive(buffer);
+        Assert.Equal((siloPool, TestPattern.Checksum(buffer.Span)), (seen.Pool, seen.Checksum));
+        using var made = await client.GetGrain<IBufferCourierGrain>(silo.Address.ToString()).Make(4096, 24);
+        Assert.Equal(clientPool, made.Pool.Name);
+        Assert.Equal(Mebibyte + 3 + 4096, pool.GetStatistics().BytesCopied);
+    }
+
+    /// <summary>A client whose dataplane is off cannot send a shared buffer: the call fails at once, saying why.</summary>
     [Fact]
     public async Task A_client_without_a_pool_is_told_it_cannot_send_a_shared_buffer()
     {
         var name = PoolName();
         await using var cluster = await StartTcpClusterAsync(d => d.PoolName = name, silos: 1);
-        var builder = Host.CreateEmptyApplicationBuilder(null);
-        builder.Configuration["Lifl:Cluster:Secret"] = Secret;
-        builder.UseLiflClient(client => client.UseStaticGateways([.. cluster.GatewayEndpoints]));
-        using var host = builder.Build();
-        await host.StartAsync(TestContext.Current.CancellationToken);
+        using var host = await StartClientAsync(cluster, ("Lifl:Dataplane:Enabled", "false"));
         var client = host.Services.GetRequiredService<IClusterClient>();
 
         using var pool = SharedBufferPool.Open(name);
@@ -115,6 +157,21 @@ public sealed class DataplaneTests
         Assert.Contains("SharedBuffer can only cross a link between processes that have a shared pool", error.Message, StringComparison.Ordinal);
         Assert.Equal(1, pool.ReferenceCount(buffer.Descriptor)); // the failed call's copy was dropped
         Assert.Equal(name, (await courier.Pool()).Pool); // the silo serves on
+    }
+
+    private static async Task<IHost> StartClientAsync(InProcessTestCluster cluster, params (string Key, string Value)[] settings)
+    {
+        var builder = Host.CreateEmptyApplicationBuilder(null);
+        builder.Configuration["Lifl:Cluster:Secret"] = Secret;
+        foreach (var (key, value) in settings)
+        {
+            builder.Configuration[key] = value;
+        }
+
+        builder.UseLiflClient(client => client.UseStaticGateways([.. cluster.GatewayEndpoints]));
+        var host = builder.Build();
+        await host.StartAsync(TestContext.Current.CancellationToken);
+        return host;
     }
 
     /// <summary>A descriptor naming a freed buffer, or bytes outside the pool, is refused with an error that says so.</summary>

@@ -71,7 +71,7 @@ public sealed record DataplaneReport(
     [property: Id(5)] string NodeId);
 
 [PreferLocalPlacement]
-public sealed class BufferCourierGrain(SharedBufferPool pool, ISiloDataplane dataplane) : Grain, IBufferCourierGrain
+public sealed class BufferCourierGrain(SharedBufferPool pool, INodeDataplane dataplane) : Grain, IBufferCourierGrain
 {
     private readonly List<SharedBuffer> _held = [];
     private SharedBuffer? _lastMade;

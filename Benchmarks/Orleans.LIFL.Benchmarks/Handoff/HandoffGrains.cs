@@ -35,7 +35,7 @@ public sealed record HandoffSilo(
     [property: Id(5)] long BytesHandedOff);
 
 [PreferLocalPlacement]
-public sealed class HandoffReceiverGrain(SharedBufferPool pool, ISiloDataplane dataplane) : Grain, IHandoffReceiverGrain
+public sealed class HandoffReceiverGrain(SharedBufferPool pool, INodeDataplane dataplane) : Grain, IHandoffReceiverGrain
 {
     public ValueTask<long> Take(SharedBuffer buffer)
     {

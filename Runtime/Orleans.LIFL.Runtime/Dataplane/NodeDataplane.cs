@@ -12,7 +12,7 @@ namespace Orleans.LIFL.Runtime.Dataplane;
 /// processes that died. Anything that cannot be had here is said once in the log, and links fall back (buffers
 /// cannot cross them; TCP instead of eBPF).
 /// </summary>
-internal sealed partial class NodeDataplane : ISiloDataplane, IDisposable
+internal sealed partial class NodeDataplane : INodeDataplane, IDisposable
 {
     private readonly DataplaneOptions _options;
     private readonly ClusterOptions _cluster;

@@ -46,14 +46,11 @@ public static class ClientHostingExtensions
             throw new InvalidOperationException("This host runs a silo: its IClusterClient is already registered; do not add UseLiflClient.");
         }
 
-        var section = SiloHostingExtensions.ConfigurationSection;
-        builder.Services.AddOptions<MessagingOptions>().BindConfiguration($"{section}:Messaging").ValidateOnStart();
-        builder.Services.AddSingleton<IValidateOptions<MessagingOptions>, MessagingOptionsValidator>();
-        builder.Services.AddOptions<ClusterOptions>().BindConfiguration($"{section}:Cluster").ValidateOnStart();
-        builder.Services.AddSingleton<IValidateOptions<ClusterOptions>, ClusterOptionsValidator>();
-        builder.Services.AddOptions<ConnectionOptions>().BindConfiguration($"{section}:Connections").ValidateOnStart();
-        builder.Services.AddSingleton<IValidateOptions<ConnectionOptions>, ConnectionOptionsValidator>();
-        builder.Services.AddOptions<ClientOptions>().BindConfiguration($"{section}:Client");
+        SiloHostingExtensions.AddOptions<MessagingOptions, MessagingOptionsValidator>(builder.Services, "Messaging");
+        SiloHostingExtensions.AddOptions<ClusterOptions, ClusterOptionsValidator>(builder.Services, "Cluster");
+        SiloHostingExtensions.AddOptions<ConnectionOptions, ConnectionOptionsValidator>(builder.Services, "Connections");
+        builder.Services.AddOptions<ClientOptions>().BindConfiguration($"{SiloHostingExtensions.ConfigurationSection}:Client");
+        SiloHostingExtensions.AddDataplane(builder.Services);
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(sp =>
         {
@@ -88,7 +85,8 @@ public static class ClientHostingExtensions
                 sp.GetRequiredService<IOptions<ClusterOptions>>().Value,
                 sp.GetRequiredService<IOptions<ConnectionOptions>>().Value,
                 sp.GetRequiredService<TimeProvider>(),
-                sp.GetRequiredService<ILogger<GatewayClientTransport>>());
+                sp.GetRequiredService<ILogger<GatewayClientTransport>>(),
+                sp.GetRequiredService<Runtime.Dataplane.NodeDataplane>());
         }));
         return builder;
     }

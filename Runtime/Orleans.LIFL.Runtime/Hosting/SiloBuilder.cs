@@ -68,17 +68,12 @@ public static class SiloHostingExtensions
         AddOptions<EndpointOptions, EndpointOptionsValidator>(services, "Endpoints");
         AddOptions<ConnectionOptions, ConnectionOptionsValidator>(services, "Connections");
         AddOptions<MembershipOptions, MembershipOptionsValidator>(services, "Membership");
-        AddOptions<Runtime.Dataplane.DataplaneOptions, Runtime.Dataplane.DataplaneOptionsValidator>(services, "Dataplane");
 
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<InProcessClusterFabric>();
         services.TryAddSingleton<IMembershipTable>(sp => sp.GetRequiredService<InProcessClusterFabric>().Membership);
         services.TryAddSingleton<IGrainDirectory>(sp => sp.GetRequiredService<InProcessClusterFabric>().Directory);
-        services.TryAddSingleton<Runtime.Dataplane.NodeDataplane>();
-        services.TryAddSingleton<Runtime.Dataplane.ISiloDataplane>(sp => sp.GetRequiredService<Runtime.Dataplane.NodeDataplane>());
-        services.TryAddSingleton(sp => sp.GetRequiredService<Runtime.Dataplane.NodeDataplane>().Pool
-            ?? throw new InvalidOperationException(
-                $"This silo has no shared pool (Lifl:Dataplane:Enabled is false, or pool {sp.GetRequiredService<Runtime.Dataplane.NodeDataplane>().PoolName} could not be opened: see the log)."));
+        AddDataplane(services);
         services.AddSingleton<Silo>();
         services.AddSingleton<IGrainFactory>(sp => sp.GetRequiredService<Silo>().GrainFactory);
         services.AddSingleton<Runtime.ILocalSiloDetails>(sp => new Runtime.LocalSiloDetails(sp.GetRequiredService<Silo>()));
@@ -90,7 +85,18 @@ public static class SiloHostingExtensions
         configure?.Invoke(new SiloBuilder(services, configuration));
     }
 
-    private static void AddOptions<TOptions, TValidator>(IServiceCollection services, string section)
+    /// <summary>The process's part of the node's dataplane (silos and clients): its shared pool, opened on first use.</summary>
+    internal static void AddDataplane(IServiceCollection services)
+    {
+        AddOptions<Runtime.Dataplane.DataplaneOptions, Runtime.Dataplane.DataplaneOptionsValidator>(services, "Dataplane");
+        services.TryAddSingleton<Runtime.Dataplane.NodeDataplane>();
+        services.TryAddSingleton<Runtime.Dataplane.INodeDataplane>(sp => sp.GetRequiredService<Runtime.Dataplane.NodeDataplane>());
+        services.TryAddSingleton(sp => sp.GetRequiredService<Runtime.Dataplane.NodeDataplane>().Pool
+            ?? throw new InvalidOperationException(
+                $"This process has no shared pool (Lifl:Dataplane:Enabled is false, or pool {sp.GetRequiredService<Runtime.Dataplane.NodeDataplane>().PoolName} could not be opened: see the log)."));
+    }
+
+    internal static void AddOptions<TOptions, TValidator>(IServiceCollection services, string section)
         where TOptions : class
         where TValidator : class, IValidateOptions<TOptions>
     {

@@ -19,6 +19,7 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
     private readonly ConnectionOptions _options;
     private readonly ILogger _logger;
     private readonly byte[] _secret;
+    private readonly Dataplane.NodeDataplane? _dataplane;
     private readonly Lock _lock = new();
     private readonly CancellationTokenSource _closing = new();
     private readonly TaskCompletionSource<ClusterManifest> _manifest = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -26,8 +27,11 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
     private IClientTransportHandler? _handler;
     private Task<Connection>? _connection;
 
-    public GatewayClientTransport(IReadOnlyList<IPEndPoint> gateways, ClusterOptions cluster, ConnectionOptions options, TimeProvider time, ILogger<GatewayClientTransport> logger)
+    public GatewayClientTransport(
+        IReadOnlyList<IPEndPoint> gateways, ClusterOptions cluster, ConnectionOptions options, TimeProvider time, ILogger<GatewayClientTransport> logger,
+        Dataplane.NodeDataplane? dataplane = null)
     {
+        _dataplane = dataplane;
         if (gateways.Count == 0)
         {
             throw new InvalidOperationException("The client has no gateway to connect to: configure at least one (Lifl:Client:Gateways).");
@@ -121,7 +125,7 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
             candidates = [.. _gateways.OrderBy(_ => Random.Shared.Next())];
         }
 
-        var self = new PeerIdentity(PeerRole.Client, _handler!.ClientId);
+        var self = new PeerIdentity(PeerRole.Client, _handler!.ClientId, _dataplane?.Endpoint);
         var failures = new List<string>();
         foreach (var gateway in candidates)
         {
@@ -141,8 +145,8 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
         throw new SiloUnavailableException($"No gateway answered: {string.Join("; ", failures)}");
     }
 
-    // Clients do not map a shared pool (yet): shared buffers cannot cross their links.
-    Dataplane.IFrameBufferChannel? IConnectionOwner.CreateBufferChannel(PeerIdentity peer) => null;
+    // A client on a gateway's node hands buffers over by descriptor; elsewhere they are streamed into its pool.
+    Dataplane.IFrameBufferChannel? IConnectionOwner.CreateBufferChannel(PeerIdentity peer) => _dataplane?.CreateChannel(peer);
 
     void IConnectionOwner.OnRequest(Connection connection, RequestBase request)
     {

@@ -3,10 +3,11 @@ using Orleans.LIFL.Dataplane;
 namespace Orleans.LIFL.Runtime.Dataplane;
 
 /// <summary>
-/// This silo's part of the node's dataplane, as grains and host code (the dashboard) see it: the shared pool,
-/// which node it is on, and whether eBPF redirection carries its links to the node's other silos.
+/// This process's part of the node's dataplane (a silo's or a client's), as grains and host code (the dashboard)
+/// see it: the shared pool, which node it is on, and whether eBPF redirection carries a silo's links to the node's
+/// other silos.
 /// </summary>
-public interface ISiloDataplane
+public interface INodeDataplane
 {
     /// <summary>The node id silos compare to decide between descriptors (same node) and streaming (another node).</summary>
     string NodeId { get; }
