@@ -17,6 +17,7 @@ public sealed unsafe class SharedBuffer : IDisposable
 {
     private readonly BufferDescriptor _descriptor;
     private int _disposed;
+    private int _moving;
 
     internal SharedBuffer(SharedBufferPool pool, BufferDescriptor descriptor)
     {
@@ -62,6 +63,31 @@ public sealed unsafe class SharedBuffer : IDisposable
     {
         ThrowIfDisposed();
         return new SharedMemoryManager<T>(this).Memory;
+    }
+
+    /// <summary>
+    /// Hands this handle over with the result (or argument) it is returned in: the runtime gives this very reference
+    /// to the receiver instead of taking another one, so a grain can return a buffer it does not keep. Do not use or
+    /// dispose the handle afterwards.
+    /// </summary>
+    public SharedBuffer MoveToCaller()
+    {
+        ThrowIfDisposed();
+        Volatile.Write(ref _moving, 1);
+        return this;
+    }
+
+    /// <summary>The runtime's copy of this handle for a receiver: this very handle if it is being moved, else a new reference.</summary>
+    internal SharedBuffer CopyForReceiver()
+    {
+        if (Interlocked.Exchange(ref _moving, 0) == 1)
+        {
+            // Now owned by whoever collects the copies of this message, as a new handle would be.
+            BufferCapture.OnCreated(this);
+            return this;
+        }
+
+        return Share();
     }
 
     /// <summary>Another reference to the same bytes, with its own handle to dispose.</summary>

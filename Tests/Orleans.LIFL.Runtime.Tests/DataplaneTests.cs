@@ -45,6 +45,39 @@ public sealed class DataplaneTests
         Assert.Equal((0, 0), (stats.BytesCopied, stats.HandOffs));
     }
 
+    /// <summary>A buffer a grain returns without keeping it (moved to the caller) has exactly one reference, the caller's, wherever the caller is.</summary>
+    [Fact]
+    public async Task A_moved_result_leaves_the_caller_the_only_reference()
+    {
+        var name = PoolName();
+        await using var cluster = await StartTcpClusterAsync(d => d.PoolName = name);
+        var (a, b) = (cluster.Silos[0], cluster.Silos[1]);
+        var (courierA, courierB) = await CouriersAsync(a, b);
+        var poolA = a.Services.GetRequiredService<SharedBufferPool>();
+        var poolB = b.Services.GetRequiredService<SharedBufferPool>();
+        var handlesA = poolA.GetStatistics().LiveHandles;
+        var handlesB = poolB.GetStatistics().LiveHandles;
+
+        using (var local = await courierA.Produce(8192, 31))
+        {
+            Assert.Equal(1, poolA.ReferenceCount(local.Descriptor));
+            Assert.Equal(handlesA + 1, poolA.GetStatistics().LiveHandles);
+        }
+
+        using (var remote = await a.GrainFactory.GetGrain<IBufferCourierGrain>(b.Address.ToString()).Produce(8192, 32))
+        {
+            Assert.Equal(1, poolA.ReferenceCount(remote.Descriptor)); // B let go once the descriptor was on its way
+            using var expected = poolA.Rent(8192);
+            TestPattern.Fill(expected.Span, 32);
+            Assert.True(remote.Span.SequenceEqual(expected.Span));
+        }
+
+        Assert.Equal(handlesA, poolA.GetStatistics().LiveHandles);
+        Assert.Equal(0, poolA.GetStatistics().LiveBuffers);
+        Assert.Equal(handlesB, poolB.GetStatistics().LiveHandles);
+        Assert.Equal(0, (await courierB.Pool()).LeakedHandles);
+    }
+
     /// <summary>Between silos of one node (TCP between them) the bytes stay in the shared pool: only the descriptor crosses.</summary>
     [Fact]
     public async Task Between_silos_of_a_node_only_a_descriptor_crosses()

@@ -23,6 +23,9 @@ public interface IBufferCourierGrain : IGrainWithStringKey
     /// <summary>A new buffer; this grain keeps its own reference until the next call (the caller gets another).</summary>
     Task<SharedBuffer> Make(int length, int seed);
 
+    /// <summary>A new buffer this grain does not keep: its reference moves to the caller.</summary>
+    Task<SharedBuffer> Produce(int length, int seed);
+
     /// <summary>Rents <paramref name="count"/> buffers of <paramref name="length"/> bytes and keeps them.</summary>
     Task<int> Hold(int count, int length);
 
@@ -106,6 +109,13 @@ public sealed class BufferCourierGrain(SharedBufferPool pool, INodeDataplane dat
         _lastMade = pool.Rent(length);
         TestPattern.Fill(_lastMade.Span, seed);
         return Task.FromResult(_lastMade);
+    }
+
+    public Task<SharedBuffer> Produce(int length, int seed)
+    {
+        var buffer = pool.Rent(length);
+        TestPattern.Fill(buffer.Span, seed);
+        return Task.FromResult(buffer.MoveToCaller());
     }
 
     public Task<int> Hold(int count, int length)

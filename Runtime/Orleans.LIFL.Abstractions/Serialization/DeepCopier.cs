@@ -399,8 +399,11 @@ public static class CopierHelpers
         where T : class => (T)RuntimeHelpers.GetUninitializedObject(typeof(T));
 }
 
-/// <summary>Within a process the receiver of a shared buffer gets its own reference to the same bytes.</summary>
+/// <summary>
+/// Within a process the receiver of a shared buffer gets its own reference to the same bytes (or the sender's
+/// handle itself, when the sender moved it: <see cref="Dataplane.SharedBuffer.MoveToCaller"/>).
+/// </summary>
 internal sealed class SharedBufferCopier : IDeepCopier<Dataplane.SharedBuffer>
 {
-    public Dataplane.SharedBuffer DeepCopy(Dataplane.SharedBuffer original) => original.Share();
+    public Dataplane.SharedBuffer DeepCopy(Dataplane.SharedBuffer original) => original.CopyForReceiver();
 }
