@@ -14,7 +14,9 @@ public sealed unsafe partial class SharedBufferPool : IDisposable
 
     public const long MaxBufferLength = 1L << 30;
 
+    private static readonly Dictionary<string, SharedBufferPool> Acquired = new(StringComparer.Ordinal);
     private readonly PoolSafeHandle _handle;
+    private int _leases; // under Acquired's lock; 0 for an instance of Open
     private long _liveHandles;
     private long _leakedHandles;
     private long _bytesCopied;
@@ -72,6 +74,29 @@ public sealed unsafe partial class SharedBufferPool : IDisposable
         ArgumentNullException.ThrowIfNull(name);
         var status = NativeMethods.PoolRemoveIfUnused(name, out var removed);
         return status == NativeStatus.Ok ? removed != 0 : throw Failure($"Removing shared pool '{name}'", status);
+    }
+
+    /// <summary>
+    /// This process's shared attachment to the pool <paramref name="name"/>: every silo and client of the process that
+    /// acquires the same pool gets the same instance (one slot, as the pool counts processes), so one of them stopping
+    /// never unmaps memory another still reads. Dispose it once per acquisition; the last one closes it.
+    /// </summary>
+    public static SharedBufferPool Acquire(string name, long capacity = DefaultCapacity)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        lock (Acquired)
+        {
+            if (Acquired.TryGetValue(name, out var shared) && !shared.IsClosed)
+            {
+                shared._leases++;
+                return shared;
+            }
+
+            var pool = Open(name, capacity);
+            pool._leases = 1;
+            Acquired[name] = pool;
+            return pool;
+        }
     }
 
     /// <summary>Removes the pool's name: processes that have it open keep using it; the next open creates a new one.</summary>
@@ -202,8 +227,27 @@ public sealed unsafe partial class SharedBufferPool : IDisposable
             Volatile.Read(ref _bytesHandedOff), Volatile.Read(ref _handOffs));
     }
 
-    /// <summary>Detaches this process: every reference it still holds is dropped.</summary>
-    public void Dispose() => _handle.Dispose();
+    /// <summary>
+    /// Detaches this attachment: every reference it still holds is dropped. An instance from <see cref="Acquire"/> is
+    /// detached when its last acquirer disposes it.
+    /// </summary>
+    public void Dispose()
+    {
+        if (_leases > 0)
+        {
+            lock (Acquired)
+            {
+                if (--_leases > 0)
+                {
+                    return;
+                }
+
+                Acquired.Remove(Name);
+            }
+        }
+
+        _handle.Dispose();
+    }
 
     internal bool IsClosed => _handle.IsClosed;
 

@@ -166,7 +166,8 @@ internal sealed partial class NodeDataplane : INodeDataplane, IDisposable
 
         try
         {
-            var pool = SharedBufferPool.Open(PoolName, _options.PoolCapacity);
+            // Shared by the process's silos and clients: one of them stopping never unmaps what the others read.
+            var pool = SharedBufferPool.Acquire(PoolName, _options.PoolCapacity);
             LogPoolOpened(_logger, PoolName, pool.Slot, pool.Capacity >> 20, NodeId);
             _recovery = new Timer(_ => Recover(), null, _options.RecoveryPeriod, _options.RecoveryPeriod);
             return pool;

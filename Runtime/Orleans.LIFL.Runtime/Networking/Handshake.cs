@@ -13,9 +13,12 @@ internal sealed record PeerIdentity(PeerRole Role, string Id, DataplaneEndpoint?
 /// <summary>A process's place in its node's dataplane: the node, the shared pool it maps and its slot there.</summary>
 internal sealed record DataplaneEndpoint(string NodeId, string PoolName, int Slot)
 {
-    /// <summary>Whether <paramref name="other"/> maps the same pool on the same node (descriptors can be exchanged).</summary>
+    /// <summary>
+    /// Whether <paramref name="other"/> maps the same pool on the same node (descriptors can be exchanged). The same
+    /// slot is this very process (two silos of one process share its attachment).
+    /// </summary>
     public bool SharesPoolWith(DataplaneEndpoint? other) =>
-        other is not null && other.NodeId == NodeId && other.PoolName == PoolName && other.Slot != Slot;
+        other is not null && other.NodeId == NodeId && other.PoolName == PoolName;
 
     internal void Write(ref Writer writer, uint firstField)
     {
