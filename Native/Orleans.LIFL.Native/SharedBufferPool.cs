@@ -99,6 +99,17 @@ public sealed unsafe partial class SharedBufferPool : IDisposable
         }
     }
 
+    /// <summary>Another lease on an instance of <see cref="Acquire"/>, for another owner that disposes it (a DI container).</summary>
+    internal SharedBufferPool AddLease()
+    {
+        lock (Acquired)
+        {
+            ObjectDisposedException.ThrowIf(_leases == 0 || IsClosed, this);
+            _leases++;
+            return this;
+        }
+    }
+
     /// <summary>Removes the pool's name: processes that have it open keep using it; the next open creates a new one.</summary>
     public static void Unlink(string name)
     {

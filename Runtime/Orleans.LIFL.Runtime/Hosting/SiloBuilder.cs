@@ -91,7 +91,8 @@ public static class SiloHostingExtensions
         AddOptions<Runtime.Dataplane.DataplaneOptions, Runtime.Dataplane.DataplaneOptionsValidator>(services, "Dataplane");
         services.TryAddSingleton<Runtime.Dataplane.NodeDataplane>();
         services.TryAddSingleton<Runtime.Dataplane.INodeDataplane>(sp => sp.GetRequiredService<Runtime.Dataplane.NodeDataplane>());
-        services.TryAddSingleton(sp => sp.GetRequiredService<Runtime.Dataplane.NodeDataplane>().Pool
+        // The container disposes what it hands out: its own lease, apart from the dataplane's.
+        services.TryAddSingleton(sp => sp.GetRequiredService<Runtime.Dataplane.NodeDataplane>().Pool?.AddLease()
             ?? throw new InvalidOperationException(
                 $"This process has no shared pool (Lifl:Dataplane:Enabled is false, or pool {sp.GetRequiredService<Runtime.Dataplane.NodeDataplane>().PoolName} could not be opened: see the log)."));
     }
