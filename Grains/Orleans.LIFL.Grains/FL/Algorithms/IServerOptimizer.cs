@@ -1,0 +1,21 @@
+namespace Orleans.LIFL.Grains.FL.Algorithms;
+
+/// <summary>
+/// Applies a round's aggregate, the example-weighted mean delta Δ̄ = Σ nᵢΔᵢ / Σ nᵢ, to the global model: the server
+/// side of Reddi et al. 2021, "Adaptive Federated Optimization" (Algorithm 2). An optimizer keeps state between
+/// rounds (its moments), so one instance serves one job and is not safe for concurrent use.
+/// </summary>
+public interface IServerOptimizer
+{
+    /// <summary>The algorithm, as <see cref="ServerOptimizers.Create"/> names it and <see cref="ServerOptimizerState.Algorithm"/> records it.</summary>
+    string Name { get; }
+
+    /// <summary>Moves <paramref name="global"/> in place by one server step along <paramref name="meanDelta"/>.</summary>
+    void Step(Span<float> global, ReadOnlySpan<float> meanDelta);
+
+    /// <summary>A copy of the state, to persist it (for example with the global model of a checkpoint).</summary>
+    ServerOptimizerState ExportState();
+
+    /// <summary>Replaces the state with a copy of <paramref name="state"/>, which must be this algorithm's and this model's.</summary>
+    void ImportState(ServerOptimizerState state);
+}
