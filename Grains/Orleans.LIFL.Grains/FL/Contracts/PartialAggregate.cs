@@ -1,0 +1,89 @@
+using Orleans.LIFL.Dataplane;
+using Orleans.LIFL.Serialization;
+
+namespace Orleans.LIFL.Grains.FL;
+
+/// <summary>
+/// What an aggregator hands up: the scaled sum of the updates it took, the sum of their weights, how many and
+/// which. Sums and weights add, so partial aggregates of any split of a round's updates combine into the same
+/// result as one flat aggregator (within float rounding): a hierarchy of aggregators is a tree of such sums. The
+/// exception is algorithms that need every update at once (median, trimmed mean, Krum): their aggregators keep the
+/// updates themselves (<see cref="Retained"/>) and only the top computes.
+/// </summary>
+[GenerateSerializer]
+public sealed class PartialAggregate : IDisposable
+{
+    /// <summary>Σ scaleᵢ·Δᵢ in the model's flat layout; null when nothing was summed.</summary>
+    [Id(0)]
+    public SharedBuffer? Sum { get; set; }
+
+    /// <summary>Σ weightᵢ: the denominator of the mean.</summary>
+    [Id(1)]
+    public double TotalWeight { get; set; }
+
+    [Id(2)]
+    public int Count { get; set; }
+
+    [Id(3)]
+    public List<string> UpdateIds { get; set; } = [];
+
+    /// <summary>The updates themselves, for algorithms that cannot be split (in the order of <see cref="UpdateIds"/>).</summary>
+    [Id(4)]
+    public List<SharedBuffer> Retained { get; set; } = [];
+
+    /// <summary>Σ stalenessᵢ of the updates (FedBuff's report).</summary>
+    [Id(5)]
+    public double TotalStaleness { get; set; }
+
+    /// <summary>The activation of the aggregator that built it (see <see cref="IAggregatorGrain"/>).</summary>
+    [Id(6)]
+    public Guid Incarnation { get; set; }
+
+    /// <summary>Releases the buffers this object holds references to.</summary>
+    public void Dispose()
+    {
+        Sum?.Dispose();
+        Sum = null;
+        foreach (var buffer in Retained)
+        {
+            buffer.Dispose();
+        }
+
+        Retained.Clear();
+    }
+}
+
+/// <summary>One update as its client session passes it to an aggregator, with how it counts.</summary>
+[GenerateSerializer]
+public sealed record AggregationInput
+{
+    [Id(0)]
+    public required string UpdateId { get; init; }
+
+    /// <summary>XxHash3 of the update's bytes: the same id with other bytes is a different update.</summary>
+    [Id(1)]
+    public ulong Checksum { get; init; }
+
+    /// <summary>What the update is multiplied by in the sum (examples; × staleness weight for FedBuff; the clip factor with DP).</summary>
+    [Id(2)]
+    public double Scale { get; init; }
+
+    /// <summary>What the update adds to the denominator (examples; × staleness weight for FedBuff; 1 with DP).</summary>
+    [Id(3)]
+    public double Weight { get; init; }
+
+    /// <summary>Keep the update itself instead of summing it (median, trimmed mean, Krum).</summary>
+    [Id(4)]
+    public bool Retain { get; init; }
+
+    [Id(5)]
+    public long Staleness { get; init; }
+}
+
+/// <summary>Where a client session sends an update of the round: the round's aggregator in its current epoch.</summary>
+[GenerateSerializer]
+public sealed record AggregationLease(
+    [property: Id(0)] int Round,
+    [property: Id(1)] int Epoch,
+    [property: Id(2)] string Aggregator,
+    [property: Id(3)] long Staleness);

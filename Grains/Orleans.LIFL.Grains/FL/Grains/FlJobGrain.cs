@@ -1,0 +1,700 @@
+using Microsoft.Extensions.Logging;
+using Orleans.LIFL.Dataplane;
+using Orleans.LIFL.Grains.FL.Algorithms;
+using Orleans.LIFL.Persistence;
+using Orleans.LIFL.Serialization;
+using Orleans.LIFL.Timers;
+
+namespace Orleans.LIFL.Grains.FL;
+
+/// <summary>What a job persists: enough to resume from its last published round.</summary>
+[GenerateSerializer]
+public sealed class FlJobState
+{
+    [Id(0)]
+    public FlJobDefinition? Definition { get; set; }
+
+    [Id(1)]
+    public JobPhase Phase { get; set; }
+
+    [Id(2)]
+    public int Round { get; set; }
+
+    [Id(3)]
+    public int Epoch { get; set; }
+
+    [Id(4)]
+    public long ModelVersion { get; set; }
+
+    [Id(5)]
+    public List<string> Selected { get; set; } = [];
+
+    /// <summary>Sorted (ordinal), so that selection is reproducible.</summary>
+    [Id(6)]
+    public List<string> Available { get; set; } = [];
+
+    [Id(7)]
+    public List<RoundMetrics> History { get; set; } = [];
+
+    [Id(8)]
+    public DateTimeOffset RoundStartedAt { get; set; }
+
+    [Id(9)]
+    public ServerOptimizerState? Optimizer { get; set; }
+
+    [Id(10)]
+    public long Revision { get; set; }
+
+    /// <summary>How many times the current round selected clients (the first draw, then top-ups).</summary>
+    [Id(11)]
+    public int Draws { get; set; }
+
+    [Id(12)]
+    public int AggregatorsLost { get; set; }
+}
+
+[KeepAlive]
+public sealed partial class FlJobGrain(
+    SharedBufferPool pool,
+    TimeProvider time,
+    ILogger<FlJobGrain> logger,
+    [PersistentState("job")] IPersistentState<FlJobState> stored) : Grain, IFlJobGrain
+{
+    private readonly Dictionary<RejectionReason, int> _rejected = [];
+    private SharedBuffer? _global;
+    private IServerOptimizer? _optimizer;
+    private TaskCompletionSource _changed = NewSignal();
+    private TaskCompletionSource _progressed = NewSignal();
+    private long _progress;
+    private int _accepted;
+    private Guid? _incarnation; // of the current epoch's aggregator, once an update reported it
+    private DateTimeOffset? _deadline;
+    private IGrainTimer? _deadlineTimer;
+    private bool _closing;
+
+    private FlJobState State => stored.State;
+
+    private FlJobDefinition Definition => State.Definition ?? throw Unknown();
+
+    private string JobId => this.GetPrimaryKeyString();
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        if (State.Definition is not { } definition)
+        {
+            return;
+        }
+
+        _global = await GrainFactory.GetGrain<IModelStoreGrain>(ModelKey(State.ModelVersion)).Load()
+            ?? throw new InvalidOperationException($"Job {JobId}: model version {State.ModelVersion} is missing from storage.");
+        _optimizer = CreateOptimizer(definition);
+        if (State.Optimizer is { } optimizerState)
+        {
+            _optimizer.ImportState(optimizerState);
+        }
+
+        if (State.Phase is JobPhase.Collecting or JobPhase.Aggregating)
+        {
+            // The previous activation's aggregator may have died with it: a new epoch, and what it held is sent again.
+            State.Phase = JobPhase.Collecting;
+            if (State.Selected.Count > 0)
+            {
+                State.Epoch++;
+                State.AggregatorsLost++;
+            }
+
+            State.Revision++;
+            await stored.WriteStateAsync();
+            LogResumed(logger, JobId, State.Round, State.Epoch, State.ModelVersion);
+            ArmDeadline(definition.RoundDeadline);
+        }
+    }
+
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        _deadlineTimer?.Dispose();
+        _global?.Dispose();
+        _global = null;
+        return Task.CompletedTask;
+    }
+
+    public async Task<JobStatus> Create(FlJobDefinition definition, SharedBuffer initialModel)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        ArgumentNullException.ThrowIfNull(initialModel);
+        using (initialModel)
+        {
+            if (State.Definition is { } existing)
+            {
+                return existing == definition
+                    ? StatusNow()
+                    : throw new InvalidOperationException($"Job {JobId} already exists with another definition ({existing.AlgorithmName}, {existing.Model}).");
+            }
+
+            if (definition.Problem() is { } problem)
+            {
+                throw new ArgumentException($"Job {JobId}: {problem}.", nameof(definition));
+            }
+
+            var weights = initialModel.AsSpan<float>();
+            if (initialModel.Length != definition.Model.Bytes)
+            {
+                throw new ArgumentException(
+                    $"Job {JobId}: the initial model has {initialModel.Length:N0} bytes; {definition.Model} takes {definition.Model.Bytes:N0}.", nameof(initialModel));
+            }
+
+            if (AggregationKernels.FirstNonFinite(weights) is var bad and >= 0)
+            {
+                throw new ArgumentException($"Job {JobId}: the initial model's value at index {bad} is {weights[bad]}.", nameof(initialModel));
+            }
+
+            // The job's own copy: the creator may go on writing its buffer.
+            var global = pool.Rent(initialModel.Length);
+            initialModel.Span.CopyTo(global.Span);
+            await GrainFactory.GetGrain<IModelStoreGrain>(ModelKey(0)).Save(global);
+            _global = global;
+            _optimizer = CreateOptimizer(definition);
+
+            State.Definition = definition;
+            State.Phase = JobPhase.Collecting;
+            State.Round = 1;
+            State.Epoch = 0;
+            State.ModelVersion = 0;
+            State.Revision++;
+            await stored.WriteStateAsync();
+            LogCreated(logger, JobId, definition.AlgorithmName, definition.Model.Parameters, definition.Rounds, definition.ClientsPerRound);
+            await TryStartRoundAsync(deadlinePassed: false);
+            ArmDeadline(definition.RoundDeadline);
+            Signal(changed: true);
+            return StatusNow();
+        }
+    }
+
+    public Task<JobStatus> Status() => Task.FromResult(StatusNow());
+
+    public async Task<JobStatus> WaitForChange(long knownRevision, TimeSpan wait)
+    {
+        if (State.Revision <= knownRevision)
+        {
+            await Task.WhenAny(_changed.Task, Task.Delay(Bounded(wait), time));
+        }
+
+        return StatusNow();
+    }
+
+    public async Task<JobStatus> WaitForProgress(long knownProgress, TimeSpan wait)
+    {
+        if (ProgressNow() <= knownProgress)
+        {
+            await Task.WhenAny(_progressed.Task, Task.Delay(Bounded(wait), time));
+        }
+
+        return StatusNow();
+    }
+
+    public async Task<SharedBuffer> GetModel(long version)
+    {
+        _ = Definition;
+        if (version == State.ModelVersion && _global is { } global)
+        {
+            return global;
+        }
+
+        if (version < 0 || version > State.ModelVersion)
+        {
+            throw new ArgumentOutOfRangeException(nameof(version), version, $"Job {JobId} has model versions 0 to {State.ModelVersion}.");
+        }
+
+        var stored = await GrainFactory.GetGrain<IModelStoreGrain>(ModelKey(version)).Load()
+            ?? throw new InvalidOperationException($"Job {JobId}: model version {version} is missing from storage.");
+        return stored.MoveToCaller();
+    }
+
+    public async Task<FlJobDefinition> Register(string clientId)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(clientId);
+        var definition = Definition;
+        var index = State.Available.BinarySearch(clientId, StringComparer.Ordinal);
+        if (index < 0)
+        {
+            State.Available.Insert(~index, clientId);
+            await stored.WriteStateAsync();
+            if (State.Phase == JobPhase.Collecting && !await TryStartRoundAsync(deadlinePassed: false) && definition.IsAsynchronous)
+            {
+                // FedBuff takes new clients into the running buffer, up to ClientsPerRound training at once.
+                await TopUpAsync(definition.ClientsPerRound - State.Selected.Count);
+            }
+
+            Signal(changed: false);
+        }
+
+        return definition;
+    }
+
+    public async Task Unregister(string clientId)
+    {
+        var index = State.Available.BinarySearch(clientId, StringComparer.Ordinal);
+        if (index >= 0)
+        {
+            State.Available.RemoveAt(index);
+            await stored.WriteStateAsync();
+            Signal(changed: false);
+        }
+    }
+
+    public Task<AggregationLease> Lease(int round, string clientId, long baseVersion)
+    {
+        var definition = Definition;
+        if (State.Available.BinarySearch(clientId, StringComparer.Ordinal) < 0)
+        {
+            throw new UpdateRejectedException(RejectionReason.UnknownClient, $"client {clientId} has not joined job {JobId}");
+        }
+
+        if (State.Phase == JobPhase.Completed)
+        {
+            throw new UpdateRejectedException(RejectionReason.RoundClosed, $"job {JobId} is complete (its {definition.Rounds} rounds were published)");
+        }
+
+        if (definition.IsAsynchronous)
+        {
+            var staleness = State.ModelVersion - baseVersion;
+            if (staleness < 0)
+            {
+                throw new UpdateRejectedException(RejectionReason.TooStale, $"the update is based on version {baseVersion}; job {JobId} has published up to {State.ModelVersion}");
+            }
+
+            if (staleness > definition.Settings.MaxStaleness)
+            {
+                throw new UpdateRejectedException(RejectionReason.TooStale,
+                    $"the update is based on version {baseVersion}, {staleness} versions behind {State.ModelVersion} (at most {definition.Settings.MaxStaleness} accepted)");
+            }
+
+            return Task.FromResult(new AggregationLease(State.Round, State.Epoch, AggregatorKey(), staleness));
+        }
+
+        if (round != State.Round || State.Phase != JobPhase.Collecting || State.Selected.Count == 0)
+        {
+            throw new UpdateRejectedException(RejectionReason.RoundClosed, round < State.Round || (round == State.Round && State.Phase != JobPhase.Collecting)
+                ? $"round {round} of job {JobId} is closed (the job is at round {State.Round}, {State.Phase})"
+                : $"round {round} of job {JobId} is not open (the job is at round {State.Round}, {(State.Selected.Count == 0 ? "waiting for clients" : State.Phase)})");
+        }
+
+        if (!State.Selected.Contains(clientId))
+        {
+            throw new UpdateRejectedException(RejectionReason.NotSelected, $"client {clientId} was not selected for round {round} of job {JobId}");
+        }
+
+        if (baseVersion != State.ModelVersion)
+        {
+            throw new UpdateRejectedException(RejectionReason.TooStale,
+                $"the update is based on model version {baseVersion}; round {round} of job {JobId} trains from version {State.ModelVersion}");
+        }
+
+        return Task.FromResult(new AggregationLease(State.Round, State.Epoch, AggregatorKey(), 0));
+    }
+
+    public async Task Progress(int round, int epoch, int accepted, Guid incarnation)
+    {
+        if (round != State.Round || epoch != State.Epoch || State.Phase != JobPhase.Collecting)
+        {
+            return;
+        }
+
+        if (_incarnation is { } known && known != incarnation)
+        {
+            // The aggregator came back empty on another silo: what the first one held is lost and must be resent.
+            await StartNewEpochAsync();
+            return;
+        }
+
+        _incarnation = incarnation;
+        _accepted = Math.Max(_accepted, accepted);
+        Signal(changed: false);
+        var definition = Definition;
+        if (_accepted >= (definition.IsAsynchronous ? definition.Settings.BufferSize : definition.GoalUpdates))
+        {
+            await CloseRoundAsync(atDeadline: false);
+        }
+    }
+
+    public Task Rejected(int round, RejectionReason reason)
+    {
+        _rejected[reason] = _rejected.GetValueOrDefault(reason) + 1;
+        Signal(changed: false);
+        return Task.CompletedTask;
+    }
+
+    public async Task AggregatorLost(int round, int epoch)
+    {
+        if (round == State.Round && epoch == State.Epoch && State.Phase == JobPhase.Collecting)
+        {
+            await StartNewEpochAsync();
+        }
+    }
+
+    public async Task ReportAccuracy(long modelVersion, double accuracy)
+    {
+        var index = State.History.FindIndex(m => m.ModelVersion == modelVersion);
+        if (index < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(modelVersion), modelVersion, $"Job {JobId} published no model version {modelVersion}.");
+        }
+
+        State.History[index] = State.History[index] with { Accuracy = accuracy };
+        await stored.WriteStateAsync();
+        Signal(changed: false);
+    }
+
+    /// <summary>Selects the round's clients once enough are available (or, at the deadline, at least the minimum).</summary>
+    private async Task<bool> TryStartRoundAsync(bool deadlinePassed)
+    {
+        var definition = Definition;
+        if (State.Phase != JobPhase.Collecting || State.Selected.Count > 0)
+        {
+            return false;
+        }
+
+        var needed = definition.IsAsynchronous ? 1
+            : deadlinePassed ? definition.MinUpdates
+            : Math.Max(definition.ClientsPerRound, definition.MinAvailableClients);
+        if (State.Available.Count < needed)
+        {
+            return false;
+        }
+
+        State.Draws = 0;
+        State.AggregatorsLost = 0;
+        State.RoundStartedAt = time.GetUtcNow();
+        _accepted = 0;
+        _rejected.Clear();
+        await TopUpAsync(definition.ClientsPerRound);
+        ArmDeadline(definition.RoundDeadline);
+        LogRoundStarted(logger, JobId, State.Round, State.Selected.Count, State.Available.Count);
+        return true;
+    }
+
+    /// <summary>Adds up to <paramref name="count"/> clients drawn uniformly (seeded by job, round and draw) from the available ones not yet selected.</summary>
+    private async Task TopUpAsync(int count)
+    {
+        var candidates = State.Available.Where(c => !State.Selected.Contains(c)).ToList();
+        if (count <= 0 || candidates.Count == 0)
+        {
+            return;
+        }
+
+        var random = new Random(unchecked((Definition.Seed * 1_000_003) + (State.Round * 7_919) + State.Draws));
+        var take = Math.Min(count, candidates.Count);
+        for (var i = 0; i < take; i++)
+        {
+            var j = random.Next(i, candidates.Count);
+            (candidates[i], candidates[j]) = (candidates[j], candidates[i]);
+            State.Selected.Add(candidates[i]);
+        }
+
+        State.Draws++;
+        State.Revision++;
+        await stored.WriteStateAsync();
+        Signal(changed: true);
+    }
+
+    private async Task OnDeadlineAsync(CancellationToken cancellationToken)
+    {
+        var definition = Definition;
+        if (State.Phase != JobPhase.Collecting || _closing)
+        {
+            return;
+        }
+
+        if (State.Selected.Count == 0)
+        {
+            if (!await TryStartRoundAsync(deadlinePassed: true))
+            {
+                ArmDeadline(definition.RoundDeadline);
+            }
+
+            return;
+        }
+
+        if (_accepted >= definition.MinUpdates)
+        {
+            await CloseRoundAsync(atDeadline: true);
+            return;
+        }
+
+        // Not enough by the deadline: nobody's update is dropped; more clients are asked and the round goes on.
+        LogExtended(logger, JobId, State.Round, _accepted, definition.MinUpdates);
+        await TopUpAsync(Math.Max(definition.MinUpdates - _accepted, 1));
+        ArmDeadline(definition.RoundDeadline);
+    }
+
+    private async Task StartNewEpochAsync()
+    {
+        State.Epoch++;
+        State.AggregatorsLost++;
+        State.Revision++;
+        _accepted = 0;
+        _incarnation = null;
+        await stored.WriteStateAsync();
+        LogAggregatorLost(logger, JobId, State.Round, State.Epoch - 1);
+        ArmDeadline(Definition.RoundDeadline);
+        Signal(changed: true);
+    }
+
+    private async Task CloseRoundAsync(bool atDeadline)
+    {
+        if (_closing)
+        {
+            return;
+        }
+
+        _closing = true;
+        try
+        {
+            var definition = Definition;
+            var closedAt = time.GetTimestamp();
+            State.Phase = JobPhase.Aggregating;
+            State.Revision++;
+            Signal(changed: true);
+
+            PartialAggregate aggregate;
+            try
+            {
+                aggregate = await GrainFactory.GetGrain<IAggregatorGrain>(AggregatorKey()).Finish();
+            }
+            catch (Exception error) when (error is SiloUnavailableException or GrainCallTimeoutException or RuntimeUnavailableException)
+            {
+                State.Phase = JobPhase.Collecting;
+                await StartNewEpochAsync();
+                return;
+            }
+
+            using (aggregate)
+            {
+                if (aggregate.Incarnation != _incarnation || aggregate.Count < _accepted)
+                {
+                    // Finished by a new, empty activation: the one that held the round's updates is gone.
+                    State.Phase = JobPhase.Collecting;
+                    await StartNewEpochAsync();
+                    return;
+                }
+
+                if (aggregate.Count == 0)
+                {
+                    State.Phase = JobPhase.Collecting;
+                    State.Revision++;
+                    await stored.WriteStateAsync();
+                    Signal(changed: true);
+                    return;
+                }
+
+                await PublishAsync(definition, aggregate, closedAt, atDeadline);
+            }
+        }
+        finally
+        {
+            _closing = false;
+        }
+    }
+
+    private async Task PublishAsync(FlJobDefinition definition, PartialAggregate aggregate, long closedAt, bool atDeadline)
+    {
+        var parameters = definition.Model.Parameters;
+        double? noise = null;
+        var next = pool.Rent(definition.Model.Bytes);
+        using (var mean = pool.Rent(definition.Model.Bytes))
+        {
+            MeanUpdate(definition, aggregate, mean.AsSpan<float>(), out noise);
+            _global!.Span.CopyTo(next.Span);
+            _optimizer!.Step(next.AsSpan<float>()[..parameters], mean.AsSpan<float>()[..parameters]);
+        }
+
+        var version = State.ModelVersion + 1;
+        try
+        {
+            await GrainFactory.GetGrain<IModelStoreGrain>(ModelKey(version)).Save(next);
+        }
+        catch
+        {
+            next.Dispose();
+            throw;
+        }
+
+        var now = time.GetUtcNow();
+        var metrics = new RoundMetrics
+        {
+            Round = State.Round,
+            ModelVersion = version,
+            Accepted = aggregate.Count,
+            Rejected = _rejected.Values.Sum(),
+            RejectedByReason = _rejected.ToDictionary(r => r.Key.ToString(), r => r.Value),
+            RoundMilliseconds = (now - State.RoundStartedAt).TotalMilliseconds,
+            AggregationMilliseconds = time.GetElapsedTime(closedAt).TotalMilliseconds,
+            AggregatorsLost = State.AggregatorsLost,
+            ClosedAtDeadline = atDeadline,
+            PublishedAt = now,
+            NoiseMultiplier = definition.Settings.DpClipNorm is null ? null : definition.Settings.DpNoiseMultiplier,
+            NoiseStandardDeviation = noise,
+            MeanStaleness = definition.IsAsynchronous ? aggregate.TotalStaleness / aggregate.Count : null,
+        };
+
+        State.ModelVersion = version;
+        State.History.Add(metrics);
+        State.Optimizer = _optimizer!.ExportState();
+        State.Selected = definition.IsAsynchronous ? State.Selected : [];
+        State.Epoch = 0;
+        State.Round++;
+        State.Phase = version >= definition.Rounds ? JobPhase.Completed : JobPhase.Collecting;
+        State.Revision++;
+        await stored.WriteStateAsync();
+
+        var previous = _global;
+        _global = next;
+        previous?.Dispose();
+        _accepted = 0;
+        _incarnation = null;
+        _rejected.Clear();
+        LogPublished(logger, JobId, metrics.Round, version, metrics.Accepted, metrics.AggregationMilliseconds);
+        Signal(changed: true);
+        if (State.Phase == JobPhase.Collecting)
+        {
+            State.RoundStartedAt = now;
+            if (!definition.IsAsynchronous)
+            {
+                await TryStartRoundAsync(deadlinePassed: false);
+            }
+
+            ArmDeadline(definition.RoundDeadline);
+        }
+        else
+        {
+            _deadlineTimer?.Dispose();
+            _deadlineTimer = null;
+            _deadline = null;
+        }
+    }
+
+    /// <summary>The round's mean update from its aggregate: the algorithm's (robust) combination, with DP noise when configured.</summary>
+    private void MeanUpdate(FlJobDefinition definition, PartialAggregate aggregate, Span<float> mean, out double? noise)
+    {
+        noise = null;
+        var parameters = definition.Model.Parameters;
+        mean = mean[..parameters];
+        switch (definition.AlgorithmName)
+        {
+            case "median":
+                RobustAggregation.CoordinateWiseMedian(Memories(aggregate), mean);
+                return;
+            case "trimmedmean":
+                RobustAggregation.TrimmedMean(Memories(aggregate), definition.Settings.TrimFraction, mean);
+                return;
+            case "krum":
+                var f = definition.Settings.KrumByzantine;
+                var m = definition.Settings.KrumSelected > 0 ? definition.Settings.KrumSelected : aggregate.Count - f;
+                RobustAggregation.MultiKrum(Memories(aggregate), f, Math.Clamp(m, 1, aggregate.Count), mean);
+                return;
+        }
+
+        aggregate.Sum!.AsSpan<float>()[..parameters].CopyTo(mean);
+        AggregationKernels.Scale(mean, (float)(1.0 / aggregate.TotalWeight));
+        if (definition.Settings.DpClipNorm is { } clip)
+        {
+            var deviation = DifferentialPrivacy.NoiseStandardDeviation(clip, definition.Settings.DpNoiseMultiplier, aggregate.Count);
+            DifferentialPrivacy.AddGaussianNoise(mean, deviation, new Random(unchecked((definition.Seed * 31) + State.Round)));
+            noise = deviation;
+        }
+    }
+
+    private static List<ReadOnlyMemory<float>> Memories(PartialAggregate aggregate) =>
+        [.. aggregate.Retained.Select(b => (ReadOnlyMemory<float>)b.AsMemory<float>())];
+
+    private void ArmDeadline(TimeSpan after)
+    {
+        _deadline = time.GetUtcNow() + after;
+        if (_deadlineTimer is null)
+        {
+            _deadlineTimer = RegisterGrainTimer(OnDeadlineAsync, new GrainTimerCreationOptions(after, Timeout.InfiniteTimeSpan) { KeepAlive = true });
+        }
+        else
+        {
+            _deadlineTimer.Change(after, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    private JobStatus StatusNow()
+    {
+        var definition = State.Definition;
+        return new JobStatus
+        {
+            JobId = JobId,
+            Revision = State.Revision,
+            Progress = ProgressNow(),
+            Phase = definition is null ? JobPhase.None : State.Phase,
+            Round = State.Round,
+            Epoch = State.Epoch,
+            ModelVersion = State.ModelVersion,
+            Selected = [.. State.Selected],
+            Accepted = _accepted,
+            Rejected = _rejected.Values.Sum(),
+            Goal = definition is null ? 0 : definition.IsAsynchronous ? definition.Settings.BufferSize : definition.GoalUpdates,
+            Deadline = State.Phase == JobPhase.Collecting ? _deadline : null,
+            AvailableClients = State.Available.Count,
+            History = [.. State.History],
+            Rounds = definition?.Rounds ?? 0,
+            Algorithm = definition?.AlgorithmName ?? "",
+        };
+    }
+
+    private long ProgressNow() => State.Revision + _progress;
+
+    /// <summary>Wakes the waiters: those of every change, and (for structural ones) those of <see cref="WaitForChange"/>.</summary>
+    private void Signal(bool changed)
+    {
+        _progress++;
+        Interlocked.Exchange(ref _progressed, NewSignal()).TrySetResult();
+        if (changed)
+        {
+            Interlocked.Exchange(ref _changed, NewSignal()).TrySetResult();
+        }
+    }
+
+    private IServerOptimizer CreateOptimizer(FlJobDefinition definition) =>
+        ServerOptimizers.Create(
+            definition.AlgorithmName is "median" or "trimmedmean" or "krum" ? "fedavg" : definition.AlgorithmName,
+            new ServerOptimizerOptions
+            {
+                ServerLearningRate = definition.Settings.ServerLearningRate,
+                Momentum = definition.Settings.Momentum,
+                Beta1 = definition.Settings.Beta1,
+                Beta2 = definition.Settings.Beta2,
+                Tau = definition.Settings.Tau,
+            },
+            definition.Model.Parameters);
+
+    private string AggregatorKey() => $"{JobId}/{State.Round}/{State.Epoch}";
+
+    private string ModelKey(long version) => $"{JobId}/{version}";
+
+    private UpdateRejectedException Unknown() => new(RejectionReason.UnknownJob, $"there is no job {JobId}");
+
+    private static TimeSpan Bounded(TimeSpan wait) => wait < TimeSpan.Zero ? TimeSpan.Zero : wait > TimeSpan.FromMinutes(4) ? TimeSpan.FromMinutes(4) : wait;
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    [LoggerMessage(EventId = 7001, Level = LogLevel.Information, Message = "Job {Job} created: {Algorithm}, {Parameters} parameters, {Rounds} rounds of {Clients} clients")]
+    private static partial void LogCreated(ILogger logger, string job, string algorithm, int parameters, int rounds, int clients);
+
+    [LoggerMessage(EventId = 7002, Level = LogLevel.Information, Message = "Job {Job} round {Round}: selected {Selected} of {Available} available clients")]
+    private static partial void LogRoundStarted(ILogger logger, string job, int round, int selected, int available);
+
+    [LoggerMessage(EventId = 7003, Level = LogLevel.Information, Message = "Job {Job} round {Round} published model version {Version} from {Accepted} updates ({AggregationMs:0.0} ms)")]
+    private static partial void LogPublished(ILogger logger, string job, int round, long version, int accepted, double aggregationMs);
+
+    [LoggerMessage(EventId = 7004, Level = LogLevel.Warning, Message = "Job {Job} round {Round}: the aggregator of epoch {Epoch} is lost; its clients resend")]
+    private static partial void LogAggregatorLost(ILogger logger, string job, int round, int epoch);
+
+    [LoggerMessage(EventId = 7005, Level = LogLevel.Information, Message = "Job {Job} round {Round}: deadline passed with {Accepted} updates of the {Min} needed; more clients selected")]
+    private static partial void LogExtended(ILogger logger, string job, int round, int accepted, int min);
+
+    [LoggerMessage(EventId = 7006, Level = LogLevel.Information, Message = "Job {Job} resumed at round {Round} (epoch {Epoch}) from model version {Version}")]
+    private static partial void LogResumed(ILogger logger, string job, int round, int epoch, long version);
+}

@@ -1,0 +1,60 @@
+using Orleans.LIFL.Concurrency;
+using Orleans.LIFL.Dataplane;
+
+namespace Orleans.LIFL.Grains.FL;
+
+/// <summary>
+/// A federated-learning job (key: the job id): its definition, the round life cycle (select → collect → aggregate →
+/// publish), client selection, the global model's versions and the round metrics. Its state and every published model
+/// are persisted, so it resumes from its last published round after the whole cluster restarted.
+/// </summary>
+public interface IFlJobGrain : IGrainWithStringKey
+{
+    /// <summary>
+    /// Creates the job with its initial global model (float32, the definition's layout). Creating it again with the
+    /// same definition returns its status; with another definition, or a model of the wrong size or with non-finite
+    /// values, fails with an error naming what is wrong.
+    /// </summary>
+    Task<JobStatus> Create(FlJobDefinition definition, SharedBuffer initialModel);
+
+    [AlwaysInterleave]
+    Task<JobStatus> Status();
+
+    /// <summary>The status once its <see cref="JobStatus.Revision"/> exceeds <paramref name="knownRevision"/> (round, epoch, phase, selection), or after <paramref name="wait"/>.</summary>
+    [AlwaysInterleave]
+    [ResponseTimeout("00:05:00")]
+    Task<JobStatus> WaitForChange(long knownRevision, TimeSpan wait);
+
+    /// <summary>Like <see cref="WaitForChange"/>, but also wakes for every accepted or refused update (for progress displays).</summary>
+    [AlwaysInterleave]
+    [ResponseTimeout("00:05:00")]
+    Task<JobStatus> WaitForProgress(long knownProgress, TimeSpan wait);
+
+    /// <summary>The global model of <paramref name="version"/> (the current one is in memory; older ones come from storage).</summary>
+    [AlwaysInterleave]
+    Task<SharedBuffer> GetModel(long version);
+
+    /// <summary>A client becomes available for selection (its session calls this when it joins).</summary>
+    Task<FlJobDefinition> Register(string clientId);
+
+    Task Unregister(string clientId);
+
+    /// <summary>Where an update of <paramref name="round"/> goes, or why it is refused (closed round, not selected, too stale).</summary>
+    Task<AggregationLease> Lease(int round, string clientId, long baseVersion);
+
+    /// <summary>
+    /// The round's aggregator (activation <paramref name="incarnation"/>) took an update; it now has
+    /// <paramref name="accepted"/>. Another activation than the epoch's first means the first died with its updates.
+    /// </summary>
+    [OneWay]
+    Task Progress(int round, int epoch, int accepted, Guid incarnation);
+
+    [OneWay]
+    Task Rejected(int round, RejectionReason reason);
+
+    /// <summary>The aggregator of the round's <paramref name="epoch"/> is gone: a new epoch begins and what it held must be sent again.</summary>
+    Task AggregatorLost(int round, int epoch);
+
+    /// <summary>Records the test accuracy of a published model (shown with the round's metrics).</summary>
+    Task ReportAccuracy(long modelVersion, double accuracy);
+}
