@@ -10,11 +10,12 @@ internal static class LiflCommandLine
 {
     public static RootCommand Create()
     {
-        var root = new RootCommand("lifl: run the Orleans.LIFL virtual-actor runtime's demo, benchmarks and cluster silos.")
+        var root = new RootCommand("lifl: run the Orleans.LIFL demo, federated jobs, benchmarks and cluster silos.")
         {
             DemoCommand.Create(),
             BenchCommand.Create(),
             Silo.SiloCommand.Create(),
+            Fl.FlCommand.Create(),
         };
         return root;
     }
