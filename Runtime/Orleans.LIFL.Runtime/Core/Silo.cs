@@ -202,29 +202,57 @@ internal sealed partial class Silo : ISiloEndpoint, ISiloTransportHandler
         LogStarted(_logger, _siloName, Address, Registry.Classes.Count());
     }
 
-    /// <summary>A joining silo must reach every active silo that still shows signs of life before it becomes active.</summary>
+    /// <summary>
+    /// A joining silo must reach every active silo that still shows signs of life before it becomes active. One it
+    /// cannot reach whose IAmAlive is recent may have just crashed (a whole cluster restarted at once): the joiner waits
+    /// until it answers or its IAmAlive goes stale, and gives up only if it keeps updating it while unreachable.
+    /// </summary>
     private async Task CheckConnectivityAsync(CancellationToken cancellationToken)
     {
-        var view = Membership.CurrentView;
-        var others = view.Members.Values.Where(m => m.Status == SiloStatus.Active && !m.Silo.Equals(Address)).ToList();
-        var answers = await Task.WhenAll(others.Select(m => _tcp!.PingAsync(m.Silo, _membershipOptions.ProbeTimeout * 2, cancellationToken))).ConfigureAwait(false);
-        for (var i = 0; i < others.Count; i++)
+        var started = DateTime.UtcNow;
+        var waiting = new HashSet<SiloAddress>();
+        while (true)
         {
-            if (answers[i] is not null)
+            var view = Membership.CurrentView;
+            var others = view.Members.Values.Where(m => m.Status == SiloStatus.Active && !m.Silo.Equals(Address)).ToList();
+            var answers = await Task.WhenAll(others.Select(m => _tcp!.PingAsync(m.Silo, _membershipOptions.ProbeTimeout * 2, cancellationToken))).ConfigureAwait(false);
+            MembershipEntry? unreachable = null;
+            for (var i = 0; i < others.Count; i++)
             {
-                continue;
+                var entry = others[i];
+                if (answers[i] is not null)
+                {
+                    continue;
+                }
+
+                if (DateTime.UtcNow - entry.IAmAliveTime > _membershipOptions.StaleAfter)
+                {
+                    LogIgnoringStaleSilo(_logger, entry.Silo, entry.IAmAliveTime);
+                    continue;
+                }
+
+                unreachable = entry;
+                if (waiting.Add(entry.Silo))
+                {
+                    LogWaitingForSilo(_logger, entry.Silo, entry.IAmAliveTime);
+                }
             }
 
-            var entry = others[i];
-            if (DateTime.UtcNow - entry.IAmAliveTime > _membershipOptions.StaleAfter)
+            if (unreachable is null)
             {
-                LogIgnoringStaleSilo(_logger, entry.Silo, entry.IAmAliveTime);
-                continue;
+                return;
             }
 
-            await Membership.WriteEntryAsync(CreateEntry(SiloStatus.Dead)).ConfigureAwait(false);
-            throw new InvalidOperationException(
-                $"Silo {Address} cannot reach active silo {entry.Silo} (alive at {entry.IAmAliveTime:O}); check the network and that all silos use the same cluster secret.");
+            if (DateTime.UtcNow - started > _membershipOptions.StaleAfter + (_membershipOptions.IAmAlivePeriod * 2))
+            {
+                // Long enough for a dead silo's IAmAlive to go stale: this one is alive and out of reach.
+                await Membership.WriteEntryAsync(CreateEntry(SiloStatus.Dead)).ConfigureAwait(false);
+                throw new InvalidOperationException(
+                    $"Silo {Address} cannot reach active silo {unreachable.Silo} (alive at {unreachable.IAmAliveTime:O}); check the network and that all silos use the same cluster secret.");
+            }
+
+            await Task.Delay(_membershipOptions.ProbePeriod, _time, cancellationToken).ConfigureAwait(false);
+            await Membership.RefreshAsync().ConfigureAwait(false);
         }
     }
 
@@ -458,6 +486,9 @@ internal sealed partial class Silo : ISiloEndpoint, ISiloTransportHandler
 
     [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "Could not remove the directory entries of dead silos {Silos}")]
     private static partial void LogDirectoryCleanupFailed(ILogger logger, Exception error, string silos);
+
+    [LoggerMessage(EventId = 8, Level = LogLevel.Warning, Message = "Joining: silo {Silo} does not answer but wrote IAmAlive at {IAmAlive:O}; waiting until it answers or goes stale")]
+    private static partial void LogWaitingForSilo(ILogger logger, SiloAddress silo, DateTime iAmAlive);
 
     [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "Joining without reaching {Silo}: its last IAmAlive ({IAmAlive:O}) is stale")]
     private static partial void LogIgnoringStaleSilo(ILogger logger, SiloAddress silo, DateTime iAmAlive);
