@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
+using Orleans.LIFL.Dataplane;
 using Orleans.LIFL.Hosting;
 using Orleans.LIFL.Silo;
 using Orleans.LIFL.TestGrains;
@@ -97,7 +98,30 @@ public sealed class ProcessCluster : IAsyncDisposable
     }
 
     /// <summary>A client of this cluster connected through the given gateways.</summary>
-    public async Task<IClusterClient> ConnectAsync(IEnumerable<string> gateways, string? secret = null, string? clusterId = null)
+    public async Task<IClusterClient> ConnectAsync(IEnumerable<string> gateways, string? secret = null, string? clusterId = null) =>
+        (await ConnectHostAsync(gateways, secret, clusterId)).Services.GetRequiredService<IClusterClient>();
+
+    /// <summary>A client through every silo's gateway, with its attachment to the node's shared pool (as a trainer of this node has).</summary>
+    public async Task<(IClusterClient Client, SharedBufferPool Pool)> ConnectWithPoolAsync()
+    {
+        var host = await ConnectHostAsync(_silos.Select(s => s.Gateway));
+        return (host.Services.GetRequiredService<IClusterClient>(), host.Services.GetRequiredService<SharedBufferPool>());
+    }
+
+    /// <summary>Kills every silo (SIGKILL), then starts as many new ones on the same database, and waits until they agree.</summary>
+    public async Task RestartEverySiloAsync()
+    {
+        var count = _silos.Count;
+        await Task.WhenAll(_silos.Select(s => s.KillAsync()));
+        await Task.WhenAll(_silos.Select(s => s.DisposeAsync().AsTask()));
+        _silos.Clear();
+        var started = await Task.WhenAll(Enumerable.Range(0, count).Select(i =>
+            SiloProcess.StartAsync(_options with { Name = $"silo{i}-restarted" }, TestContext.Current.CancellationToken)));
+        _silos.AddRange(started.OrderBy(s => s.SiloAddress, StringComparer.Ordinal));
+        await WaitForConvergenceAsync();
+    }
+
+    private async Task<IHost> ConnectHostAsync(IEnumerable<string> gateways, string? secret = null, string? clusterId = null)
     {
         var builder = Host.CreateEmptyApplicationBuilder(null);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
@@ -116,7 +140,7 @@ public sealed class ProcessCluster : IAsyncDisposable
         }
 
         _clients.Add(host);
-        return host.Services.GetRequiredService<IClusterClient>();
+        return host;
     }
 
     /// <summary>The grain keyed by a silo's address and placed there (activated through that silo's own gateway).</summary>

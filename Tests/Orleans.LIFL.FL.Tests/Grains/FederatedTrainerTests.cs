@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Orleans.LIFL.Client.FL;
 using Orleans.LIFL.Dataplane;
 using Orleans.LIFL.Grains.FL;
+using Orleans.LIFL.TestGrains.FL;
 using Xunit;
 
 namespace Orleans.LIFL.FL.Tests.Grains;
@@ -112,31 +113,5 @@ public sealed class FederatedTrainerTests
             .WaitAsync(FlTestBed.Patience, TestContext.Current.CancellationToken);
         var expected = FlTestBed.FedAvg(FlTestBed.FedAvg(initial, trainers.Select(t => (t.DeltaFor(1), t.Examples))), again.Select(t => (t.DeltaFor(2), t.Examples)));
         FlTestBed.AssertClose(expected, await bed.ModelAsync(jobId, 2));
-    }
-
-    /// <summary>A trainer whose update for round r is global + a delta that depends only on (client, r).</summary>
-    private sealed class KnownDeltaTrainer(int client, Task? gate = null, int rounds = int.MaxValue) : ILocalTrainer
-    {
-        public long Examples => 10 * (client + 1);
-
-        public float[] DeltaFor(int round) => FlTestBed.Delta((client * 100) + round);
-
-        public async ValueTask<long> TrainAsync(TrainingRound round, SharedBuffer parameters, CancellationToken cancellationToken)
-        {
-            if (round.Round > rounds)
-            {
-                await Task.Delay(Timeout.Infinite, cancellationToken);
-            }
-
-            await (gate ?? Task.CompletedTask).WaitAsync(cancellationToken);
-            var weights = parameters.AsSpan<float>();
-            var delta = DeltaFor(round.Round);
-            for (var i = 0; i < weights.Length; i++)
-            {
-                weights[i] += delta[i];
-            }
-
-            return Examples;
-        }
     }
 }

@@ -22,7 +22,7 @@ public sealed class FlJobTests : IAsyncLifetime
         var clients = await _bed.JoinAsync(jobId, 3);
         for (var round = 1; round <= 2; round++)
         {
-            var status = await _bed.WaitForAsync(jobId, s => s.Round == round && s.Selected.Count == 3, $"round {round} starting");
+            var status = await _bed.WaitForAsync(jobId, s => s.Round == round && s.Selected.Length == 3, $"round {round} starting");
             Assert.Equal([.. clients], status.Selected.Order());
             var updates = clients.Select((c, i) => (Delta: FlTestBed.Delta((round * 10) + i), Examples: (long)(i + 1) * 100)).ToList();
             for (var i = 0; i < clients.Length; i++)
@@ -52,7 +52,7 @@ public sealed class FlJobTests : IAsyncLifetime
             var jobId = FlTestBed.NewJobId();
             await _bed.CreateJobAsync(jobId, FlTestBed.Definition(clientsPerRound: 3) with { Seed = seed, MinAvailableClients = 12 });
             await _bed.JoinAsync(jobId, 12);
-            return [.. (await _bed.WaitForAsync(jobId, s => s.Selected.Count == 3, "selection")).Selected.Order()];
+            return [.. (await _bed.WaitForAsync(jobId, s => s.Selected.Length == 3, "selection")).Selected.Order()];
         }
 
         var first = await SelectedWithSeedAsync(42);
@@ -68,7 +68,7 @@ public sealed class FlJobTests : IAsyncLifetime
         var jobId = FlTestBed.NewJobId();
         var (job, global) = await _bed.CreateJobAsync(jobId, FlTestBed.Definition(clientsPerRound: 2, rounds: 2) with { MaxUpdateNorm = 10 });
         var clients = await _bed.JoinAsync(jobId, 2);
-        await _bed.WaitForAsync(jobId, s => s.Selected.Count == 2, "selection");
+        await _bed.WaitForAsync(jobId, s => s.Selected.Length == 2, "selection");
 
         async Task RefusedAsync(RejectionReason reason, string because, Func<Task> submit)
         {
@@ -125,7 +125,7 @@ public sealed class FlJobTests : IAsyncLifetime
 
         // Round 1 is over: a late update for it is refused as such, and an id used in round 1 cannot come back.
         await RefusedAsync(RejectionReason.RoundClosed, "round 1 of job", () => _bed.SubmitAsync(jobId, clients[0], 1, good, 10, baseVersion: 0));
-        await _bed.WaitForAsync(jobId, s => s.Round == 2 && s.Selected.Count == 2, "round 2");
+        await _bed.WaitForAsync(jobId, s => s.Round == 2 && s.Selected.Length == 2, "round 2");
         await RefusedAsync(RejectionReason.DuplicateUpdateId, "already used", () => _bed.SubmitAsync(jobId, clients[0], 2, good, 10, updateId: "u-1"));
     }
 
@@ -137,7 +137,7 @@ public sealed class FlJobTests : IAsyncLifetime
         var definition = FlTestBed.Definition(clientsPerRound: 4, rounds: 2) with { MinUpdates = 2, GoalUpdates = 4, RoundDeadline = TimeSpan.FromMilliseconds(600) };
         var (_, global) = await _bed.CreateJobAsync(jobId, definition);
         var clients = await _bed.JoinAsync(jobId, 4);
-        await _bed.WaitForAsync(jobId, s => s.Selected.Count == 4, "selection");
+        await _bed.WaitForAsync(jobId, s => s.Selected.Length == 4, "selection");
         var updates = new[] { (FlTestBed.Delta(1), 10L), (FlTestBed.Delta(2), 20L) };
         await _bed.SubmitAsync(jobId, clients[0], 1, updates[0].Item1, 10);
         await _bed.SubmitAsync(jobId, clients[1], 1, updates[1].Item1, 20);
@@ -158,11 +158,11 @@ public sealed class FlJobTests : IAsyncLifetime
         var definition = FlTestBed.Definition(clientsPerRound: 2, rounds: 1) with { MinUpdates = 2, GoalUpdates = 2, RoundDeadline = TimeSpan.FromMilliseconds(400) };
         var (_, global) = await _bed.CreateJobAsync(jobId, definition);
         await _bed.JoinAsync(jobId, 6);
-        var first = (await _bed.WaitForAsync(jobId, s => s.Selected.Count == 2, "selection")).Selected;
+        var first = (await _bed.WaitForAsync(jobId, s => s.Selected.Length == 2, "selection")).Selected;
         var accepted = FlTestBed.Delta(1);
         await _bed.SubmitAsync(jobId, first[0], 1, accepted, 10);
 
-        var topped = await _bed.WaitForAsync(jobId, s => s.Selected.Count > 2, "a top-up");
+        var topped = await _bed.WaitForAsync(jobId, s => s.Selected.Length > 2, "a top-up");
         Assert.Equal(1, topped.Round);
         var added = topped.Selected.Except(first).First();
         var other = FlTestBed.Delta(2);
@@ -184,7 +184,7 @@ public sealed class FlJobTests : IAsyncLifetime
         };
         var (_, v0) = await _bed.CreateJobAsync(jobId, definition);
         var clients = await _bed.JoinAsync(jobId, 3);
-        await _bed.WaitForAsync(jobId, s => s.Selected.Count == 3, "all clients training");
+        await _bed.WaitForAsync(jobId, s => s.Selected.Length == 3, "all clients training");
 
         var a = FlTestBed.Delta(1);
         var b = FlTestBed.Delta(2);
@@ -223,7 +223,7 @@ public sealed class FlJobTests : IAsyncLifetime
         };
         var (_, global) = await _bed.CreateJobAsync(jobId, definition);
         var clients = await _bed.JoinAsync(jobId, 5);
-        await _bed.WaitForAsync(jobId, s => s.Selected.Count == 5, "selection");
+        await _bed.WaitForAsync(jobId, s => s.Selected.Length == 5, "selection");
         var honest = Enumerable.Range(0, 4).Select(i => FlTestBed.Delta(1).Select(v => v + (0.01f * i)).ToArray()).ToList();
         var outlier = Enumerable.Repeat(1000f, 15).ToArray();
         for (var i = 0; i < 4; i++)
@@ -257,7 +257,7 @@ public sealed class FlJobTests : IAsyncLifetime
             Settings = new AlgorithmSettings { DpClipNorm = 1.0, DpNoiseMultiplier = 0 },
         });
         var clients = await _bed.JoinAsync(quiet, 2);
-        await _bed.WaitForAsync(quiet, s => s.Selected.Count == 2, "selection");
+        await _bed.WaitForAsync(quiet, s => s.Selected.Length == 2, "selection");
         var large = FlTestBed.Delta(1).Select(v => v * 40).ToArray();
         var small = FlTestBed.Delta(2).Select(v => v / 100).ToArray();
         await _bed.SubmitAsync(quiet, clients[0], 1, large, 1000);
@@ -273,7 +273,7 @@ public sealed class FlJobTests : IAsyncLifetime
             Settings = new AlgorithmSettings { DpClipNorm = 2.0, DpNoiseMultiplier = 0.5 },
         });
         clients = await _bed.JoinAsync(noisy, 2);
-        await _bed.WaitForAsync(noisy, s => s.Selected.Count == 2, "selection");
+        await _bed.WaitForAsync(noisy, s => s.Selected.Length == 2, "selection");
         await _bed.SubmitAsync(noisy, clients[0], 1, small, 1);
         await _bed.SubmitAsync(noisy, clients[1], 1, small, 1);
         var metrics = (await _bed.WaitForVersionAsync(noisy, 1)).History[0];
@@ -288,7 +288,7 @@ public sealed class FlJobTests : IAsyncLifetime
         var jobId = FlTestBed.NewJobId();
         var (_, global) = await _bed.CreateJobAsync(jobId, FlTestBed.Definition("fedadam", clientsPerRound: 2, rounds: 1));
         var clients = await _bed.JoinAsync(jobId, 2);
-        await _bed.WaitForAsync(jobId, s => s.Selected.Count == 2, "selection");
+        await _bed.WaitForAsync(jobId, s => s.Selected.Length == 2, "selection");
         var (a, b) = (FlTestBed.Delta(1), FlTestBed.Delta(2));
         await _bed.SubmitAsync(jobId, clients[0], 1, a, 10);
         await _bed.SubmitAsync(jobId, clients[1], 1, b, 30);

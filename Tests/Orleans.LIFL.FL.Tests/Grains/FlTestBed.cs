@@ -2,6 +2,7 @@ using Orleans.LIFL.Dataplane;
 using Orleans.LIFL.Grains.FL;
 using Orleans.LIFL.Hosting;
 using Orleans.LIFL.Runtime.Dataplane;
+using Orleans.LIFL.TestGrains.FL;
 using Orleans.LIFL.TestingHost;
 using Xunit;
 
@@ -96,7 +97,7 @@ public sealed class FlTestBed : IAsyncDisposable
     }
 
     /// <summary>A delta of the tiny model that depends on <paramref name="seed"/>.</summary>
-    public static float[] Delta(int seed, int parameters = 15) => Enumerable.Range(0, parameters).Select(i => (float)Math.Sin(seed * 13.0 + i) * 0.5f).ToArray();
+    public static float[] Delta(int seed, int parameters = 15) => KnownDeltaTrainer.Delta(seed, parameters);
 
     public async Task<UpdateReceipt> SubmitAsync(string jobId, string client, int round, float[] delta, long examples, string? updateId = null, long baseVersion = -1)
     {
@@ -131,7 +132,7 @@ public sealed class FlTestBed : IAsyncDisposable
         var status = await job.Status();
         while (!condition(status))
         {
-            Assert.True(DateTime.UtcNow < deadline, $"job {jobId}: {what} did not happen (round {status.Round}, {status.Phase}, {status.Accepted}/{status.Goal}, selected {status.Selected.Count})");
+            Assert.True(DateTime.UtcNow < deadline, $"job {jobId}: {what} did not happen (round {status.Round}, {status.Phase}, {status.Accepted}/{status.Goal}, selected {status.Selected.Length})");
             status = await job.WaitForProgress(status.Progress, TimeSpan.FromSeconds(5));
         }
 
@@ -144,13 +145,7 @@ public sealed class FlTestBed : IAsyncDisposable
         return model.AsSpan<float>().ToArray();
     }
 
-    /// <summary>global + Σ nᵢΔᵢ / Σ nᵢ, in double precision.</summary>
-    public static float[] FedAvg(float[] global, IEnumerable<(float[] Delta, long Examples)> updates)
-    {
-        var list = updates.ToList();
-        var total = list.Sum(u => (double)u.Examples);
-        return global.Select((g, i) => (float)(g + (list.Sum(u => u.Delta[i] * (double)u.Examples) / total))).ToArray();
-    }
+    public static float[] FedAvg(float[] global, IEnumerable<(float[] Delta, long Examples)> updates) => KnownDeltaTrainer.FedAvg(global, updates);
 
     public static void AssertClose(float[] expected, float[] actual, double tolerance = 1e-5)
     {

@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using Orleans.LIFL.Concurrency;
 using Orleans.LIFL.Serialization;
 
@@ -52,7 +53,7 @@ public sealed record JobStatus
 
     /// <summary>The clients selected for the round.</summary>
     [Id(6)]
-    public IReadOnlyList<string> Selected { get; init; } = [];
+    public ImmutableArray<string> Selected { get; init; } = [];
 
     /// <summary>Updates in the round's aggregate so far.</summary>
     [Id(7)]
@@ -69,7 +70,7 @@ public sealed record JobStatus
 
     /// <summary>Every round published so far.</summary>
     [Id(11)]
-    public IReadOnlyList<RoundMetrics> History { get; init; } = [];
+    public ImmutableArray<RoundMetrics> History { get; init; } = [];
 
     [Id(12)]
     public int Rounds { get; init; }
@@ -106,7 +107,7 @@ public sealed record RoundMetrics
 
     /// <summary>Refusals by <see cref="RejectionReason"/> name.</summary>
     [Id(4)]
-    public IReadOnlyDictionary<string, int> RejectedByReason { get; init; } = new Dictionary<string, int>();
+    public SortedDictionary<string, int> RejectedByReason { get; init; } = [];
 
     /// <summary>From the round's start to its model being published.</summary>
     [Id(5)]

@@ -526,7 +526,7 @@ public sealed partial class FlJobGrain(
             ModelVersion = version,
             Accepted = aggregate.Count,
             Rejected = _rejected.Values.Sum(),
-            RejectedByReason = _rejected.ToDictionary(r => r.Key.ToString(), r => r.Value),
+            RejectedByReason = new SortedDictionary<string, int>(_rejected.ToDictionary(r => r.Key.ToString(), r => r.Value), StringComparer.Ordinal),
             RoundMilliseconds = (now - State.RoundStartedAt).TotalMilliseconds,
             AggregationMilliseconds = time.GetElapsedTime(closedAt).TotalMilliseconds,
             AggregatorsLost = State.AggregatorsLost,

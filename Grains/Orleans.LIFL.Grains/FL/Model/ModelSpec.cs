@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using Orleans.LIFL.Concurrency;
 using Orleans.LIFL.Serialization;
 
@@ -26,7 +27,7 @@ public sealed record TensorSpec([property: Id(0)] string Name, [property: Id(1)]
 /// </summary>
 [GenerateSerializer]
 [Immutable]
-public sealed record ModelSpec([property: Id(0)] IReadOnlyList<TensorSpec> Tensors)
+public sealed record ModelSpec([property: Id(0)] ImmutableArray<TensorSpec> Tensors)
 {
     public int Parameters => Tensors.Sum(t => t.Elements);
 
@@ -60,7 +61,7 @@ public sealed record ModelSpec([property: Id(0)] IReadOnlyList<TensorSpec> Tenso
     /// <summary>Null when the spec is usable; otherwise what is wrong with it.</summary>
     public string? Problem()
     {
-        if (Tensors is null || Tensors.Count == 0)
+        if (Tensors.IsDefaultOrEmpty)
         {
             return "a model needs at least one tensor";
         }
@@ -94,9 +95,9 @@ public sealed record ModelSpec([property: Id(0)] IReadOnlyList<TensorSpec> Tenso
         return null;
     }
 
-    public bool Equals(ModelSpec? other) => other is not null && Tensors.SequenceEqual(other.Tensors);
+    public bool Equals(ModelSpec? other) => other is not null && Tensors.AsSpan().SequenceEqual(other.Tensors.AsSpan());
 
-    public override int GetHashCode() => HashCode.Combine(Tensors.Count, Parameters);
+    public override int GetHashCode() => HashCode.Combine(Tensors.Length, Parameters);
 
-    public override string ToString() => $"{Tensors.Count} tensors, {Parameters:N0} parameters";
+    public override string ToString() => $"{Tensors.Length} tensors, {Parameters:N0} parameters";
 }
