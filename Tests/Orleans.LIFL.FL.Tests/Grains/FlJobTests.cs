@@ -300,6 +300,42 @@ public sealed class FlJobTests : IAsyncLifetime
         FlTestBed.AssertClose(expected, await _bed.ModelAsync(jobId, 1), 1e-4);
     }
 
+    /// <summary>However many clients submit, the round holds one running sum: the pool's live buffers do not grow with them.</summary>
+    [Fact]
+    public async Task Server_memory_does_not_grow_with_the_number_of_clients()
+    {
+        var jobId = FlTestBed.NewJobId();
+        await _bed.CreateJobAsync(jobId, FlTestBed.Definition(clientsPerRound: 41, rounds: 1) with { GoalUpdates = 41 });
+        var clients = await _bed.JoinAsync(jobId, 41);
+        await _bed.WaitForAsync(jobId, s => s.Selected.Length == 41, "selection");
+        long? afterFirst = null;
+        for (var i = 0; i < 40; i++)
+        {
+            await _bed.SubmitAsync(jobId, clients[i], 1, FlTestBed.Delta(i), 10);
+            afterFirst ??= _bed.Pool.GetStatistics().LiveBuffers;
+        }
+
+        // The global model and the aggregate's sum, after 1 update as after 40.
+        Assert.Equal(afterFirst, _bed.Pool.GetStatistics().LiveBuffers);
+        Assert.Equal(40, (await _bed.Job(jobId).Status()).Accepted);
+    }
+
+    /// <summary>FedProx runs FedAvg on the server and hands its μ to the trainers with each task.</summary>
+    [Fact]
+    public async Task FedProx_gives_trainers_its_proximal_term()
+    {
+        var jobId = FlTestBed.NewJobId();
+        await _bed.CreateJobAsync(jobId, FlTestBed.Definition("fedprox", clientsPerRound: 1, rounds: 1) with { Settings = new AlgorithmSettings { ProximalMu = 0.5 } });
+        var client = (await _bed.JoinAsync(jobId, 1))[0];
+        var task = await _bed.Session(jobId, client).NextTask(-1, TimeSpan.FromSeconds(5));
+        Assert.Equal((TrainerTaskKind.Train, 0.5), (task.Kind, task.ProximalMu));
+
+        var plain = FlTestBed.NewJobId();
+        await _bed.CreateJobAsync(plain, FlTestBed.Definition(clientsPerRound: 1, rounds: 1));
+        client = (await _bed.JoinAsync(plain, 1))[0];
+        Assert.Equal(0, (await _bed.Session(plain, client).NextTask(-1, TimeSpan.FromSeconds(5))).ProximalMu);
+    }
+
     /// <summary>A definition with a problem is refused with an error naming the setting; so is a wrong-size initial model.</summary>
     [Fact]
     public async Task Bad_job_definitions_are_refused_by_name()
