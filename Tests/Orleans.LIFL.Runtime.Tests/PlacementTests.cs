@@ -1,4 +1,6 @@
+using Microsoft.Extensions.DependencyInjection;
 using Orleans.LIFL.Hosting;
+using Orleans.LIFL.Placement;
 using Orleans.LIFL.Runtime.Tests.Grains;
 using Orleans.LIFL.Runtime.Tests.Infrastructure;
 using Xunit;
@@ -14,6 +16,34 @@ public sealed class PlacementTests : IAsyncLifetime
         _cluster = await TestClusters.StartAsync(silos: 3, configure: silo => silo.AddPlacementDirector<LastSiloPlacement, LastSiloPlacementDirector>());
 
     public ValueTask DisposeAsync() => _cluster.DisposeAsync();
+
+    /// <summary>A strategy naming its director with [PlacementDirector] is placed by it without any registration.</summary>
+    [Fact]
+    public async Task A_strategy_can_bring_its_own_director()
+    {
+        var first = _cluster.Silos.Select(s => s.Address).Order().First().ToString();
+        foreach (var silo in _cluster.Silos)
+        {
+            Assert.Equal(first, await silo.GrainFactory.GetGrain<ISelfDirectedGrain>(TestClusters.Key()).Silo());
+        }
+    }
+
+    /// <summary>Every silo sees every active silo with its node, cores, CPU time and peak memory (what LIFL's planner reads).</summary>
+    [Fact]
+    public void Cluster_resources_describe_every_silo()
+    {
+        var resources = _cluster.Silos[0].Services.GetRequiredService<IClusterResources>();
+        var silos = resources.ActiveSilos();
+        Assert.Equal(_cluster.Silos.Select(s => s.Address).Order(), silos.Select(s => s.Silo).Order());
+        Assert.All(silos, s =>
+        {
+            Assert.NotNull(s.Statistics);
+            Assert.Equal(Environment.ProcessorCount, s.Statistics.ProcessorCount);
+            Assert.False(string.IsNullOrEmpty(s.Statistics.NodeId));
+            Assert.True(s.Statistics.CpuSeconds > 0 && s.Statistics.PeakMemoryBytes > s.Statistics.MemoryUsageBytes / 2);
+        });
+        Assert.Single(silos.Select(s => s.Statistics!.NodeId).Distinct());
+    }
 
     /// <summary>Random placement uses every silo.</summary>
     [Fact]

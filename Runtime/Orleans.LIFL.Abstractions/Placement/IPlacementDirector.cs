@@ -24,9 +24,29 @@ public interface IPlacementContext
 }
 
 /// <summary>Load figures of one silo, as last published.</summary>
+/// <param name="ProcessorCount">The cores the silo's process may use.</param>
+/// <param name="NodeId">The node (machine) the silo is on: silos of one node share its shared-memory pool.</param>
+/// <param name="CpuSeconds">CPU time the silo's process has used since it started.</param>
+/// <param name="PeakMemoryBytes">The process's peak resident memory since it started.</param>
 public sealed record SiloRuntimeStatistics(
     int ActivationCount,
     double CpuUsagePercent,
     long MemoryUsageBytes,
     long AvailableMemoryBytes,
-    DateTime TimestampUtc);
+    DateTime TimestampUtc,
+    int ProcessorCount = 0,
+    string NodeId = "",
+    double CpuSeconds = 0,
+    long PeakMemoryBytes = 0);
+
+/// <summary>
+/// The active silos with their last published figures (node, cores, CPU, memory): what grains that plan their own
+/// placement consult (LIFL's aggregation planner).
+/// </summary>
+public interface IClusterResources
+{
+    SiloAddress LocalSilo { get; }
+
+    /// <summary>The active silos, sorted, each with its latest statistics (null before any arrived).</summary>
+    IReadOnlyList<(SiloAddress Silo, SiloRuntimeStatistics? Statistics)> ActiveSilos();
+}

@@ -44,6 +44,28 @@ public sealed class StatelessWorkerPlacement : PlacementStrategy
     public int MaxLocalWorkers { get; }
 }
 
+/// <summary>
+/// Names the director of a custom <see cref="PlacementStrategy"/>, so that a grain library can bring its own placement
+/// without the silo registering it: the silo creates the director (from its services) when none was registered with
+/// AddPlacementDirector.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class, Inherited = false, AllowMultiple = false)]
+public sealed class PlacementDirectorAttribute : Attribute
+{
+    public PlacementDirectorAttribute(Type directorType)
+    {
+        ArgumentNullException.ThrowIfNull(directorType);
+        if (!typeof(IPlacementDirector).IsAssignableFrom(directorType))
+        {
+            throw new ArgumentException($"{directorType.Name} does not implement {nameof(IPlacementDirector)}.", nameof(directorType));
+        }
+
+        DirectorType = directorType;
+    }
+
+    public Type DirectorType { get; }
+}
+
 /// <summary>Chooses the placement strategy of a grain class. Derive from it for a custom strategy.</summary>
 [AttributeUsage(AttributeTargets.Class, Inherited = true, AllowMultiple = false)]
 public abstract class PlacementAttribute : Attribute

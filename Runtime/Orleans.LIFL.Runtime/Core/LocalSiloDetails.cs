@@ -41,3 +41,11 @@ internal sealed class LocalSiloDetails(Core.Silo silo) : ILocalSiloDetails
 
     public IReadOnlyCollection<GrainId> GetActiveGrains() => silo.Catalog.Enumerate().Select(a => a.GrainId).ToHashSet();
 }
+
+internal sealed class ClusterResources(Core.Silo silo) : LIFL.Placement.IClusterResources
+{
+    public SiloAddress LocalSilo => silo.Address;
+
+    public IReadOnlyList<(SiloAddress Silo, LIFL.Placement.SiloRuntimeStatistics? Statistics)> ActiveSilos() =>
+        [.. silo.Membership.CurrentView.ActiveSilos.Select(s => (s, silo.GetStatistics(s)))];
+}

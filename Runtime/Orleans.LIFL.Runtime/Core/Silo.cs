@@ -26,6 +26,8 @@ internal sealed record ApplicationPartRegistration(Assembly Assembly);
 internal sealed partial class Silo : ISiloEndpoint, ISiloTransportHandler
 {
     private readonly InProcessClusterFabric _fabric;
+    private readonly Dataplane.NodeDataplane _dataplane;
+    private readonly ISiloStatisticsSource _statisticsSource;
     private readonly TcpSiloTransport? _tcp;
     private readonly IMembershipTable _membershipTable;
     private readonly IGrainDirectory _directory;
@@ -68,6 +70,7 @@ internal sealed partial class Silo : ISiloEndpoint, ISiloTransportHandler
         Dataplane.NodeDataplane dataplane)
     {
         _fabric = fabric;
+        _dataplane = dataplane;
         _collection = collection.Value;
         _messaging = messaging.Value;
         _membershipOptions = membershipOptions.Value;
@@ -98,6 +101,7 @@ internal sealed partial class Silo : ISiloEndpoint, ISiloTransportHandler
         Membership = new MembershipTableManager(membershipTable, loggerFactory.CreateLogger<MembershipTableManager>());
         Catalog = new Catalog.Catalog();
         var placement = new PlacementService(Address, placementDirectors, services, Membership, transport);
+        _statisticsSource = transport;
         Router = new MessageRouter(
             Address, Catalog, Registry, placement, directory, _directoryCache, transport, Membership, Observers, _messaging, time,
             loggerFactory.CreateLogger<MessageRouter>());
@@ -462,12 +466,19 @@ internal sealed partial class Silo : ISiloEndpoint, ISiloTransportHandler
             .Select(m => new System.Net.IPEndPoint(m.Silo.Endpoint.Address, m.ProxyPort).ToString())
             .ToList();
 
+    /// <summary>Another silo's latest published statistics (this one's own, computed now).</summary>
+    public SiloRuntimeStatistics? GetStatistics(SiloAddress silo) => silo.Equals(Address) ? GetStatistics() : _statisticsSource.GetStatistics(silo);
+
     public SiloRuntimeStatistics GetStatistics() => new(
         Catalog.Count,
         ProcessStatistics.CpuUsagePercent,
         ProcessStatistics.MemoryUsageBytes,
         ProcessStatistics.AvailableMemoryBytes,
-        DateTime.UtcNow);
+        DateTime.UtcNow,
+        Environment.ProcessorCount,
+        _dataplane.NodeId,
+        ProcessStatistics.CpuSeconds,
+        ProcessStatistics.PeakMemoryBytes);
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Silo {Name} ({Address}) is active with {GrainClasses} grain classes")]
     private static partial void LogStarted(ILogger logger, string name, SiloAddress address, int grainClasses);

@@ -77,6 +77,7 @@ public static class SiloHostingExtensions
         services.AddSingleton<Silo>();
         services.AddSingleton<IGrainFactory>(sp => sp.GetRequiredService<Silo>().GrainFactory);
         services.AddSingleton<Runtime.ILocalSiloDetails>(sp => new Runtime.LocalSiloDetails(sp.GetRequiredService<Silo>()));
+        services.AddSingleton<IClusterResources>(sp => new Runtime.ClusterResources(sp.GetRequiredService<Silo>()));
         services.AddSingleton<IClusterClient>(sp => new EmbeddedClusterClient(sp.GetRequiredService<Silo>().GrainFactory, sp));
         services.AddHostedService<SiloHostedService>();
         PlacementService.AddDefaultDirectors(services);

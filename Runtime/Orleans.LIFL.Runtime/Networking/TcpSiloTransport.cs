@@ -527,6 +527,10 @@ internal static class StatisticsWire
         writer.WriteFixed64(BitConverter.DoubleToUInt64Bits(statistics.CpuUsagePercent));
         writer.WriteVarUInt64((ulong)statistics.MemoryUsageBytes);
         writer.WriteVarUInt64((ulong)statistics.AvailableMemoryBytes);
+        writer.WriteVarUInt32((uint)statistics.ProcessorCount);
+        Codec<string>.WriteField(ref writer, 0, statistics.NodeId);
+        writer.WriteFixed64(BitConverter.DoubleToUInt64Bits(statistics.CpuSeconds));
+        writer.WriteVarUInt64((ulong)statistics.PeakMemoryBytes);
     }
 
     public static SiloRuntimeStatistics Read(ref Reader reader) => new(
@@ -534,5 +538,9 @@ internal static class StatisticsWire
         BitConverter.UInt64BitsToDouble(reader.ReadFixed64()),
         (long)Math.Min(reader.ReadVarUInt64(), long.MaxValue),
         (long)Math.Min(reader.ReadVarUInt64(), long.MaxValue),
-        DateTime.UtcNow);
+        DateTime.UtcNow,
+        (int)Math.Min(reader.ReadVarUInt32(), 4096),
+        Codec<string>.ReadField(ref reader) ?? "",
+        BitConverter.UInt64BitsToDouble(reader.ReadFixed64()),
+        (long)Math.Min(reader.ReadVarUInt64(), long.MaxValue));
 }

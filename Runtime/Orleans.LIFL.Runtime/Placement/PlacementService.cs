@@ -18,7 +18,8 @@ internal interface ISiloStatisticsSource
 internal sealed class PlacementService : IPlacementContext
 {
     private static readonly TimeSpan UnreachableFor = TimeSpan.FromSeconds(5);
-    private readonly Dictionary<Type, IPlacementDirector> _directors = [];
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Type, IPlacementDirector> _directors = new();
+    private readonly IServiceProvider _services;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<SiloAddress, DateTime> _unreachable = new();
     private readonly MembershipTableManager _membership;
     private readonly ISiloStatisticsSource _statistics;
@@ -31,6 +32,7 @@ internal sealed class PlacementService : IPlacementContext
         ISiloStatisticsSource statistics)
     {
         LocalSilo = localSilo;
+        _services = services;
         _membership = membership;
         _statistics = statistics;
         foreach (var registration in registrations)
@@ -70,8 +72,11 @@ internal sealed class PlacementService : IPlacementContext
         var strategy = classInfo.Placement;
         if (!_directors.TryGetValue(strategy.GetType(), out var director))
         {
-            throw new InvalidOperationException(
-                $"Grain class {classInfo.ClassType.Name} uses placement strategy {strategy.GetType().Name}, but no director is registered for it; add one with AddPlacementDirector.");
+            // A strategy that names its director brings it along: created once, from the silo's services.
+            var named = strategy.GetType().GetCustomAttributes(typeof(PlacementDirectorAttribute), inherit: false).OfType<PlacementDirectorAttribute>().FirstOrDefault()
+                ?? throw new InvalidOperationException(
+                    $"Grain class {classInfo.ClassType.Name} uses placement strategy {strategy.GetType().Name}, but no director is registered for it; add one with AddPlacementDirector.");
+            director = _directors.GetOrAdd(strategy.GetType(), _ => (IPlacementDirector)ActivatorUtilities.CreateInstance(_services, named.DirectorType));
         }
 
         var target = new PlacementTarget(grainId, classInfo.ClassType, interfaceType);

@@ -55,3 +55,23 @@ public interface IResourcePlacedGrain : IPlacedGrain;
 
 [ResourceOptimizedPlacement]
 public sealed class ResourcePlacedGrain : PlacedGrainBase, IResourcePlacedGrain;
+
+/// <summary>A strategy that brings its own director: no AddPlacementDirector needed.</summary>
+[PlacementDirector(typeof(FirstSiloPlacementDirector))]
+public sealed class FirstSiloPlacement : PlacementStrategy
+{
+    public static FirstSiloPlacement Singleton { get; } = new();
+}
+
+public sealed class FirstSiloPlacementAttribute() : PlacementAttribute(FirstSiloPlacement.Singleton);
+
+public sealed class FirstSiloPlacementDirector : IPlacementDirector
+{
+    public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context) =>
+        Task.FromResult(context.GetCompatibleSilos(target).OrderBy(s => s).First());
+}
+
+public interface ISelfDirectedGrain : IPlacedGrain;
+
+[FirstSiloPlacement]
+public sealed class SelfDirectedGrain : PlacedGrainBase, ISelfDirectedGrain;
