@@ -153,4 +153,38 @@ public sealed class AggregationKernelsTests
 
         return Math.Sqrt(sum);
     }
+
+    /// <summary>AccumulateMany folds 1 to 9 weighted updates (in passes of up to four) exactly as a double-precision reference does.</summary>
+    [Theory]
+    [InlineData(1, 7)]
+    [InlineData(2, 1000)]
+    [InlineData(3, 100_003)]
+    [InlineData(4, 33)]
+    [InlineData(5, 1000)]
+    [InlineData(9, 4099)]
+    public void AccumulateMany_folds_the_weighted_updates(int count, int length)
+    {
+        var random = new Random((count * 1000) + length);
+        var sum = Enumerable.Range(0, length).Select(_ => (float)random.NextDouble()).ToArray();
+        var updates = Enumerable.Range(0, count).Select(_ => Enumerable.Range(0, length).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray()).ToArray();
+        var weights = Enumerable.Range(0, count).Select(i => (float)(i + 1) * 0.7f).ToArray();
+        var expected = sum.Select((v, i) => v + updates.Select((u, k) => (double)u[i] * weights[k]).Sum()).ToArray();
+
+        AggregationKernels.AccumulateMany(sum, [.. updates.Select(u => (ReadOnlyMemory<float>)u)], weights);
+
+        for (var i = 0; i < length; i++)
+        {
+            Assert.True(Math.Abs(expected[i] - sum[i]) <= 1e-5 * Math.Max(1, Math.Abs(expected[i])), $"value {i}: expected {expected[i]}, got {sum[i]}");
+        }
+    }
+
+    /// <summary>AccumulateMany refuses mismatched weights, lengths and non-finite weights by name.</summary>
+    [Fact]
+    public void AccumulateMany_refuses_bad_arguments()
+    {
+        var sum = new float[8];
+        Assert.Contains("2 weights", Assert.Throws<ArgumentException>(() => AggregationKernels.AccumulateMany(sum, [new float[8], new float[8]], [1f])).Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => AggregationKernels.AccumulateMany(sum, [new float[7]], [1f]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => AggregationKernels.AccumulateMany(sum, [new float[8]], [float.PositiveInfinity]));
+    }
 }

@@ -1,4 +1,6 @@
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Orleans.LIFL.Grains.FL.Algorithms;
 
@@ -21,6 +23,96 @@ public static class AggregationKernels
         RequireSameLength(sum.Length, update.Length, nameof(update));
         RequireFinite(weight, nameof(weight));
         TensorPrimitives.MultiplyAdd(update, weight, sum, sum);
+    }
+
+    /// <summary>Updates one pass of <see cref="AccumulateMany"/> folds in at most: beyond four the memory streams compete.</summary>
+    public const int FusedUpdates = 4;
+
+    /// <summary>
+    /// <paramref name="sum"/> += Σ weightsᵢ · updatesᵢ, folding up to <see cref="FusedUpdates"/> updates in each pass over
+    /// the sum. One update at a time the sum is read and written once per update (three bytes of traffic per byte of
+    /// update); four at a time, once per four, so the pass runs close to the speed of reading the updates alone.
+    /// </summary>
+    public static void AccumulateMany(Span<float> sum, IReadOnlyList<ReadOnlyMemory<float>> updates, ReadOnlySpan<float> weights)
+    {
+        ArgumentNullException.ThrowIfNull(updates);
+        if (weights.Length != updates.Count)
+        {
+            throw new ArgumentException($"{updates.Count} updates need {updates.Count} weights, not {weights.Length}.", nameof(weights));
+        }
+
+        for (var i = 0; i < updates.Count; i++)
+        {
+            RequireSameLength(sum.Length, updates[i].Length, nameof(updates));
+            RequireFinite(weights[i], nameof(weights));
+        }
+
+        for (var first = 0; first < updates.Count; first += FusedUpdates)
+        {
+            switch (Math.Min(FusedUpdates, updates.Count - first))
+            {
+                case 1:
+                    TensorPrimitives.MultiplyAdd(updates[first].Span, weights[first], sum, sum);
+                    break;
+                case 2:
+                    Fold(sum, updates[first].Span, weights[first], updates[first + 1].Span, weights[first + 1], default, 0, default, 0);
+                    break;
+                case 3:
+                    Fold(sum, updates[first].Span, weights[first], updates[first + 1].Span, weights[first + 1], updates[first + 2].Span, weights[first + 2], default, 0);
+                    break;
+                default:
+                    Fold(sum, updates[first].Span, weights[first], updates[first + 1].Span, weights[first + 1],
+                        updates[first + 2].Span, weights[first + 2], updates[first + 3].Span, weights[first + 3]);
+                    break;
+            }
+        }
+    }
+
+    /// <summary>One pass: sum += w0·u0 + w1·u1 (+ w2·u2, + w3·u3 when they are given, i.e. not empty).</summary>
+    private static void Fold(
+        Span<float> sum, ReadOnlySpan<float> u0, float w0, ReadOnlySpan<float> u1, float w1, ReadOnlySpan<float> u2, float w2, ReadOnlySpan<float> u3, float w3)
+    {
+        // An absent update is read as the first one with weight 0: one loop body, no branch, the same streams.
+        var three = !u2.IsEmpty;
+        var four = !u3.IsEmpty;
+        ref var s = ref MemoryMarshal.GetReference(sum);
+        ref var a = ref MemoryMarshal.GetReference(u0);
+        ref var b = ref MemoryMarshal.GetReference(u1);
+        ref var c = ref three ? ref MemoryMarshal.GetReference(u2) : ref a;
+        ref var d = ref four ? ref MemoryMarshal.GetReference(u3) : ref a;
+        w2 = three ? w2 : 0;
+        w3 = four ? w3 : 0;
+        var length = (nuint)sum.Length;
+        nuint i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var (va, vb, vc, vd) = (Vector512.Create(w0), Vector512.Create(w1), Vector512.Create(w2), Vector512.Create(w3));
+            for (; i + (nuint)Vector512<float>.Count <= length; i += (nuint)Vector512<float>.Count)
+            {
+                var total = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref a, i), va, Vector512.LoadUnsafe(ref s, i));
+                total = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref b, i), vb, total);
+                total = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref c, i), vc, total);
+                total = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref d, i), vd, total);
+                total.StoreUnsafe(ref s, i);
+            }
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            var (va, vb, vc, vd) = (Vector256.Create(w0), Vector256.Create(w1), Vector256.Create(w2), Vector256.Create(w3));
+            for (; i + (nuint)Vector256<float>.Count <= length; i += (nuint)Vector256<float>.Count)
+            {
+                var total = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref a, i), va, Vector256.LoadUnsafe(ref s, i));
+                total = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref b, i), vb, total);
+                total = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref c, i), vc, total);
+                total = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref d, i), vd, total);
+                total.StoreUnsafe(ref s, i);
+            }
+        }
+
+        for (var k = (int)i; k < sum.Length; k++)
+        {
+            sum[k] += (u0[k] * w0) + (u1[k] * w1) + (three ? u2[k] * w2 : 0) + (four ? u3[k] * w3 : 0);
+        }
     }
 
     /// <summary><paramref name="values"/> *= <paramref name="factor"/>.</summary>
