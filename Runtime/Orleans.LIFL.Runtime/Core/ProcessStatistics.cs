@@ -38,38 +38,9 @@ internal static class ProcessStatistics
 
     public static long MemoryUsageBytes => Environment.WorkingSet;
 
-    public static double CpuSeconds
-    {
-        get
-        {
-            using var process = Process.GetCurrentProcess();
-            return process.TotalProcessorTime.TotalSeconds;
-        }
-    }
+    public static double CpuSeconds => Orleans.LIFL.Diagnostics.ProcessResources.CpuSeconds();
 
-    /// <summary>The process's peak resident set (VmHWM), or its current working set where /proc cannot tell.</summary>
-    public static long PeakMemoryBytes
-    {
-        get
-        {
-            try
-            {
-                foreach (var line in File.ReadLines("/proc/self/status"))
-                {
-                    if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                    {
-                        var kibibytes = line.AsSpan(6).Trim().TrimEnd("kB").Trim();
-                        return long.Parse(kibibytes, System.Globalization.CultureInfo.InvariantCulture) * 1024;
-                    }
-                }
-            }
-            catch (Exception error) when (error is IOException or UnauthorizedAccessException or FormatException)
-            {
-            }
-
-            return Environment.WorkingSet;
-        }
-    }
+    public static long PeakMemoryBytes => Orleans.LIFL.Diagnostics.ProcessResources.PeakResidentBytes();
 
     public static long AvailableMemoryBytes
     {

@@ -64,6 +64,10 @@ public sealed record FlJobDefinition
     [Id(11)]
     public int MinAvailableClients { get; init; }
 
+    /// <summary>How the round's updates are aggregated: LIFL's hierarchy, eagerness, locality and warm reuse, each of which can be turned off.</summary>
+    [Id(12)]
+    public AggregationSettings Aggregation { get; init; } = new();
+
     /// <summary>The canonical algorithm name.</summary>
     public string AlgorithmName => Algorithm.Trim().ToLowerInvariant();
 
@@ -150,7 +154,7 @@ public sealed record FlJobDefinition
             return $"central differential privacy is not combined with {AlgorithmName}";
         }
 
-        return Training.Problem();
+        return Aggregation.Problem() ?? Training.Problem();
     }
 }
 
@@ -208,6 +212,45 @@ public sealed record AlgorithmSettings
     /// <summary>σ: the Gaussian noise added to the mean has standard deviation σ·C / (updates in the round).</summary>
     [Id(12)]
     public double DpNoiseMultiplier { get; init; } = 1.0;
+}
+
+/// <summary>LIFL's aggregation (each feature can be turned off, for comparison).</summary>
+[GenerateSerializer]
+[Immutable]
+public sealed record AggregationSettings
+{
+    public const double DefaultBytesPerSecondPerCore = 4e9;
+    public static readonly TimeSpan DefaultWarmWindow = TimeSpan.FromMinutes(5);
+
+    /// <summary>A hierarchy sized to the round (leaf → middle → top) instead of one aggregator.</summary>
+    [Id(0)]
+    public bool Hierarchical { get; init; } = true;
+
+    /// <summary>Fold each update in on arrival; false keeps them and sums at the close (lazy).</summary>
+    [Id(1)]
+    public bool Eager { get; init; } = true;
+
+    /// <summary>Leaves on the silos where updates land, subtrees packed per node; false places aggregators anywhere.</summary>
+    [Id(2)]
+    public bool LocalityAware { get; init; } = true;
+
+    /// <summary>How long an aggregator stays active after a round for the next one (of any job); zero: a cold start every round.</summary>
+    [Id(3)]
+    public TimeSpan WarmWindow { get; init; } = DefaultWarmWindow;
+
+    /// <summary>Children per middle or top aggregator at most.</summary>
+    [Id(4)]
+    public int FanOut { get; init; } = 8;
+
+    /// <summary>The aggregation throughput of one core assumed before the aggregators measured theirs.</summary>
+    [Id(5)]
+    public double BytesPerSecondPerCore { get; init; } = DefaultBytesPerSecondPerCore;
+
+    public string? Problem() =>
+        FanOut < 2 ? $"Aggregation.FanOut is {FanOut}; it must be at least 2"
+        : WarmWindow < TimeSpan.Zero ? $"Aggregation.WarmWindow is {WarmWindow}; it must not be negative"
+        : !(BytesPerSecondPerCore > 0) || double.IsInfinity(BytesPerSecondPerCore) ? $"Aggregation.BytesPerSecondPerCore is {BytesPerSecondPerCore}; it must be positive"
+        : null;
 }
 
 /// <summary>What trainers do locally each round (they may ignore it; the example trainers follow it).</summary>

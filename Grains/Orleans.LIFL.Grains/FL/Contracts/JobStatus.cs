@@ -85,7 +85,21 @@ public sealed record JobStatus
     /// <summary>Updates refused in the round so far.</summary>
     [Id(15)]
     public int Rejected { get; init; }
+
+    /// <summary>The round's aggregation hierarchy now: each aggregator, its role, where it runs and what it took.</summary>
+    [Id(16)]
+    public ImmutableArray<AggregatorInfo> Aggregators { get; init; } = [];
 }
+
+/// <summary>One aggregator of a round's hierarchy.</summary>
+/// <param name="Updates">The updates it took (leaves), as it last reported.</param>
+[GenerateSerializer]
+[Immutable]
+public sealed record AggregatorInfo(
+    [property: Id(0)] string Key,
+    [property: Id(1)] Hierarchy.AggregatorRole Role,
+    [property: Id(2)] string Silo,
+    [property: Id(3)] int Updates);
 
 /// <summary>What a published round did: how many updates were accepted and refused (by reason) and how long it took.</summary>
 [GenerateSerializer]
@@ -142,4 +156,34 @@ public sealed record RoundMetrics
     /// <summary>FedBuff: the mean staleness of the buffered updates.</summary>
     [Id(13)]
     public double? MeanStaleness { get; init; }
+
+    /// <summary>Aggregators in the round's hierarchy, and its levels (1: one aggregator; 2: leaves → top; 3: with middles).</summary>
+    [Id(14)]
+    public int Aggregators { get; init; }
+
+    [Id(15)]
+    public int HierarchyDepth { get; init; }
+
+    /// <summary>Aggregators that needed a new activation, and those reused warm from an earlier round or job.</summary>
+    [Id(16)]
+    public int ColdStarts { get; init; }
+
+    [Id(17)]
+    public int WarmStarts { get; init; }
+
+    /// <summary>CPU time the silos used during the round.</summary>
+    [Id(18)]
+    public double CpuSeconds { get; init; }
+
+    /// <summary>Bytes the silos copied to move update and model bytes (streamed from other nodes), during the round.</summary>
+    [Id(19)]
+    public long BytesCopied { get; init; }
+
+    /// <summary>The sum of the silos' peak resident memory during the round.</summary>
+    [Id(20)]
+    public long PeakMemoryBytes { get; init; }
+
+    /// <summary>The hierarchy as it closed: where each aggregator ran.</summary>
+    [Id(21)]
+    public ImmutableArray<AggregatorInfo> Hierarchy { get; init; } = [];
 }

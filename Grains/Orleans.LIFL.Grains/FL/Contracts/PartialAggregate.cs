@@ -1,3 +1,5 @@
+using System.Collections.Immutable;
+using Orleans.LIFL.Concurrency;
 using Orleans.LIFL.Dataplane;
 using Orleans.LIFL.Serialization;
 
@@ -35,9 +37,16 @@ public sealed class PartialAggregate : IDisposable
     [Id(5)]
     public double TotalStaleness { get; set; }
 
-    /// <summary>The activation of the aggregator that built it (see <see cref="IAggregatorGrain"/>).</summary>
+    /// <summary>Every aggregator whose updates are in this aggregate, with its activation and count: the job checks them against what it was told.</summary>
     [Id(6)]
-    public Guid Incarnation { get; set; }
+    public ImmutableArray<AggregateSource> Sources { get; set; } = [];
+
+    /// <summary>Seconds the accumulate kernel ran for the updates in this aggregate (its measured throughput).</summary>
+    [Id(7)]
+    public double AccumulateSeconds { get; set; }
+
+    [Id(8)]
+    public long AccumulatedBytes { get; set; }
 
     /// <summary>Releases the buffers this object holds references to.</summary>
     public void Dispose()
@@ -52,6 +61,11 @@ public sealed class PartialAggregate : IDisposable
         Retained.Clear();
     }
 }
+
+/// <summary>An aggregator's contribution to an aggregate: which activation, and how many updates.</summary>
+[GenerateSerializer]
+[Immutable]
+public sealed record AggregateSource([property: Id(0)] string Aggregator, [property: Id(1)] Guid Incarnation, [property: Id(2)] int Count);
 
 /// <summary>One update as its client session passes it to an aggregator, with how it counts.</summary>
 [GenerateSerializer]
@@ -80,10 +94,11 @@ public sealed record AggregationInput
     public long Staleness { get; init; }
 }
 
-/// <summary>Where a client session sends an update of the round: the round's aggregator in its current epoch.</summary>
+/// <summary>Where a client session sends an update of the round: a leaf aggregator of the round's current epoch, on its silo if there is one.</summary>
 [GenerateSerializer]
 public sealed record AggregationLease(
     [property: Id(0)] int Round,
     [property: Id(1)] int Epoch,
     [property: Id(2)] string Aggregator,
-    [property: Id(3)] long Staleness);
+    [property: Id(3)] long Staleness,
+    [property: Id(4)] string Assignment);

@@ -4,6 +4,7 @@ using Orleans.LIFL.Concurrency;
 using Orleans.LIFL.Dataplane;
 using Orleans.LIFL.Grains.FL.Algorithms;
 using Orleans.LIFL.Persistence;
+using Orleans.LIFL.Placement;
 using Orleans.LIFL.Serialization;
 
 namespace Orleans.LIFL.Grains.FL;
@@ -44,6 +45,8 @@ public sealed class ClientSessionState
     public List<string> PastUpdateIds { get; set; } = [];
 }
 
+// Where the trainer's client enters the cluster, so that its updates land on this silo and go to a leaf here.
+[PreferLocalPlacement]
 public sealed partial class ClientSessionGrain(
     ILogger<ClientSessionGrain> logger,
     [PersistentState("session")] IPersistentState<ClientSessionState> stored) : Grain, IClientSessionGrain
@@ -183,7 +186,7 @@ public sealed partial class ClientSessionGrain(
 
         for (var attempt = 1; ; attempt++)
         {
-            var lease = await Job.Lease(submission.Round, ClientId, submission.BaseVersion);
+            var lease = await Job.Lease(submission.Round, ClientId, submission.BaseVersion, GrainContext.Silo.ToString());
             var weight = (double)submission.Examples;
             var scale = weight;
             if (definition.IsAsynchronous)
@@ -211,7 +214,7 @@ public sealed partial class ClientSessionGrain(
             AggregatorAddResult added;
             try
             {
-                added = await GrainFactory.GetGrain<IAggregatorGrain>(lease.Aggregator).Add(input, update);
+                added = await GrainFactory.GetGrain<IAggregatorGrain>(lease.Aggregator).Add(lease.Assignment, input, update);
             }
             catch (Exception error) when (attempt < AggregatorAttempts && error is SiloUnavailableException or GrainCallTimeoutException or RuntimeUnavailableException)
             {
@@ -223,7 +226,7 @@ public sealed partial class ClientSessionGrain(
 
             var receipt = new UpdateReceipt(submission.UpdateId, lease.Round, lease.Epoch, added.AlreadyIncluded, lease.Staleness);
             await RememberAsync(submission, receipt, checksum);
-            _ = Job.Progress(lease.Round, lease.Epoch, added.Count, added.Incarnation);
+            _ = Job.Progress(lease.Round, lease.Epoch, lease.Aggregator, added.Count, added.Incarnation, GrainContext.Silo.ToString(), !added.AlreadyIncluded);
             return receipt;
         }
     }

@@ -1,7 +1,10 @@
+using System.Collections.Immutable;
 using Microsoft.Extensions.Logging;
 using Orleans.LIFL.Dataplane;
 using Orleans.LIFL.Grains.FL.Algorithms;
+using Orleans.LIFL.Grains.FL.Hierarchy;
 using Orleans.LIFL.Persistence;
+using Orleans.LIFL.Placement;
 using Orleans.LIFL.Serialization;
 using Orleans.LIFL.Timers;
 
@@ -51,11 +54,16 @@ public sealed class FlJobState
 
     [Id(12)]
     public int AggregatorsLost { get; set; }
+
+    /// <summary>Where updates arrived in past rounds and how fast aggregators went: what the next hierarchy is planned from.</summary>
+    [Id(13)]
+    public ArrivalEstimator? Arrivals { get; set; }
 }
 
 [KeepAlive]
 public sealed partial class FlJobGrain(
     SharedBufferPool pool,
+    IClusterResources resources,
     TimeProvider time,
     ILogger<FlJobGrain> logger,
     [PersistentState("job")] IPersistentState<FlJobState> stored) : Grain, IFlJobGrain
@@ -66,8 +74,6 @@ public sealed partial class FlJobGrain(
     private TaskCompletionSource _changed = NewSignal();
     private TaskCompletionSource _progressed = NewSignal();
     private long _progress;
-    private int _accepted;
-    private Guid? _incarnation; // of the current epoch's aggregator, once an update reported it
     private DateTimeOffset? _deadline;
     private IGrainTimer? _deadlineTimer;
     private bool _closing;
@@ -242,7 +248,7 @@ public sealed partial class FlJobGrain(
         }
     }
 
-    public Task<AggregationLease> Lease(int round, string clientId, long baseVersion)
+    public async Task<AggregationLease> Lease(int round, string clientId, long baseVersion, string silo)
     {
         var definition = Definition;
         if (State.Available.BinarySearch(clientId, StringComparer.Ordinal) < 0)
@@ -269,7 +275,7 @@ public sealed partial class FlJobGrain(
                     $"the update is based on version {baseVersion}, {staleness} versions behind {State.ModelVersion} (at most {definition.Settings.MaxStaleness} accepted)");
             }
 
-            return Task.FromResult(new AggregationLease(State.Round, State.Epoch, AggregatorKey(), staleness));
+            return await LeaseLeafAsync(clientId, silo, staleness);
         }
 
         if (round != State.Round || State.Phase != JobPhase.Collecting || State.Selected.Count == 0)
@@ -290,28 +296,40 @@ public sealed partial class FlJobGrain(
                 $"the update is based on model version {baseVersion}; round {round} of job {JobId} trains from version {State.ModelVersion}");
         }
 
-        return Task.FromResult(new AggregationLease(State.Round, State.Epoch, AggregatorKey(), 0));
+        return await LeaseLeafAsync(clientId, silo, 0);
     }
 
-    public async Task Progress(int round, int epoch, int accepted, Guid incarnation)
+    private async Task<AggregationLease> LeaseLeafAsync(string clientId, string silo, long staleness)
     {
-        if (round != State.Round || epoch != State.Epoch || State.Phase != JobPhase.Collecting)
+        var hierarchy = await HierarchyAsync();
+        var known = resources.ActiveSilos().FirstOrDefault(s => s.Silo.ToString() == silo);
+        var node = known.Silo is null ? "" : NodeOf(known.Silo, known.Statistics);
+        return new AggregationLease(State.Round, State.Epoch, hierarchy.LeafFor(silo, node, clientId, Definition.Aggregation.LocalityAware), staleness, hierarchy.Assignment);
+    }
+
+    public async Task Progress(int round, int epoch, string aggregator, int accepted, Guid incarnation, string silo, bool isNew)
+    {
+        if (round != State.Round || epoch != State.Epoch || State.Phase != JobPhase.Collecting || _hierarchy?.Assignment != $"{JobId}/{round}/{epoch}")
         {
             return;
         }
 
-        if (_incarnation is { } known && known != incarnation)
+        if (!_hierarchy.Report(aggregator, incarnation, accepted))
         {
             // The aggregator came back empty on another silo: what the first one held is lost and must be resent.
             await StartNewEpochAsync();
             return;
         }
 
-        _incarnation = incarnation;
-        _accepted = Math.Max(_accepted, accepted);
+        if (isNew)
+        {
+            _arrivals[silo] = _arrivals.GetValueOrDefault(silo) + 1;
+            _lastArrival = time.GetTimestamp();
+        }
+
         Signal(changed: false);
         var definition = Definition;
-        if (_accepted >= (definition.IsAsynchronous ? definition.Settings.BufferSize : definition.GoalUpdates))
+        if (Accepted >= (definition.IsAsynchronous ? definition.Settings.BufferSize : definition.GoalUpdates))
         {
             await CloseRoundAsync(atDeadline: false);
         }
@@ -365,10 +383,12 @@ public sealed partial class FlJobGrain(
         State.Draws = 0;
         State.AggregatorsLost = 0;
         State.RoundStartedAt = time.GetUtcNow();
-        _accepted = 0;
+        _roundStartTimestamp = time.GetTimestamp();
         _rejected.Clear();
+        _arrivals.Clear();
         await TopUpAsync(definition.ClientsPerRound);
         ArmDeadline(definition.RoundDeadline);
+        await BeginRoundAggregationAsync();
         LogRoundStarted(logger, JobId, State.Round, State.Selected.Count, State.Available.Count);
         return true;
     }
@@ -415,15 +435,15 @@ public sealed partial class FlJobGrain(
             return;
         }
 
-        if (_accepted >= definition.MinUpdates)
+        if (Accepted >= definition.MinUpdates)
         {
             await CloseRoundAsync(atDeadline: true);
             return;
         }
 
         // Not enough by the deadline: nobody's update is dropped; more clients are asked and the round goes on.
-        LogExtended(logger, JobId, State.Round, _accepted, definition.MinUpdates);
-        await TopUpAsync(Math.Max(definition.MinUpdates - _accepted, 1));
+        LogExtended(logger, JobId, State.Round, Accepted, definition.MinUpdates);
+        await TopUpAsync(Math.Max(definition.MinUpdates - Accepted, 1));
         ArmDeadline(definition.RoundDeadline);
     }
 
@@ -432,12 +452,12 @@ public sealed partial class FlJobGrain(
         State.Epoch++;
         State.AggregatorsLost++;
         State.Revision++;
-        _accepted = 0;
-        _incarnation = null;
+        _hierarchy = null;
         await stored.WriteStateAsync();
         LogAggregatorLost(logger, JobId, State.Round, State.Epoch - 1);
         ArmDeadline(Definition.RoundDeadline);
         Signal(changed: true);
+        await HierarchyAsync();
     }
 
     private async Task CloseRoundAsync(bool atDeadline)
@@ -459,9 +479,18 @@ public sealed partial class FlJobGrain(
             PartialAggregate aggregate;
             try
             {
-                aggregate = await GrainFactory.GetGrain<IAggregatorGrain>(AggregatorKey()).Finish();
+                var hierarchy = await HierarchyAsync();
+                aggregate = await GrainFactory.GetGrain<IAggregatorGrain>(hierarchy.TopKey).Finish(hierarchy.Assignment);
+                if (!hierarchy.Matches(aggregate))
+                {
+                    // Finished by a new, empty activation somewhere in the tree: one that held updates is gone.
+                    aggregate.Dispose();
+                    State.Phase = JobPhase.Collecting;
+                    await StartNewEpochAsync();
+                    return;
+                }
             }
-            catch (Exception error) when (error is SiloUnavailableException or GrainCallTimeoutException or RuntimeUnavailableException)
+            catch (Exception error) when (error is SiloUnavailableException or GrainCallTimeoutException or RuntimeUnavailableException or UpdateRejectedException)
             {
                 State.Phase = JobPhase.Collecting;
                 await StartNewEpochAsync();
@@ -470,14 +499,6 @@ public sealed partial class FlJobGrain(
 
             using (aggregate)
             {
-                if (aggregate.Incarnation != _incarnation || aggregate.Count < _accepted)
-                {
-                    // Finished by a new, empty activation: the one that held the round's updates is gone.
-                    State.Phase = JobPhase.Collecting;
-                    await StartNewEpochAsync();
-                    return;
-                }
-
                 if (aggregate.Count == 0)
                 {
                     State.Phase = JobPhase.Collecting;
@@ -520,6 +541,8 @@ public sealed partial class FlJobGrain(
         }
 
         var now = time.GetUtcNow();
+        var hierarchy = _hierarchy!;
+        var usage = Usage(_roundStartSamples, await SampleSilosAsync(resetPeak: false));
         var metrics = new RoundMetrics
         {
             Round = State.Round,
@@ -527,7 +550,8 @@ public sealed partial class FlJobGrain(
             Accepted = aggregate.Count,
             Rejected = _rejected.Values.Sum(),
             RejectedByReason = new SortedDictionary<string, int>(_rejected.ToDictionary(r => r.Key.ToString(), r => r.Value), StringComparer.Ordinal),
-            RoundMilliseconds = (now - State.RoundStartedAt).TotalMilliseconds,
+            // One clock for both durations (the round's start is on the monotonic clock unless this activation resumed it).
+            RoundMilliseconds = _roundStartTimestamp != 0 ? time.GetElapsedTime(_roundStartTimestamp).TotalMilliseconds : (now - State.RoundStartedAt).TotalMilliseconds,
             AggregationMilliseconds = time.GetElapsedTime(closedAt).TotalMilliseconds,
             AggregatorsLost = State.AggregatorsLost,
             ClosedAtDeadline = atDeadline,
@@ -535,7 +559,25 @@ public sealed partial class FlJobGrain(
             NoiseMultiplier = definition.Settings.DpClipNorm is null ? null : definition.Settings.DpNoiseMultiplier,
             NoiseStandardDeviation = noise,
             MeanStaleness = definition.IsAsynchronous ? aggregate.TotalStaleness / aggregate.Count : null,
+            Aggregators = hierarchy.Plan.Count,
+            HierarchyDepth = hierarchy.Plan.Depth,
+            ColdStarts = hierarchy.ColdStarts,
+            WarmStarts = hierarchy.WarmStarts,
+            CpuSeconds = usage.CpuSeconds,
+            BytesCopied = usage.BytesCopied,
+            PeakMemoryBytes = usage.PeakMemoryBytes,
+            Hierarchy = hierarchy.Describe(),
         };
+
+        // What the next round's hierarchy is planned from: where updates arrived, how long they took, how fast aggregation went.
+        var window = _lastArrival == 0 ? TimeSpan.Zero : time.GetElapsedTime(_roundStartTimestamp, _lastArrival);
+        var estimator = State.Arrivals!.Observe(_arrivals, window);
+        if (aggregate.AccumulateSeconds > 0 && aggregate.AccumulatedBytes > 0)
+        {
+            estimator = estimator.ObserveThroughput(aggregate.AccumulatedBytes / aggregate.AccumulateSeconds);
+        }
+
+        State.Arrivals = estimator;
 
         State.ModelVersion = version;
         State.History.Add(metrics);
@@ -550,8 +592,7 @@ public sealed partial class FlJobGrain(
         var previous = _global;
         _global = next;
         previous?.Dispose();
-        _accepted = 0;
-        _incarnation = null;
+        _hierarchy = null;
         _rejected.Clear();
         LogPublished(logger, JobId, metrics.Round, version, metrics.Accepted, metrics.AggregationMilliseconds);
         Signal(changed: true);
@@ -561,6 +602,10 @@ public sealed partial class FlJobGrain(
             if (!definition.IsAsynchronous)
             {
                 await TryStartRoundAsync(deadlinePassed: false);
+            }
+            else
+            {
+                await BeginRoundAggregationAsync();
             }
 
             ArmDeadline(definition.RoundDeadline);
@@ -633,7 +678,8 @@ public sealed partial class FlJobGrain(
             Epoch = State.Epoch,
             ModelVersion = State.ModelVersion,
             Selected = [.. State.Selected],
-            Accepted = _accepted,
+            Accepted = Accepted,
+            Aggregators = _hierarchy?.Describe() ?? [],
             Rejected = _rejected.Values.Sum(),
             Goal = definition is null ? 0 : definition.IsAsynchronous ? definition.Settings.BufferSize : definition.GoalUpdates,
             Deadline = State.Phase == JobPhase.Collecting ? _deadline : null,
@@ -670,7 +716,41 @@ public sealed partial class FlJobGrain(
             },
             definition.Model.Parameters);
 
-    private string AggregatorKey() => $"{JobId}/{State.Round}/{State.Epoch}";
+    /// <summary>Updates in the current round's aggregate, as its aggregators reported them.</summary>
+    private int Accepted => _hierarchy?.Assignment == $"{JobId}/{State.Round}/{State.Epoch}" ? _hierarchy.Accepted : 0;
+
+    /// <summary>Plans the round's hierarchy and samples the silos' resources as the round begins.</summary>
+    private async Task BeginRoundAggregationAsync()
+    {
+        if (Definition.IsAsynchronous)
+        {
+            _roundStartTimestamp = time.GetTimestamp();
+        }
+
+        _roundStartSamples = await SampleSilosAsync(resetPeak: true);
+        _lastArrival = 0;
+        await HierarchyAsync();
+    }
+
+    /// <summary>CPU seconds and bytes copied by the silos' processes during the round, and the sum of their peak memory (each process once).</summary>
+    private static (double CpuSeconds, long BytesCopied, long PeakMemoryBytes) Usage(ImmutableArray<SiloSample> start, ImmutableArray<SiloSample> end)
+    {
+        var before = start.GroupBy(s => s.Process).ToDictionary(g => g.Key, g => g.First());
+        var cpu = 0.0;
+        var copied = 0L;
+        var peak = 0L;
+        foreach (var sample in end.GroupBy(s => s.Process).Select(g => g.First()))
+        {
+            peak += sample.PeakResidentBytes;
+            if (before.TryGetValue(sample.Process, out var first))
+            {
+                cpu += sample.CpuSeconds - first.CpuSeconds;
+                copied += sample.BytesCopied - first.BytesCopied;
+            }
+        }
+
+        return (cpu, copied, peak);
+    }
 
     private string ModelKey(long version) => $"{JobId}/{version}";
 
@@ -694,6 +774,9 @@ public sealed partial class FlJobGrain(
 
     [LoggerMessage(EventId = 7005, Level = LogLevel.Information, Message = "Job {Job} round {Round}: deadline passed with {Accepted} updates of the {Min} needed; more clients selected")]
     private static partial void LogExtended(ILogger logger, string job, int round, int accepted, int min);
+
+    [LoggerMessage(EventId = 7007, Level = LogLevel.Information, Message = "Job {Job} round {Round} (epoch {Epoch}): {Aggregators} aggregators in {Depth} levels ({Warm} warm, {Cold} cold)")]
+    private static partial void LogPlanned(ILogger logger, string job, int round, int epoch, int aggregators, int depth, int warm, int cold);
 
     [LoggerMessage(EventId = 7006, Level = LogLevel.Information, Message = "Job {Job} resumed at round {Round} (epoch {Epoch}) from model version {Version}")]
     private static partial void LogResumed(ILogger logger, string job, int round, int epoch, long version);

@@ -39,15 +39,19 @@ public interface IFlJobGrain : IGrainWithStringKey
 
     Task Unregister(string clientId);
 
-    /// <summary>Where an update of <paramref name="round"/> goes, or why it is refused (closed round, not selected, too stale).</summary>
-    Task<AggregationLease> Lease(int round, string clientId, long baseVersion);
+    /// <summary>
+    /// Where an update of <paramref name="round"/> goes (a leaf aggregator on <paramref name="silo"/>, the session's, when
+    /// there is one), or why it is refused (closed round, not selected, too stale).
+    /// </summary>
+    Task<AggregationLease> Lease(int round, string clientId, long baseVersion, string silo);
 
     /// <summary>
-    /// The round's aggregator (activation <paramref name="incarnation"/>) took an update; it now has
-    /// <paramref name="accepted"/>. Another activation than the epoch's first means the first died with its updates.
+    /// A leaf <paramref name="aggregator"/> of the round (activation <paramref name="incarnation"/>) took an update from a
+    /// session on <paramref name="silo"/>; it now has <paramref name="accepted"/>. Another activation than the one
+    /// assigned means the assigned one died with its updates.
     /// </summary>
     [OneWay]
-    Task Progress(int round, int epoch, int accepted, Guid incarnation);
+    Task Progress(int round, int epoch, string aggregator, int accepted, Guid incarnation, string silo, bool isNew);
 
     [OneWay]
     Task Rejected(int round, RejectionReason reason);
