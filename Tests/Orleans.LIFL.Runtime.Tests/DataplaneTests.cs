@@ -189,6 +189,56 @@ public sealed class DataplaneTests
         Assert.Equal(Mebibyte + 3 + 4096, pool.GetStatistics().BytesCopied);
     }
 
+    /// <summary>
+    /// With room for one incoming transfer at a time, buffers a client streams all at once still all arrive, intact:
+    /// the connections beyond the first wait their turn instead of staging every buffer at once.
+    /// </summary>
+    [Fact]
+    public async Task Streamed_transfers_beyond_the_limit_wait_their_turn()
+    {
+        var (siloPool, clientPool) = (PoolName(), PoolName());
+        await using var cluster = await StartTcpClusterAsync(d => (d.PoolName, d.MaxIncomingTransfers) = (siloPool, 1), silos: 1);
+        var silo = cluster.Silos[0];
+        _ = await silo.GrainFactory.GetGrain<IBufferCourierGrain>(silo.Address.ToString()).Pool();
+        var hosts = new List<IHost>();
+        try
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                hosts.Add(await StartClientAsync(cluster, ("Lifl:Dataplane:PoolName", clientPool), ("Lifl:Dataplane:NodeId", "trainer-machine")));
+            }
+
+            var sends = hosts.Select(async (host, i) =>
+            {
+                using var buffer = host.Services.GetRequiredService<SharedBufferPool>().Rent(3 * Mebibyte);
+                TestPattern.Fill(buffer.Span, 50 + i);
+                var seen = await host.Services.GetRequiredService<IClusterClient>().GetGrain<IBufferCourierGrain>(silo.Address.ToString()).Receive(buffer);
+                return seen.Checksum == TestPattern.Checksum(buffer.Span);
+            });
+            Assert.All(await Task.WhenAll(sends), Assert.True);
+        }
+        finally
+        {
+            hosts.ForEach(h => h.Dispose());
+        }
+    }
+
+    /// <summary>The admission lets in at most its limit, and a waiter learns when one leaves.</summary>
+    [Fact]
+    public async Task Transfer_admission_keeps_to_its_limit()
+    {
+        var admission = new TransferAdmission(2);
+        Assert.True(admission.TryEnter());
+        Assert.True(admission.TryEnter());
+        Assert.False(admission.TryEnter());
+        var room = admission.WhenRoomAsync();
+        Assert.False(room.IsCompleted);
+        admission.Exit();
+        await room.WaitAsync(TestContext.Current.CancellationToken);
+        Assert.True(admission.TryEnter());
+        Assert.Equal(2, admission.Active);
+    }
+
     /// <summary>A client whose dataplane is off cannot send a shared buffer: the call fails at once, saying why.</summary>
     [Fact]
     public async Task A_client_without_a_pool_is_told_it_cannot_send_a_shared_buffer()

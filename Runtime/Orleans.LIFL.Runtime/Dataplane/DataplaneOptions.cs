@@ -36,6 +36,12 @@ public sealed class DataplaneOptions
 
     public const string DefaultBpfPinDirectory = "/sys/fs/bpf/lifl";
 
+    /// <summary>
+    /// Buffers streamed from other nodes received at once (each is staged whole in the pool until its last byte is
+    /// in); further senders wait. Default: the cores, at least 2.
+    /// </summary>
+    public int? MaxIncomingTransfers { get; set; }
+
     /// <summary>How often the silo reclaims the buffers of the node's processes that died.</summary>
     public TimeSpan RecoveryPeriod { get; set; } = TimeSpan.FromSeconds(1);
 
@@ -78,6 +84,11 @@ internal sealed class DataplaneOptionsValidator : IValidateOptions<DataplaneOpti
         if (options.NodeId is { Length: 0 })
         {
             errors.Add("DataplaneOptions.NodeId must not be empty (leave it unset for this machine's id).");
+        }
+
+        if (options.MaxIncomingTransfers is < 1)
+        {
+            errors.Add($"DataplaneOptions.MaxIncomingTransfers {options.MaxIncomingTransfers} must be at least 1.");
         }
 
         if (options.RecoveryPeriod <= TimeSpan.Zero)

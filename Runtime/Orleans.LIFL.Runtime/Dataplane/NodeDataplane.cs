@@ -19,6 +19,7 @@ internal sealed partial class NodeDataplane : INodeDataplane, IDisposable
     private readonly ILogger _logger;
     private readonly Lazy<SharedBufferPool?> _pool;
     private readonly object _gate = new();
+    private readonly TransferAdmission _admission;
     private readonly List<int> _redirectedPorts = [];
     private EbpfRedirect? _ebpf;
     private bool _ebpfTried;
@@ -32,6 +33,7 @@ internal sealed partial class NodeDataplane : INodeDataplane, IDisposable
         NodeId = _options.NodeId ?? DataplaneOptions.DefaultNodeId();
         PoolName = _options.PoolName ?? "lifl-" + Sanitize(_cluster.ClusterId);
         _pool = new Lazy<SharedBufferPool?>(OpenPool, LazyThreadSafetyMode.ExecutionAndPublication);
+        _admission = new TransferAdmission(_options.MaxIncomingTransfers ?? Math.Max(2, Environment.ProcessorCount));
     }
 
     public string NodeId { get; }
@@ -81,7 +83,7 @@ internal sealed partial class NodeDataplane : INodeDataplane, IDisposable
             return null;
         }
 
-        return self.SharesPoolWith(peer.Dataplane) ? new DescriptorChannel(Pool!, peer.Dataplane.Slot) : new StreamingChannel(Pool!);
+        return self.SharesPoolWith(peer.Dataplane) ? new DescriptorChannel(Pool!, peer.Dataplane.Slot) : new StreamingChannel(Pool!, _admission);
     }
 
     /// <summary>Asks for eBPF redirection of the connections to and from <paramref name="port"/> (a silo-to-silo listener).</summary>

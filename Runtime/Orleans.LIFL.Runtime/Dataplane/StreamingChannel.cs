@@ -10,7 +10,7 @@ namespace Orleans.LIFL.Runtime.Dataplane;
 /// chunk frames, written from the sender's shared memory straight to the socket and read from the socket straight
 /// into a buffer of the receiver's pool. No managed array ever holds them; each side counts the bytes it copied.
 /// </summary>
-internal sealed class StreamingChannel(SharedBufferPool pool) : IFrameBufferChannel
+internal sealed class StreamingChannel(SharedBufferPool pool, TransferAdmission admission) : IFrameBufferChannel
 {
     /// <summary>Bytes per chunk frame.</summary>
     public const int ChunkBytes = 1 << 20;
@@ -24,6 +24,7 @@ internal sealed class StreamingChannel(SharedBufferPool pool) : IFrameBufferChan
 
     // Touched by the connection's read loop only.
     private readonly Dictionary<ulong, Incoming> _incoming = [];
+    private ulong? _admitted; // a transfer admitted by TryAdmit whose first chunk is being taken
 
     /// <summary>Whether the frame committed last needs bytes streamed ahead of it.</summary>
     public bool HasSends => _committedSends.Count > 0;
@@ -120,6 +121,32 @@ internal sealed class StreamingChannel(SharedBufferPool pool) : IFrameBufferChan
         pool.CountCopied(memory.Length);
     }
 
+    /// <summary>
+    /// Whether the chunk frame may be taken now: a chunk that starts a new transfer needs a place among the process's
+    /// incoming transfers (see <see cref="TransferAdmission"/>); the others always may.
+    /// </summary>
+    public bool TryAdmit(ReadOnlySequence<byte> body)
+    {
+        var reader = new SequenceReader<byte>(body);
+        if (!TryReadVarUInt(ref reader, out var transfer) || !TryReadVarUInt(ref reader, out _) || !TryReadVarUInt(ref reader, out var offset)
+            || offset != 0 || _incoming.ContainsKey(transfer) || _admitted == transfer)
+        {
+            // Malformed frames are left for ReceiveChunk to refuse, with its reasons.
+            return true;
+        }
+
+        if (!admission.TryEnter())
+        {
+            return false;
+        }
+
+        _admitted = transfer;
+        return true;
+    }
+
+    /// <summary>Completes when another incoming transfer may start.</summary>
+    public Task WhenAdmissibleAsync() => admission.WhenRoomAsync();
+
     /// <summary>Takes one chunk frame's body (after its kind byte): into the transfer's buffer in this node's pool.</summary>
     public void ReceiveChunk(ReadOnlySequence<byte> body)
     {
@@ -142,7 +169,22 @@ internal sealed class StreamingChannel(SharedBufferPool pool) : IFrameBufferChan
                 throw new SerializationException($"Streamed buffer #{transfer} starts at offset {offset:N0}.");
             }
 
-            incoming = new Incoming(pool.Rent((long)total));
+            if (_admitted != transfer && !admission.TryEnter())
+            {
+                throw new SerializationException($"Streamed buffer #{transfer} started without room among the incoming transfers.");
+            }
+
+            _admitted = null;
+            try
+            {
+                incoming = new Incoming(pool.Rent((long)total));
+            }
+            catch
+            {
+                admission.Exit();
+                throw;
+            }
+
             _incoming[transfer] = incoming;
         }
 
@@ -155,6 +197,12 @@ internal sealed class StreamingChannel(SharedBufferPool pool) : IFrameBufferChan
         bytes.CopyTo(incoming.Buffer.Span[(int)offset..]);
         incoming.Received += (int)bytes.Length;
         pool.CountCopied(bytes.Length);
+        if (incoming.Received == incoming.Buffer.Length)
+        {
+            // All here: it waits only for the message that names it, which follows at once.
+            incoming.Complete = true;
+            admission.Exit();
+        }
     }
 
     /// <summary>Drops what is still staged or waiting to be sent (the connection closed).</summary>
@@ -162,7 +210,18 @@ internal sealed class StreamingChannel(SharedBufferPool pool) : IFrameBufferChan
     {
         foreach (var incoming in _incoming.Values)
         {
+            if (!incoming.Complete)
+            {
+                admission.Exit();
+            }
+
             incoming.Buffer.Dispose();
+        }
+
+        if (_admitted is not null)
+        {
+            admission.Exit();
+            _admitted = null;
         }
 
         _incoming.Clear();
@@ -224,5 +283,7 @@ internal sealed class StreamingChannel(SharedBufferPool pool) : IFrameBufferChan
         public SharedBuffer Buffer { get; } = buffer;
 
         public int Received { get; set; }
+
+        public bool Complete { get; set; }
     }
 }

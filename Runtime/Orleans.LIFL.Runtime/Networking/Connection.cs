@@ -444,17 +444,29 @@ internal sealed partial class Connection : IResponseSink
                 var result = await _input.ReadAsync().ConfigureAwait(false);
                 var buffer = result.Buffer;
                 var full = false;
+                Task? admitted = null;
                 try
                 {
+                    var before = buffer;
                     while (!full && FrameReader.TryRead(ref buffer, _options.MaxFrameBytes, out var frame))
                     {
+                        if (frame.FirstSpan[0] == (byte)FrameKind.BufferChunk && _buffers is StreamingChannel streaming && !streaming.TryAdmit(frame.Slice(1)))
+                        {
+                            // No room for another incoming transfer: this frame waits, unread, and so does the peer.
+                            buffer = before;
+                            admitted = streaming.WhenAdmissibleAsync();
+                            full = true;
+                            break;
+                        }
+
                         Dispatch(frame);
                         full = Volatile.Read(ref _inFlight) >= _options.MaxInFlightRequests;
+                        before = buffer;
                     }
                 }
                 finally
                 {
-                    // Stopped at the in-flight limit: the frames left are not examined, so the next read returns them at once.
+                    // Stopped at a limit: the frames left are not examined, so the next read returns them at once.
                     if (full)
                     {
                         _input.AdvanceTo(buffer.Start);
@@ -473,6 +485,11 @@ internal sealed partial class Connection : IResponseSink
                 if (result.IsCompleted && !full)
                 {
                     return new ConnectionClosedException("closed by the peer");
+                }
+
+                if (admitted is not null)
+                {
+                    await admitted.ConfigureAwait(false);
                 }
             }
         }
