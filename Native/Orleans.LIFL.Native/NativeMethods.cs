@@ -40,6 +40,9 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Library, EntryPoint = "lifl_buf_release")]
     internal static partial int BufferRelease(PoolSafeHandle pool, BufferDescriptor* descriptor);
 
+    [LibraryImport(Library, EntryPoint = "lifl_buf_prefault")]
+    internal static partial int BufferPrefault(PoolSafeHandle pool, BufferDescriptor* descriptor, int forWrite);
+
     [LibraryImport(Library, EntryPoint = "lifl_buf_refcount")]
     internal static partial int BufferRefCount(PoolSafeHandle pool, BufferDescriptor* descriptor, uint* total);
 
@@ -103,6 +106,7 @@ internal struct NativePoolStats
     public ulong LargestFreeBytes;
     public uint AttachedProcesses;
     public uint MaxProcesses;
+    public ulong ResidentBytes;
 }
 
 /// <summary>lifl_ebpf_stats, field for field.</summary>

@@ -53,6 +53,13 @@ public sealed unsafe class SharedBuffer : IDisposable
         }
     }
 
+    /// <summary>Maps the bytes into this process now, in one call (see <see cref="SharedBufferPool.Prefault"/>).</summary>
+    public void Prefault(bool forWrite)
+    {
+        ThrowIfDisposed();
+        Pool.Prefault(_descriptor, forWrite);
+    }
+
     /// <summary>The bytes as values of <typeparamref name="T"/> (a trailing partial element is left out).</summary>
     public Span<T> AsSpan<T>()
         where T : unmanaged => MemoryMarshal.Cast<byte, T>(Span);

@@ -68,6 +68,7 @@ typedef struct lifl_pool_stats {
     uint64_t largest_free_bytes; /* the largest block that can be allocated now */
     uint32_t attached_processes;
     uint32_t max_processes;
+    uint64_t resident_bytes;    /* memory the segment holds now: pages written and not given back, metadata included */
 } lifl_pool_stats;
 
 typedef struct lifl_pool lifl_pool;
@@ -116,6 +117,13 @@ LIFL_API int lifl_buf_give(lifl_pool *pool, const lifl_desc *desc, uint32_t slot
 
 /* Drops one reference of this process; the buffer is freed when no process holds one. */
 LIFL_API int lifl_buf_release(lifl_pool *pool, const lifl_desc *desc);
+
+/*
+ * Maps the buffer's pages into this process now, in one call instead of a page fault per page on first touch
+ * (for_write: also allocates the pages not yet written). For a large buffer about to be read or written in a
+ * hurry. This process must hold a reference (LIFL_E_NOTHELD otherwise).
+ */
+LIFL_API int lifl_buf_prefault(lifl_pool *pool, const lifl_desc *desc, int for_write);
 
 /* The references held by all processes together; LIFL_E_STALE if the buffer is gone. */
 LIFL_API int lifl_buf_refcount(lifl_pool *pool, const lifl_desc *desc, uint32_t *total);

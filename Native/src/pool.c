@@ -1075,6 +1075,31 @@ int lifl_buf_release(lifl_pool *pool, const lifl_desc *desc)
     return total_drop(pool, desc->record, desc->generation, 1, 0, NULL);
 }
 
+int lifl_buf_prefault(lifl_pool *pool, const lifl_desc *desc, int for_write)
+{
+    pool_record *record;
+    int rc = record_lookup(pool, desc, &record);
+    if (rc != LIFL_OK)
+        return rc;
+    if (atomic_load(&record->refs[pool->slot]) == 0)
+        return LIFL_E_NOTHELD;
+    uintptr_t start = (uintptr_t)(pool->data + desc->offset) & ~(uintptr_t)(POOL_PAGE_SIZE - 1);
+    uintptr_t end = (uintptr_t)(pool->data + desc->offset + desc->length);
+    size_t length = pool_round_up(end - start, POOL_PAGE_SIZE);
+    if (madvise((void *)start, length, for_write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) == 0)
+        return LIFL_OK;
+    if (errno != EINVAL)
+        return LIFL_E_SYS;
+    /* A kernel before 5.14: touch a byte per page (a read maps the page, a write of the same value allocates it). */
+    for (uintptr_t page = start; page < end; page += POOL_PAGE_SIZE) {
+        volatile uint8_t *byte = (volatile uint8_t *)page;
+        uint8_t value = *byte;
+        if (for_write)
+            *byte = value;
+    }
+    return LIFL_OK;
+}
+
 int lifl_buf_refcount(lifl_pool *pool, const lifl_desc *desc, uint32_t *total)
 {
     pool_record *record;
@@ -1146,5 +1171,9 @@ int lifl_pool_get_stats(lifl_pool *pool, lifl_pool_stats *out)
             out->attached_processes++;
     out->max_processes = LIFL_MAX_PROCESSES;
     pool_unlock(pool);
+    /* A freed block keeps its pages (reusing them costs no page faults): the segment's allocated blocks say what
+     * the pool really holds of the node's memory, which its used bytes do not. */
+    struct stat st;
+    out->resident_bytes = fstat(pool->fd, &st) == 0 ? (uint64_t)st.st_blocks * 512u : 0;
     return LIFL_OK;
 }

@@ -1,8 +1,8 @@
 /*
  * The buddy allocator: every size class from 1 B to 1 GiB (in a sparse multi-GiB pool, touching two pages per
  * buffer), block alignment and disjointness, the size and capacity limits, exhaustion of blocks and of records,
- * merging back to the initial blocks after everything is freed, and 10,000 rounds of random allocations and
- * frees that leave the pool exactly as it started.
+ * merging back to the initial blocks after everything is freed, 10,000 rounds of random allocations and
+ * frees that leave the pool exactly as it started, and the resident bytes: what is written, kept after a free.
  */
 #include "test_support.h"
 
@@ -270,6 +270,38 @@ static void test_random_rounds(void)
     test_forget_pool(name);
 }
 
+/* Resident bytes count the pages written, not the blocks allocated, and a freed block keeps its pages. */
+static void test_resident_bytes(void)
+{
+    const char *name = test_pool_name("resident");
+    lifl_pool *pool;
+    CHECK_OK(lifl_pool_open(name, 64 * MIB, &pool));
+    lifl_pool_stats base = test_stats(pool);
+    lifl_desc desc;
+    CHECK_OK(lifl_buf_alloc(pool, 8 * MIB, &desc));
+    lifl_pool_stats allocated = test_stats(pool);
+    CHECK(allocated.resident_bytes < base.resident_bytes + 64 * KIB, "allocating wrote only metadata, yet resident grew from %llu to %llu",
+          (unsigned long long)base.resident_bytes, (unsigned long long)allocated.resident_bytes);
+    memset((uint8_t *)lifl_pool_data(pool) + desc.offset, 0x5a, 3 * MIB);
+    lifl_pool_stats written = test_stats(pool);
+    CHECK(written.resident_bytes >= allocated.resident_bytes + 3 * MIB && written.resident_bytes < allocated.resident_bytes + 4 * MIB,
+          "3 MiB written of an 8 MiB block: resident %llu over %llu", (unsigned long long)written.resident_bytes,
+          (unsigned long long)allocated.resident_bytes);
+    /* Prefaulting for write allocates the rest of the block's pages at once, keeping what was written. */
+    CHECK_OK(lifl_buf_prefault(pool, &desc, 1));
+    lifl_pool_stats prefaulted = test_stats(pool);
+    CHECK(prefaulted.resident_bytes >= allocated.resident_bytes + 8 * MIB, "prefaulted 8 MiB: resident %llu over %llu",
+          (unsigned long long)prefaulted.resident_bytes, (unsigned long long)allocated.resident_bytes);
+    const uint8_t *bytes = (const uint8_t *)lifl_pool_data(pool) + desc.offset;
+    CHECK(bytes[0] == 0x5a && bytes[3 * MIB - 1] == 0x5a && bytes[3 * MIB] == 0, "prefaulting changed the bytes");
+    CHECK_OK(lifl_buf_prefault(pool, &desc, 0));
+    CHECK_OK(lifl_buf_release(pool, &desc));
+    CHECK(test_stats(pool).resident_bytes == prefaulted.resident_bytes, "a freed block keeps its pages");
+    CHECK_RC(lifl_buf_prefault(pool, &desc, 0), LIFL_E_STALE);
+    lifl_pool_close(pool);
+    test_forget_pool(name);
+}
+
 int main(void)
 {
     test_begin();
@@ -279,6 +311,8 @@ int main(void)
     printf("ok   size classes 1 B .. 1 GiB\n");
     test_pool_limits();
     printf("ok   pool limits\n");
+    test_resident_bytes();
+    printf("ok   resident bytes\n");
     test_fill_and_merge();
     printf("ok   fill and merge\n");
     test_record_exhaustion();

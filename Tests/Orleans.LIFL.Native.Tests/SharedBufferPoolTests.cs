@@ -44,6 +44,26 @@ public sealed class SharedBufferPoolTests : IDisposable
     }
 
     /// <summary>A Memory view works with APIs that take one, and pinning it gives the shared memory's own address.</summary>
+    /// <summary>
+    /// Prefaulting a buffer for write makes its pages resident at once (the pool's resident bytes grow by its length)
+    /// without changing a byte, and the pages stay with the pool after the buffer is freed.
+    /// </summary>
+    [Fact]
+    public void Prefaulting_makes_a_buffer_resident_and_leaves_its_bytes()
+    {
+        using var probe = _pool.Rent(4 * Mebibyte);
+        var before = _pool.GetStatistics().ResidentBytes;
+        probe.Span[..4096].Fill(0x33);
+        probe.Prefault(forWrite: true);
+        var after = _pool.GetStatistics().ResidentBytes;
+        Assert.True(after - before >= 4 * Mebibyte - 4096, $"resident grew by {after - before:N0} bytes for a 4 MiB buffer");
+        Assert.True(probe.Span[..4096].IndexOfAnyExcept((byte)0x33) < 0);
+        probe.Prefault(forWrite: false);
+        probe.Dispose();
+        Assert.Equal(after, _pool.GetStatistics().ResidentBytes);
+        Assert.Throws<ObjectDisposedException>(() => probe.Prefault(forWrite: false));
+    }
+
     [Fact]
     public async Task Memory_view_is_usable_by_streams_and_pins_in_place()
     {
