@@ -223,6 +223,75 @@ public sealed class DataplaneTests
         }
     }
 
+    /// <summary>
+    /// A client's streamed buffer keeps its admission place until its call is answered, not only until its bytes are
+    /// in: with room for one, a second client's buffer is not taken while the grain still holds the first call, and
+    /// is as soon as that call is answered. This is what bounds the updates staged in the pool by what aggregators
+    /// have folded.
+    /// </summary>
+    [Fact]
+    public async Task A_client_transfer_holds_its_place_until_its_call_is_answered()
+    {
+        var (siloPool, clientPool) = (PoolName(), PoolName());
+        await using var cluster = await StartTcpClusterAsync(d => (d.PoolName, d.MaxIncomingTransfers) = (siloPool, 1), silos: 1);
+        var silo = cluster.Silos[0];
+        var receiver = silo.GrainFactory.GetGrain<IGatedReceiverGrain>("gate");
+        using var first = await StartClientAsync(cluster, ("Lifl:Dataplane:PoolName", clientPool), ("Lifl:Dataplane:NodeId", "trainer-machine"));
+        using var second = await StartClientAsync(cluster, ("Lifl:Dataplane:PoolName", clientPool), ("Lifl:Dataplane:NodeId", "trainer-machine"));
+
+        Task<int> Send(IHost host, int length)
+        {
+            using var buffer = host.Services.GetRequiredService<SharedBufferPool>().Rent(length);
+            return host.Services.GetRequiredService<IClusterClient>().GetGrain<IGatedReceiverGrain>("gate").Take(buffer);
+        }
+
+        var held = Send(first, 2 * Mebibyte);
+        await receiver.WhenTaken(1).WaitAsync(Signals.Patience, TestContext.Current.CancellationToken);
+        var waiting = Send(second, 3 * Mebibyte);
+
+        // Nothing announces a transfer that is not taken: give it the time a 3 MB loopback transfer takes many times over.
+        await Task.WhenAny(receiver.WhenTaken(2), Task.Delay(TimeSpan.FromMilliseconds(500), TestContext.Current.CancellationToken));
+        Assert.Equal(1, await receiver.Taken());
+        Assert.False(held.IsCompleted);
+
+        await receiver.Open();
+        Assert.Equal(2 * Mebibyte, await held.WaitAsync(Signals.Patience, TestContext.Current.CancellationToken));
+        await receiver.WhenTaken(2).WaitAsync(Signals.Patience, TestContext.Current.CancellationToken);
+        await receiver.Open();
+        Assert.Equal(3 * Mebibyte, await waiting.WaitAsync(Signals.Patience, TestContext.Current.CancellationToken));
+        Assert.Equal(0, silo.Services.GetRequiredService<SharedBufferPool>().GetStatistics().LiveBuffers);
+    }
+
+    /// <summary>
+    /// A streamed buffer the receiving pool has no room for fails its call with an error that says so (its bytes are
+    /// read and dropped, nothing is staged), and the client's next, smaller buffer arrives intact.
+    /// </summary>
+    [Fact]
+    public async Task A_streamed_buffer_the_pool_cannot_hold_fails_its_call_and_the_next_one_arrives()
+    {
+        var (siloPool, clientPool) = (PoolName(), PoolName());
+        await using var cluster = await StartTcpClusterAsync(d => (d.PoolName, d.PoolCapacity) = (siloPool, 8 * Mebibyte), silos: 1);
+        var silo = cluster.Silos[0];
+        _ = await silo.GrainFactory.GetGrain<IBufferCourierGrain>(silo.Address.ToString()).Pool();
+        using var host = await StartClientAsync(cluster, ("Lifl:Dataplane:PoolName", clientPool), ("Lifl:Dataplane:NodeId", "trainer-machine"));
+        var pool = host.Services.GetRequiredService<SharedBufferPool>();
+        var courier = host.Services.GetRequiredService<IClusterClient>().GetGrain<IBufferCourierGrain>(silo.Address.ToString());
+        var before = silo.Services.GetRequiredService<SharedBufferPool>().GetStatistics();
+
+        using (var large = pool.Rent(16 * Mebibyte))
+        {
+            var error = await Assert.ThrowsAnyAsync<Exception>(() => courier.Receive(large));
+            Assert.Contains("could not be received here", error.Message, StringComparison.Ordinal);
+            Assert.Contains(siloPool, error.Message, StringComparison.Ordinal);
+        }
+
+        using var small = pool.Rent(Mebibyte);
+        TestPattern.Fill(small.Span, 7);
+        var seen = await courier.Receive(small);
+        Assert.Equal(TestPattern.Checksum(small.Span), seen.Checksum);
+        Assert.Equal(before.LiveBuffers, silo.Services.GetRequiredService<SharedBufferPool>().GetStatistics().LiveBuffers);
+    }
+
     /// <summary>The admission lets in at most its limit, and a waiter learns when one leaves.</summary>
     [Fact]
     public async Task Transfer_admission_keeps_to_its_limit()

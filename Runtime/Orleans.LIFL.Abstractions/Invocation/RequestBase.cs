@@ -34,6 +34,12 @@ public abstract class RequestBase : TurnContext
     /// <summary>The caller's correlation id, for a request received from another process.</summary>
     internal long IncomingCorrelationId { get; set; }
 
+    /// <summary>
+    /// Places among its process's incoming transfers that the buffers of this request (received from a client) hold
+    /// until it is answered; the connection that read it gives them back.
+    /// </summary>
+    internal int HeldTransferPlaces { get; set; }
+
     /// <summary>The correlation id under which this request was last sent to another process.</summary>
     internal long OutgoingCorrelationId { get; set; }
 

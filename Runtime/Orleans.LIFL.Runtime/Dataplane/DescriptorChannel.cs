@@ -13,7 +13,7 @@ internal sealed class DescriptorChannel(SharedBufferPool pool, int peerSlot) : I
     private const byte DescriptorMode = 1;
 
     // Serialization of one connection happens on its write loop only: no locking.
-    private readonly List<BufferDescriptor> _pendingGifts = [];
+    private readonly List<(SharedBufferPool Giver, BufferDescriptor Descriptor)> _pendingGifts = [];
 
     public void Write(ref Writer writer, SharedBuffer buffer)
     {
@@ -29,7 +29,9 @@ internal sealed class DescriptorChannel(SharedBufferPool pool, int peerSlot) : I
         Codec<uint>.WriteField(ref writer, 3, descriptor.Record);
         Codec<uint>.WriteField(ref writer, 4, descriptor.Generation);
         writer.WriteEndTag();
-        _pendingGifts.Add(descriptor);
+
+        // The attachment that holds the sender's reference gives the peer its own (a process may have several).
+        _pendingGifts.Add((buffer.Pool, descriptor));
     }
 
     public SharedBuffer Read(ref Reader reader)
@@ -73,13 +75,13 @@ internal sealed class DescriptorChannel(SharedBufferPool pool, int peerSlot) : I
 
     public void CommitFrame()
     {
-        foreach (var descriptor in _pendingGifts)
+        foreach (var (giver, descriptor) in _pendingGifts)
         {
             try
             {
-                pool.Give(descriptor, peerSlot);
+                giver.Give(descriptor, peerSlot);
             }
-            catch (DataplaneException)
+            catch (DataplaneException error) when (error.Status == NativeStatus.NoSuchSlot)
             {
                 // The peer's process is gone from the pool: its connection is closing and the frame dies with it.
             }

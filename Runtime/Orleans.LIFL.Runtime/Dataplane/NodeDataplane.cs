@@ -83,7 +83,7 @@ internal sealed partial class NodeDataplane : INodeDataplane, IDisposable
             return null;
         }
 
-        return self.SharesPoolWith(peer.Dataplane) ? new DescriptorChannel(Pool!, peer.Dataplane.Slot) : new StreamingChannel(Pool!, _admission);
+        return self.SharesPoolWith(peer.Dataplane) ? new DescriptorChannel(Pool!, peer.Dataplane.Slot) : new StreamingChannel(Pool!, _admission, holdUntilAnswered: peer.Role == PeerRole.Client);
     }
 
     /// <summary>Asks for eBPF redirection of the connections to and from <paramref name="port"/> (a silo-to-silo listener).</summary>

@@ -10,7 +10,14 @@ namespace Orleans.LIFL.Runtime.Dataplane;
 /// chunk frames, written from the sender's shared memory straight to the socket and read from the socket straight
 /// into a buffer of the receiver's pool. No managed array ever holds them; each side counts the bytes it copied.
 /// </summary>
-internal sealed class StreamingChannel(SharedBufferPool pool, TransferAdmission admission) : IFrameBufferChannel
+/// <remarks>
+/// On a link from a client (a trainer sending its update) a transfer keeps its place among the process's incoming
+/// transfers after its bytes are in, until the call that carries it is answered (<see cref="HoldUntilAnswered"/>):
+/// an aggregator that folds an update before answering thus bounds the updates staged in the pool to the admission
+/// limit, however many trainers send and however far reception runs ahead of folding. Links between silos release
+/// the place when the bytes are in, so that two silos waiting on each other's transfers cannot deadlock.
+/// </remarks>
+internal sealed class StreamingChannel(SharedBufferPool pool, TransferAdmission admission, bool holdUntilAnswered = false) : IFrameBufferChannel
 {
     /// <summary>Bytes per chunk frame.</summary>
     public const int ChunkBytes = 1 << 20;
@@ -25,6 +32,10 @@ internal sealed class StreamingChannel(SharedBufferPool pool, TransferAdmission 
     // Touched by the connection's read loop only.
     private readonly Dictionary<ulong, Incoming> _incoming = [];
     private ulong? _admitted; // a transfer admitted by TryAdmit whose first chunk is being taken
+    private int _named; // held places of the transfers the message being read names
+
+    /// <summary>Whether a received transfer keeps its admission place until the call carrying it is answered.</summary>
+    public bool HoldUntilAnswered { get; } = holdUntilAnswered;
 
     /// <summary>Whether the frame committed last needs bytes streamed ahead of it.</summary>
     public bool HasSends => _committedSends.Count > 0;
@@ -67,15 +78,46 @@ internal sealed class StreamingChannel(SharedBufferPool pool, TransferAdmission 
             throw new SerializationException($"A message names streamed buffer #{transfer}, whose bytes did not arrive.");
         }
 
-        using var staged = incoming.Buffer;
-        if (incoming.Received != incoming.Buffer.Length || (ulong)incoming.Buffer.Length != length)
+        if (incoming.Refused is { } refused)
+        {
+            // Its bytes were read and dropped: the call that needed them is refused, saying why, and the link goes on.
+            throw new SerializationException($"Streamed buffer #{transfer} of {incoming.Length:N0} bytes could not be received here: {refused}");
+        }
+
+        using var staged = incoming.Buffer!;
+        if (incoming.Complete && HoldUntilAnswered)
+        {
+            _named++;
+        }
+
+        if (incoming.Received != incoming.Length || (ulong)incoming.Length != length)
         {
             throw new SerializationException(
-                $"Streamed buffer #{transfer} is incomplete: {incoming.Received:N0} of {incoming.Buffer.Length:N0} bytes arrived, the message says {length:N0}.");
+                $"Streamed buffer #{transfer} is incomplete: {incoming.Received:N0} of {incoming.Length:N0} bytes arrived, the message says {length:N0}.");
         }
 
         // A handle made here, so whoever collects this message's buffers owns it.
         return staged.Share();
+    }
+
+    /// <summary>
+    /// Takes the admission places held by the transfers the message just read names: the caller gives them back with
+    /// <see cref="Release"/> when that message's call is answered.
+    /// </summary>
+    public int TakeNamed()
+    {
+        var named = _named;
+        _named = 0;
+        return named;
+    }
+
+    /// <summary>Gives back admission places taken with <see cref="TakeNamed"/>.</summary>
+    public void Release(int places)
+    {
+        for (var i = 0; i < places; i++)
+        {
+            admission.Exit();
+        }
     }
 
     public void CommitFrame()
@@ -177,7 +219,13 @@ internal sealed class StreamingChannel(SharedBufferPool pool, TransferAdmission 
             _admitted = null;
             try
             {
-                incoming = new Incoming(pool.Rent((long)total));
+                incoming = new Incoming(pool.Rent((long)total), (long)total);
+            }
+            catch (DataplaneException error)
+            {
+                // No room in the pool (or no block that large): the transfer is read and dropped, not staged.
+                admission.Exit();
+                incoming = new Incoming(null, (long)total) { Refused = error.Message };
             }
             catch
             {
@@ -188,20 +236,27 @@ internal sealed class StreamingChannel(SharedBufferPool pool, TransferAdmission 
             _incoming[transfer] = incoming;
         }
 
-        if ((ulong)incoming.Buffer.Length != total || offset != (ulong)incoming.Received || offset + (ulong)bytes.Length > total)
+        if ((ulong)incoming.Length != total || offset != (ulong)incoming.Received || offset + (ulong)bytes.Length > total)
         {
             throw new SerializationException(
-                $"A chunk of streamed buffer #{transfer} at {offset:N0} (+{bytes.Length:N0}) does not follow the {incoming.Received:N0} of {incoming.Buffer.Length:N0} bytes received.");
+                $"A chunk of streamed buffer #{transfer} at {offset:N0} (+{bytes.Length:N0}) does not follow the {incoming.Received:N0} of {incoming.Length:N0} bytes received.");
         }
 
-        bytes.CopyTo(incoming.Buffer.Span[(int)offset..]);
+        if (incoming.Buffer is { } staging)
+        {
+            bytes.CopyTo(staging.Span[(int)offset..]);
+            pool.CountCopied(bytes.Length);
+        }
+
         incoming.Received += (int)bytes.Length;
-        pool.CountCopied(bytes.Length);
-        if (incoming.Received == incoming.Buffer.Length)
+        if (incoming.Received == incoming.Length)
         {
             // All here: it waits only for the message that names it, which follows at once.
             incoming.Complete = true;
-            admission.Exit();
+            if (!HoldUntilAnswered && incoming.Buffer is not null)
+            {
+                admission.Exit();
+            }
         }
     }
 
@@ -210,12 +265,12 @@ internal sealed class StreamingChannel(SharedBufferPool pool, TransferAdmission 
     {
         foreach (var incoming in _incoming.Values)
         {
-            if (!incoming.Complete)
+            if (incoming.Buffer is not null && (!incoming.Complete || HoldUntilAnswered))
             {
                 admission.Exit();
             }
 
-            incoming.Buffer.Dispose();
+            incoming.Buffer?.Dispose();
         }
 
         if (_admitted is not null)
@@ -278,9 +333,15 @@ internal sealed class StreamingChannel(SharedBufferPool pool, TransferAdmission 
         throw new SerializationException("A chunk header number longer than 10 bytes.");
     }
 
-    private sealed class Incoming(SharedBuffer buffer)
+    /// <summary>A transfer being received: into <see cref="Buffer"/>, or dropped (null) when it was refused.</summary>
+    private sealed class Incoming(SharedBuffer? buffer, long length)
     {
-        public SharedBuffer Buffer { get; } = buffer;
+        public SharedBuffer? Buffer { get; } = buffer;
+
+        public long Length { get; } = length;
+
+        /// <summary>Why the transfer is dropped instead of staged.</summary>
+        public string? Refused { get; init; }
 
         public int Received { get; set; }
 

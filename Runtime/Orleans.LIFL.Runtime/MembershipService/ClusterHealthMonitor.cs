@@ -5,9 +5,11 @@ using Orleans.LIFL.Runtime.Networking;
 namespace Orleans.LIFL.Runtime.MembershipService;
 
 /// <summary>
-/// A silo's failure detector: it probes every other active silo each period over its own connection (data traffic
-/// does not count: a probe needs an answer), votes a silo dead after consecutive unanswered probes, re-reads the
-/// membership table periodically and writes its own IAmAlive time.
+/// A silo's failure detector: it probes every other active silo each period over its own connection, votes a silo dead
+/// after consecutive unanswered probes, re-reads the membership table periodically and writes its own IAmAlive time.
+/// A probe counts as answered when the probed silo sent anything on that connection during it: its answer may be
+/// queued in the TCP stream behind hundreds of MB of model updates, but a silo that writes frames is not dead.
+/// Traffic alone never makes a probe unnecessary: one is sent every period.
 /// </summary>
 internal sealed partial class ClusterHealthMonitor : IAsyncDisposable
 {
@@ -59,10 +61,28 @@ internal sealed partial class ClusterHealthMonitor : IAsyncDisposable
             }
 
             var targets = view.ActiveSilos.Where(s => !s.Equals(_self)).ToList();
+            var started = _time.GetTimestamp();
+            var paused = GC.GetTotalPauseDuration();
+            var scheduling = Task.Run(() => _time.GetElapsedTime(started), cancellationToken);
             var answers = await Task.WhenAll(targets.Select(s => _transport.PingAsync(s, _options.ProbeTimeout, cancellationToken))).ConfigureAwait(false);
+            var delay = await scheduling.ConfigureAwait(false);
+            if (answers.Any(a => a is null))
+            {
+                LogProbeRound(_logger, _time.GetElapsedTime(started).TotalMilliseconds, delay.TotalMilliseconds, (GC.GetTotalPauseDuration() - paused).TotalMilliseconds);
+            }
+
+            if (delay > _options.ProbeTimeout / 2 && answers.Any(a => a is null))
+            {
+                // This silo could not have read the answers in time: a starved prober does not judge others (as
+                // Orleans' local health monitor keeps a degraded silo from voting).
+                LogDegraded(_logger, delay.TotalMilliseconds, answers.Count(a => a is null));
+                continue;
+            }
+
             for (var i = 0; i < targets.Count; i++)
             {
-                await OnProbeAsync(view, targets[i], answers[i] is not null).ConfigureAwait(false);
+                var answered = answers[i] is not null || _transport.HeardFromSince(targets[i], started);
+                await OnProbeAsync(view, targets[i], answered).ConfigureAwait(false);
             }
 
             foreach (var gone in _misses.Keys.Where(s => !targets.Contains(s)).ToList())
@@ -149,6 +169,12 @@ internal sealed partial class ClusterHealthMonitor : IAsyncDisposable
 
     [LoggerMessage(EventId = 1101, Level = LogLevel.Debug, Message = "Probe of {Target} unanswered ({Misses} of {Limit})")]
     private static partial void LogMissedProbe(ILogger logger, SiloAddress target, int misses, int limit);
+
+    [LoggerMessage(EventId = 1105, Level = LogLevel.Debug, Message = "A probe round with misses took {RoundMs:0} ms: work waited {DelayMs:0} ms for a thread, the GC paused {GcMs:0} ms")]
+    private static partial void LogProbeRound(ILogger logger, double roundMs, double delayMs, double gcMs);
+
+    [LoggerMessage(EventId = 1104, Level = LogLevel.Warning, Message = "Work waited {DelayMs:0} ms for a thread here: {Unanswered} unanswered probes not counted")]
+    private static partial void LogDegraded(ILogger logger, double delayMs, int unanswered);
 
     [LoggerMessage(EventId = 1102, Level = LogLevel.Warning, Message = "Could not record a suspicion of {Target}")]
     private static partial void LogVoteFailed(ILogger logger, Exception error, SiloAddress target);

@@ -4,8 +4,9 @@ namespace Orleans.LIFL.Configuration;
 
 /// <summary>
 /// Failure detection and membership timing. The defaults declare a killed silo dead in about 1-2 s on loopback
-/// (its connections are refused at once, so probes fail immediately) while tolerating a silo that is starved of
-/// CPU for a couple of seconds (an unanswered probe waits <see cref="ProbeTimeout"/>).
+/// (its connections are refused at once, so probes fail immediately), and a hung one in about 10 s, while
+/// tolerating a silo busy for seconds with hundreds of MB of model updates (an unanswered probe waits
+/// <see cref="ProbeTimeout"/>; a prober whose own threads are that late does not count its misses).
 /// </summary>
 public sealed class MembershipOptions
 {
@@ -13,7 +14,7 @@ public sealed class MembershipOptions
     public TimeSpan ProbePeriod { get; set; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>How long a probe waits for its answer.</summary>
-    public TimeSpan ProbeTimeout { get; set; } = TimeSpan.FromSeconds(1);
+    public TimeSpan ProbeTimeout { get; set; } = TimeSpan.FromSeconds(3);
 
     /// <summary>Consecutive unanswered probes after which the prober votes the silo dead.</summary>
     public int MissedProbesLimit { get; set; } = 3;

@@ -55,9 +55,14 @@ internal sealed partial class Connection : IResponseSink
     private readonly ConnectionOptions _options;
     private readonly ILogger _logger;
     private readonly Channel<object> _outgoing = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
+
+    /// <summary>Probes and their answers: written before anything else queued, so that a backlog of large messages
+    /// does not make a busy but healthy peer look dead to the failure detector.</summary>
+    private readonly ConcurrentQueue<object> _urgent = new();
     private readonly ConcurrentDictionary<long, RequestBase> _pending = new();
     private readonly TaskCompletionSource<Exception> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private CompletionBatch? _batch;
+    private long _lastFrameTimestamp;
     private TaskCompletionSource? _resumeReading;
     private int _inFlight;
     private long _nextCorrelation;
@@ -78,6 +83,9 @@ internal sealed partial class Connection : IResponseSink
     }
 
     public PeerIdentity Peer { get; }
+
+    /// <summary>When the last whole frame from the peer was taken (the owner's clock), or 0 before the first.</summary>
+    public long LastFrameTimestamp => Volatile.Read(ref _lastFrameTimestamp);
 
     /// <summary>Completes with the reason when the connection has closed.</summary>
     public Task<Exception> Closed => _closed.Task;
@@ -135,8 +143,22 @@ internal sealed partial class Connection : IResponseSink
     }
 
     /// <summary>Queues a control frame.</summary>
-    public bool TrySendControl<TState>(FrameKind kind, TState state, PayloadWriter<TState> payload) =>
-        IsOpen && _outgoing.Writer.TryWrite(new ControlFrame<TState>(kind, state, payload));
+    public bool TrySendControl<TState>(FrameKind kind, TState state, PayloadWriter<TState> payload)
+    {
+        if (!IsOpen)
+        {
+            return false;
+        }
+
+        var frame = new ControlFrame<TState>(kind, state, payload);
+        if (kind is not (FrameKind.Ping or FrameKind.Pong))
+        {
+            return _outgoing.Writer.TryWrite(frame);
+        }
+
+        _urgent.Enqueue(frame);
+        return _outgoing.Writer.TryWrite(UrgentQueued.Instance);
+    }
 
     void IResponseSink.OnResult<T>(Request<T> request, T result, bool resultIsPrivate)
     {
@@ -176,7 +198,8 @@ internal sealed partial class Connection : IResponseSink
         {
             frame.ReleaseBuffers();
         }
-        OnAnswered();
+
+        OnAnswered(request);
     }
 
     /// <summary>When too many requests of this connection are unanswered, the task to wait on before reading more.</summary>
@@ -202,8 +225,14 @@ internal sealed partial class Connection : IResponseSink
         return resume.Task;
     }
 
-    private void OnAnswered()
+    private void OnAnswered(RequestBase request)
     {
+        if (request.HeldTransferPlaces > 0 && _buffers is StreamingChannel streaming)
+        {
+            streaming.Release(request.HeldTransferPlaces);
+            request.HeldTransferPlaces = 0;
+        }
+
         var remaining = Interlocked.Decrement(ref _inFlight);
         if (remaining <= _options.MaxInFlightRequests / 2 && Volatile.Read(ref _resumeReading) is not null)
         {
@@ -216,7 +245,7 @@ internal sealed partial class Connection : IResponseSink
         if (request.IncomingCorrelationId != 0)
         {
             _outgoing.Writer.TryWrite(new ErrorFrame(request.IncomingCorrelationId, error));
-            OnAnswered();
+            OnAnswered(request);
         }
     }
 
@@ -286,6 +315,16 @@ internal sealed partial class Connection : IResponseSink
             {
                 while (buffer.Length < SendBatchBytes && reader.TryRead(out var item))
                 {
+                    while (_urgent.TryDequeue(out var urgent))
+                    {
+                        WriteItem(buffer, urgent);
+                    }
+
+                    if (item is UrgentQueued)
+                    {
+                        continue;
+                    }
+
                     if (item is RequestBase)
                     {
                         Interlocked.Decrement(ref _queued);
@@ -460,6 +499,7 @@ internal sealed partial class Connection : IResponseSink
                         }
 
                         Dispatch(frame);
+                        Volatile.Write(ref _lastFrameTimestamp, _owner.Time.GetTimestamp());
                         full = Volatile.Read(ref _inFlight) >= _options.MaxInFlightRequests;
                         before = buffer;
                     }
@@ -566,6 +606,14 @@ internal sealed partial class Connection : IResponseSink
         {
             throw new ProtocolException($"a malformed {kind} frame: {error.Message}");
         }
+        finally
+        {
+            // Places the frame's transfers hold and no request took over (a response's, a refused call's).
+            if (_buffers is StreamingChannel { HoldUntilAnswered: true } streaming)
+            {
+                streaming.Release(streaming.TakeNamed());
+            }
+        }
     }
 
     private void ReceiveRequest(ref Reader reader)
@@ -603,6 +651,8 @@ internal sealed partial class Connection : IResponseSink
         header.ApplyTo(request, _owner.Time);
         if (header.Correlation != 0)
         {
+            // Kept until the call is answered: see StreamingChannel.HoldUntilAnswered.
+            request.HeldTransferPlaces = (_buffers as StreamingChannel)?.TakeNamed() ?? 0;
             request.IncomingCorrelationId = header.Correlation;
             request.ResponseSink = this;
             Interlocked.Increment(ref _inFlight);
@@ -718,6 +768,12 @@ internal sealed partial class Connection : IResponseSink
             writer.WriteByte(1);
             Codec<Exception>.WriteField(ref writer, 0, error);
         }
+    }
+
+    /// <summary>Wakes the write loop for a frame in the urgent queue.</summary>
+    private sealed class UrgentQueued
+    {
+        public static readonly UrgentQueued Instance = new();
     }
 
     private sealed class ControlFrame<TState>(FrameKind kind, TState state, PayloadWriter<TState> payload) : OutgoingFrame(kind)

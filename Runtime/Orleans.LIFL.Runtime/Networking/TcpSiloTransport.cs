@@ -231,6 +231,13 @@ internal sealed partial class TcpSiloTransport : IClusterTransport, IConnectionO
         }
     }
 
+    /// <summary>
+    /// Whether <paramref name="silo"/> sent a whole frame on this silo's connection to it after
+    /// <paramref name="timestamp"/>: a probe answer stuck behind large messages still leaves that trace of a live peer.
+    /// </summary>
+    public bool HeardFromSince(SiloAddress silo, long timestamp) =>
+        _links.TryGetValue(silo, out var link) && link.Current is { IsOpen: true } connection && connection.LastFrameTimestamp > timestamp;
+
     /// <summary>Tells the given silos (connecting to them if needed) to re-read the membership table now.</summary>
     public void BroadcastMembershipChanged(IEnumerable<SiloAddress> silos)
     {
@@ -399,6 +406,18 @@ internal sealed partial class TcpSiloTransport : IClusterTransport, IConnectionO
         private Task<Connection>? _connecting;
         private long _failedAt;
         private Exception? _failure;
+
+        /// <summary>The open connection, if there is one now.</summary>
+        public Connection? Current
+        {
+            get
+            {
+                lock (_lock)
+                {
+                    return _connecting is { IsCompletedSuccessfully: true } done ? done.Result : null;
+                }
+            }
+        }
 
         public Task<Connection> GetConnectionAsync()
         {
