@@ -76,6 +76,43 @@ public sealed class ServerOptimizerTests
         }
     }
 
+    /// <summary>
+    /// The one-pass step from a round's sum gives exactly (bit for bit) what scaling the sum, copying the global model
+    /// and stepping it gives, over two steps (so the moments carry over), and changes neither input.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(AlgorithmsLengthsAndOptions))]
+    public void The_one_pass_step_from_a_sum_equals_scaling_copying_and_stepping(string algorithm, int length, bool customOptions)
+    {
+        var options = customOptions ? CustomOptions : new ServerOptimizerOptions();
+        var random = new Random(length * 17 + algorithm.Length);
+        var fused = ServerOptimizers.Create(algorithm, options, length);
+        var separate = ServerOptimizers.Create(algorithm, options, length);
+        var global = Reference.RandomVector(random, length);
+        for (var step = 0; step < 2; step++)
+        {
+            var sum = Reference.RandomVector(random, length, scale: 3);
+            var (globalBefore, sumBefore) = (global.ToArray(), sum.ToArray());
+            const float Scale = 1f / 37;
+
+            var next = new float[length];
+            fused.Step(global, sum, Scale, next);
+
+            var mean = sum.ToArray();
+            AggregationKernels.Scale(mean, Scale);
+            var expected = global.ToArray();
+            separate.Step(expected, mean);
+
+            Assert.Equal(expected, next);
+            Assert.Equal(globalBefore, global);
+            Assert.Equal(sumBefore, sum);
+            global = next;
+        }
+
+        Assert.Equal(separate.ExportState().FirstMoment, fused.ExportState().FirstMoment);
+        Assert.Equal(separate.ExportState().SecondMoment, fused.ExportState().SecondMoment);
+    }
+
     /// <summary>FedAvg with η = 1 turns the example-weighted mean delta into the example-weighted average of the client models.</summary>
     [Fact]
     public void FedAvg_with_rate_one_gives_the_weighted_average_of_client_models()

@@ -5,6 +5,7 @@ using Orleans.LIFL.Grains.FL;
 using Orleans.LIFL.Grains.FL.Hierarchy;
 using Orleans.LIFL.Hosting;
 using Orleans.LIFL.Runtime.Dataplane;
+using Orleans.LIFL.Serialization;
 using Orleans.LIFL.TestingHost;
 using Xunit;
 
@@ -179,6 +180,39 @@ public sealed class HierarchyRoundTests
         var metrics = status.History[0];
         Assert.Equal(6L * model.Bytes, metrics.BytesCopied);
         Assert.True(metrics.CpuSeconds > 0, $"the round's CPU seconds were {metrics.CpuSeconds}");
+    }
+
+    /// <summary>
+    /// Updates sent as managed arrays (clients without a pool, and the round benchmark's copy ablation) are checked and
+    /// aggregated like buffers: the model is their FedAvg, a wrong length is refused as such, and each accepted array
+    /// counts its bytes as copied into the pool.
+    /// </summary>
+    [Fact]
+    public async Task Updates_sent_as_arrays_are_aggregated_like_buffers()
+    {
+        await using var bed = await FlTestBed.StartAsync(silos: 2);
+        var jobId = FlTestBed.NewJobId();
+        var (_, initial) = await bed.CreateJobAsync(jobId, FlTestBed.Definition(clientsPerRound: 4, rounds: 1));
+        await bed.JoinAsync(jobId, 4);
+        var status = await bed.WaitForAsync(jobId, s => s.Selected.Length == 4, "the selection");
+
+        var refused = await Assert.ThrowsAsync<UpdateRejectedException>(() => bed.Session(jobId, "c0").SubmitValues(
+            new UpdateSubmission { UpdateId = "short", Round = 1, BaseVersion = status.ModelVersion, Examples = 5 }, new float[7].AsImmutable()));
+        Assert.Equal(RejectionReason.WrongShape, refused.Reason);
+
+        var updates = new List<(float[] Delta, long Examples)>();
+        for (var i = 0; i < 4; i++)
+        {
+            var delta = FlTestBed.Delta(40 + i);
+            await bed.Session(jobId, $"c{i}").SubmitValues(
+                new UpdateSubmission { UpdateId = $"a{i}", Round = 1, BaseVersion = status.ModelVersion, Examples = 5 + i }, delta.AsImmutable());
+            updates.Add((delta, 5 + i));
+        }
+
+        var metrics = (await bed.WaitForVersionAsync(jobId, 1)).History[0];
+        FlTestBed.AssertClose(FlTestBed.FedAvg(initial, updates), await bed.ModelAsync(jobId, 1));
+        Assert.Equal((4, 1), (metrics.Accepted, metrics.Rejected));
+        Assert.True(metrics.BytesCopied >= 4L * FlTestBed.TinyModel.Bytes, $"the round copied {metrics.BytesCopied} bytes");
     }
 
     /// <summary>Each client submits from a different silo in turn (its session lives where its call enters).</summary>

@@ -116,10 +116,13 @@ public static class AggregationKernels
     }
 
     /// <summary><paramref name="values"/> *= <paramref name="factor"/>.</summary>
-    public static void Scale(Span<float> values, float factor)
+    public static void Scale(Span<float> values, float factor) => Scale(values, factor, values);
+
+    /// <summary><paramref name="destination"/> = <paramref name="source"/> × <paramref name="factor"/>, in one pass.</summary>
+    public static void Scale(ReadOnlySpan<float> source, float factor, Span<float> destination)
     {
         RequireFinite(factor, nameof(factor));
-        TensorPrimitives.Multiply(values, factor, values);
+        TensorPrimitives.Multiply(source, factor, destination);
     }
 
     /// <summary>The Euclidean norm, accumulated in double (see <see cref="BlockLength"/>); NaN or infinity when a value is.</summary>

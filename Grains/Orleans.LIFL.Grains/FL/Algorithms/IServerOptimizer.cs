@@ -13,6 +13,13 @@ public interface IServerOptimizer
     /// <summary>Moves <paramref name="global"/> in place by one server step along <paramref name="meanDelta"/>.</summary>
     void Step(Span<float> global, ReadOnlySpan<float> meanDelta);
 
+    /// <summary>
+    /// The same step from a round's weighted sum: <paramref name="next"/> = <paramref name="global"/> moved along
+    /// Δ̄ = <paramref name="sum"/> × <paramref name="scale"/>, in one pass over the three vectors (Δ̄ is formed a cache
+    /// block at a time, never in memory); <paramref name="global"/> and <paramref name="sum"/> are not changed.
+    /// </summary>
+    void Step(ReadOnlySpan<float> global, ReadOnlySpan<float> sum, float scale, Span<float> next);
+
     /// <summary>A copy of the state, to persist it (for example with the global model of a checkpoint).</summary>
     ServerOptimizerState ExportState();
 

@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 namespace Orleans.LIFL.Grains.FL.Algorithms;
 
 /// <summary>
@@ -40,6 +41,34 @@ internal abstract class ServerOptimizer : IServerOptimizer
             StepBlock(
                 global.Slice(start, length),
                 meanDelta.Slice(start, length),
+                _firstMoment is null ? default : _firstMoment.AsSpan(start, length),
+                _secondMoment is null ? default : _secondMoment.AsSpan(start, length));
+        }
+
+        Steps++;
+    }
+
+    public void Step(ReadOnlySpan<float> global, ReadOnlySpan<float> sum, float scale, Span<float> next)
+    {
+        AggregationKernels.RequireSameLength(Parameters, global.Length, nameof(global));
+        AggregationKernels.RequireSameLength(Parameters, sum.Length, nameof(sum));
+        AggregationKernels.RequireSameLength(Parameters, next.Length, nameof(next));
+        if (!float.IsFinite(scale))
+        {
+            throw new ArgumentOutOfRangeException(nameof(scale), scale, "The scale of the sum must be finite.");
+        }
+
+        Span<float> meanDelta = stackalloc float[BlockLength];
+        for (var start = 0; start < Parameters; start += BlockLength)
+        {
+            var length = Math.Min(BlockLength, Parameters - start);
+            var mean = meanDelta[..length];
+            var block = next.Slice(start, length);
+            TensorPrimitives.Multiply(sum.Slice(start, length), scale, mean);
+            global.Slice(start, length).CopyTo(block);
+            StepBlock(
+                block,
+                mean,
                 _firstMoment is null ? default : _firstMoment.AsSpan(start, length),
                 _secondMoment is null ? default : _secondMoment.AsSpan(start, length));
         }

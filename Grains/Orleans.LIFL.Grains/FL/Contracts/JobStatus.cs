@@ -186,4 +186,17 @@ public sealed record RoundMetrics
     /// <summary>The hierarchy as it closed: where each aggregator ran.</summary>
     [Id(21)]
     public ImmutableArray<AggregatorInfo> Hierarchy { get; init; } = [];
+
+    /// <summary>
+    /// Parts of <see cref="AggregationMilliseconds"/>: the hierarchy finishing (last folds, partial aggregates handed
+    /// up and combined), computing the next model from the round's sum, and storing that model (its version's grain).
+    /// </summary>
+    [Id(22)]
+    public double FinishMilliseconds { get; init; }
+
+    [Id(23)]
+    public double StepMilliseconds { get; init; }
+
+    [Id(24)]
+    public double StoreMilliseconds { get; init; }
 }

@@ -208,6 +208,11 @@ public sealed partial class AggregatorGrain(SharedBufferPool pool, ILogger<Aggre
         CheckAssignment(assignment);
         _finished = true;
         var own = _assignment!;
+
+        // The children finish (their last folds, their own children) while this one finishes its own.
+        var children = own.Children.IsEmpty
+            ? null
+            : Task.WhenAll(own.Children.Select(child => GrainFactory.GetGrain<IAggregatorGrain>(child).Finish(assignment)));
         if (_folding is { } folding)
         {
             // Updates accepted before the close are in it: their pass finishes first.
@@ -233,9 +238,9 @@ public sealed partial class AggregatorGrain(SharedBufferPool pool, ILogger<Aggre
         result.Sources = result.Sources.Add(new AggregateSource(this.GetPrimaryKeyString(), _incarnation, result.Count));
         try
         {
-            if (!own.Children.IsEmpty)
+            if (children is not null)
             {
-                var partials = await Task.WhenAll(own.Children.Select(child => GrainFactory.GetGrain<IAggregatorGrain>(child).Finish(assignment)));
+                var partials = await children;
                 foreach (var partial in partials)
                 {
                     Combine(result, partial);
@@ -282,6 +287,8 @@ public sealed partial class AggregatorGrain(SharedBufferPool pool, ILogger<Aggre
                 }
                 else
                 {
+                    // Written by another silo: its pages mapped here in one call, not a fault per 4 KiB page.
+                    childSum.Prefault(forWrite: false);
                     TensorPrimitives.Add(into.Sum.AsSpan<float>(), childSum.AsSpan<float>(), into.Sum.AsSpan<float>());
                 }
             }
@@ -362,6 +369,7 @@ public sealed partial class AggregatorGrain(SharedBufferPool pool, ILogger<Aggre
     private SharedBuffer NewSum(int bytes)
     {
         var sum = pool.Rent(bytes);
+        sum.Prefault(forWrite: true);
         sum.Span.Clear();
         return sum;
     }

@@ -32,6 +32,14 @@ public interface IClientSessionGrain : IGrainWithStringKey
     /// </summary>
     [ResponseTimeout("00:02:00")]
     Task<UpdateReceipt> Submit(UpdateSubmission submission, SharedBuffer update);
+
+    /// <summary>
+    /// Submits an update as a managed array, for clients without a shared pool: the values travel in the call's
+    /// message and are copied into this silo's pool (counted as copied) before the same checks and aggregation. The
+    /// session only reads the array, so the caller's is not deep-copied first (Immutable).
+    /// </summary>
+    [ResponseTimeout("00:02:00")]
+    Task<UpdateReceipt> SubmitValues(UpdateSubmission submission, Immutable<float[]> values);
 }
 
 [GenerateSerializer]
@@ -48,6 +56,7 @@ public sealed class ClientSessionState
 // Where the trainer's client enters the cluster, so that its updates land on this silo and go to a leaf here.
 [PreferLocalPlacement]
 public sealed partial class ClientSessionGrain(
+    SharedBufferPool pool,
     ILogger<ClientSessionGrain> logger,
     [PersistentState("session")] IPersistentState<ClientSessionState> stored) : Grain, IClientSessionGrain
 {
@@ -155,6 +164,21 @@ public sealed partial class ClientSessionGrain(
                 throw;
             }
         }
+    }
+
+    public Task<UpdateReceipt> SubmitValues(UpdateSubmission submission, Immutable<float[]> submitted)
+    {
+        var values = submitted.Value;
+        ArgumentNullException.ThrowIfNull(values);
+        if (values.Length == 0)
+        {
+            throw new UpdateRejectedException(RejectionReason.WrongShape, "the update has no values");
+        }
+
+        var update = pool.Rent((long)values.Length * sizeof(float));
+        values.CopyTo(update.AsSpan<float>());
+        pool.CountCopied((long)values.Length * sizeof(float));
+        return Submit(submission, update);
     }
 
     private async Task<UpdateReceipt> AcceptAsync(UpdateSubmission submission, SharedBuffer update)

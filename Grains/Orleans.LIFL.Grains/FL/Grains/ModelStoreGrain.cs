@@ -16,11 +16,13 @@ public interface IModelStoreGrain : IGrainWithStringKey
     Task<SharedBuffer?> Load();
 }
 
+/// <summary>A stored model: made once per save and never changed, so storage keeps it without another copy.</summary>
 [GenerateSerializer]
+[Immutable]
 public sealed class ModelSnapshot
 {
     [Id(0)]
-    public float[] Weights { get; set; } = [];
+    public float[] Weights { get; init; } = [];
 }
 
 public sealed class ModelStoreGrain(SharedBufferPool pool, [PersistentState("model")] IPersistentState<ModelSnapshot> stored) : Grain, IModelStoreGrain
