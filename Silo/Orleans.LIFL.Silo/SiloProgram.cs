@@ -47,6 +47,16 @@ public static partial class SiloProgram
         builder.Logging.SetMinimumLevel(LogLevel.Information);
 
         var postgres = builder.Configuration["Lifl:PostgreSql:ConnectionString"];
+        var storage = builder.Configuration["Lifl:Silo:Storage"] ?? (string.IsNullOrWhiteSpace(postgres) ? "memory" : "postgres");
+        if (storage is not ("memory" or "postgres"))
+        {
+            throw new InvalidOperationException($"Lifl:Silo:Storage (--storage) is '{storage}': it must be memory or postgres.");
+        }
+
+        if (storage == "postgres" && string.IsNullOrWhiteSpace(postgres))
+        {
+            throw new InvalidOperationException("Lifl:Silo:Storage (--storage) is postgres, but no Lifl:PostgreSql:ConnectionString (--postgres, LIFL_POSTGRES) is set.");
+        }
         builder.UseLiflSilo(silo =>
         {
             silo.Services.Configure<EndpointOptions>(o => o.Enabled = true);
@@ -58,12 +68,18 @@ public static partial class SiloProgram
             if (!string.IsNullOrWhiteSpace(postgres))
             {
                 silo.UsePostgreSqlClustering();
+            }
+
+            if (storage == "postgres")
+            {
                 silo.AddPostgreSqlGrainStorage("Default");
                 silo.AddPostgreSqlGrainStorage("PubSubStore");
             }
             else
             {
+                // In this process only: what a silo stores goes with it (for trials and benchmarks, not for resuming).
                 silo.AddMemoryGrainStorageAsDefault();
+                silo.AddMemoryGrainStorage("PubSubStore");
             }
 
             silo.AddMemoryStreams("Default");

@@ -22,6 +22,7 @@ public static class SiloSettings
         ["--node-id"] = "Lifl:Dataplane:NodeId",
         ["--pool"] = "Lifl:Dataplane:PoolName",
         ["--ebpf"] = "Lifl:Dataplane:Ebpf",
+        ["--storage"] = "Lifl:Silo:Storage",
     };
 
     /// <summary>Short environment variables, for containers and scripts.</summary>

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Orleans.LIFL.Dataplane;
 using Orleans.LIFL.Hosting;
 
 namespace Orleans.LIFL.Benchmarks.Harness;
@@ -17,6 +18,9 @@ public sealed class BenchmarkClient : IDisposable
     }
 
     public IClusterClient Client { get; }
+
+    /// <summary>The client process's attachment to its node's shared pool (what its calls hand buffers from).</summary>
+    public SharedBufferPool Pool => _host.Services.GetRequiredService<SharedBufferPool>();
 
     public static async Task<BenchmarkClient> StartAsync(string gateway, string secret, string? clusterId, CancellationToken cancellationToken)
     {

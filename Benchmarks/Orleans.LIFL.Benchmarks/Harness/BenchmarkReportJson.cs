@@ -47,13 +47,15 @@ public static class BenchmarkReportJson
             }
         }
 
+        json["baseline"] = baseline;
+        json["targets"] = targets;
+
+        // A benchmark's own members win over the generic ones of the same name (e.g. a "baseline" object of its own).
         foreach (var (key, value) in report.Extras)
         {
             json[key] = JsonSerializer.SerializeToNode(value, value.GetType(), SnakeCase);
         }
 
-        json["baseline"] = baseline;
-        json["targets"] = targets;
         json["details"] = Details(report.Details);
         json["notes"] = new JsonArray([.. report.Notes.Select(n => (JsonNode?)n)]);
         json["duration_seconds"] = Round(report.Duration.TotalSeconds);

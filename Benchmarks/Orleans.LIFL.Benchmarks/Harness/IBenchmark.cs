@@ -16,4 +16,6 @@ public interface IBenchmark
 /// <summary>How to run a benchmark.</summary>
 /// <param name="Quick">A short run (smaller counts, shorter rounds) to check that the benchmark works; its figures are
 /// noisier than those of a normal run.</param>
-public sealed record BenchmarkOptions(bool Quick);
+/// <param name="Clients">Clients to simulate, for benchmarks that take them (null: the benchmark's default).</param>
+/// <param name="Parameters">Model parameters, for benchmarks that take them (null: the benchmark's default).</param>
+public sealed record BenchmarkOptions(bool Quick, int? Clients = null, int? Parameters = null);

@@ -18,11 +18,15 @@ internal static class BenchCommand
         };
         var json = new Option<FileInfo?>("--json") { Description = "Also write the figures as one JSON object to FILE.", HelpName = "FILE" };
         var quick = new Option<bool>("--quick") { Description = "A short run with smaller counts (checks that it works; noisier figures)." };
+        var clients = new Option<int?>("--clients") { Description = "Clients to simulate (round: trainers; default 100)." };
+        var parameters = new Option<int?>("--params") { Description = "Model parameters (round: float32 values per update; default 11,689,512)." };
         var command = new Command("bench", "Run a benchmark: our figures, a baseline measured in the same run, and the ratios.")
         {
             name,
             json,
             quick,
+            clients,
+            parameters,
         };
         command.SetAction((parseResult, cancellationToken) =>
         {
@@ -33,7 +37,13 @@ internal static class BenchCommand
                 return Task.FromResult(ExitCodes.UsageError);
             }
 
-            var options = new BenchmarkOptions(parseResult.GetValue(quick));
+            var options = new BenchmarkOptions(parseResult.GetValue(quick), parseResult.GetValue(clients), parseResult.GetValue(parameters));
+            if (options.Clients is < 1 || options.Parameters is < 1)
+            {
+                ErrorConsole.Instance.MarkupLine("[red]error:[/] --clients and --params must be positive.");
+                return Task.FromResult(ExitCodes.UsageError);
+            }
+
             var jsonFile = parseResult.GetValue(json);
             return LiflCommandLine.RunAsync(token => RunAsync(benchmark, options, jsonFile, token), cancellationToken);
         });

@@ -69,6 +69,10 @@ internal static class FlCommand
             },
             cancellationToken));
 
-        return new Command("fl", "Federated learning on the platform.") { run };
+        // The round benchmark's trainer processes: commands on standard input, one answer per command on standard output.
+        var benchTrainer = new Command("bench-trainer", "Benchmark trainers, driven by lifl bench round.") { Hidden = true };
+        benchTrainer.SetAction((_, cancellationToken) => Benchmarks.Round.RoundTrainers.RunProcessAsync(Console.In, Console.Out, cancellationToken));
+
+        return new Command("fl", "Federated learning on the platform.") { run, benchTrainer };
     }
 }

@@ -20,6 +20,7 @@ internal static class SiloCommand
         ("--node-id", "Which node this silo is on (default: /etc/machine-id); silos of one node hand buffers over by descriptor."),
         ("--pool", "Name of the node's shared-memory pool (default lifl-CLUSTERID)."),
         ("--ebpf", "true or false: redirect messages between this node's silos with eBPF (default true; needs root)."),
+        ("--storage", "memory or postgres: where grain state is kept (default postgres with --postgres, else memory)."),
     ];
 
     public static Command Create()
