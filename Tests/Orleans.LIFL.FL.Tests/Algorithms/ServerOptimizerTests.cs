@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using Orleans.LIFL.Grains.FL.Algorithms;
 using Orleans.LIFL.Serialization;
 using Xunit;
@@ -77,8 +78,9 @@ public sealed class ServerOptimizerTests
     }
 
     /// <summary>
-    /// The one-pass step from a round's sum gives exactly (bit for bit) what scaling the sum, copying the global model
-    /// and stepping it gives, over two steps (so the moments carry over), and changes neither input.
+    /// The one-pass step from a round's sum, whole or in parts, gives exactly (bit for bit) what adding the parts,
+    /// scaling the sum, copying the global model and stepping it gives, over two steps (so the moments carry over), and
+    /// changes no input.
     /// </summary>
     [Theory]
     [MemberData(nameof(AlgorithmsLengthsAndOptions))]
@@ -95,10 +97,17 @@ public sealed class ServerOptimizerTests
             var (globalBefore, sumBefore) = (global.ToArray(), sum.ToArray());
             const float Scale = 1f / 37;
 
+            // In parts (as a hierarchy hands them up) on the second step.
+            var parts = step == 0 ? [sum] : new[] { sum, Reference.RandomVector(random, length, scale: 3), Reference.RandomVector(random, length, scale: 3) };
             var next = new float[length];
-            fused.Step(global, sum, Scale, next);
+            fused.Step(global, [.. parts.Select(p => (ReadOnlyMemory<float>)p)], Scale, next);
 
-            var mean = sum.ToArray();
+            var mean = parts[0].ToArray();
+            foreach (var part in parts.Skip(1))
+            {
+                TensorPrimitives.Add(mean, part, mean);
+            }
+
             AggregationKernels.Scale(mean, Scale);
             var expected = global.ToArray();
             separate.Step(expected, mean);

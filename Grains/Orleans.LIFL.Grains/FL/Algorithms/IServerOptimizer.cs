@@ -14,11 +14,12 @@ public interface IServerOptimizer
     void Step(Span<float> global, ReadOnlySpan<float> meanDelta);
 
     /// <summary>
-    /// The same step from a round's weighted sum: <paramref name="next"/> = <paramref name="global"/> moved along
-    /// Δ̄ = <paramref name="sum"/> × <paramref name="scale"/>, in one pass over the three vectors (Δ̄ is formed a cache
-    /// block at a time, never in memory); <paramref name="global"/> and <paramref name="sum"/> are not changed.
+    /// The same step from a round's weighted sum, given in parts: <paramref name="next"/> = <paramref name="global"/>
+    /// moved along Δ̄ = (Σ <paramref name="sums"/>) × <paramref name="scale"/>, in one pass over all the vectors (Δ̄ is
+    /// formed a cache block at a time, never in memory: the parts added in order, then scaled, exactly as adding them
+    /// into the first and scaling it would); <paramref name="global"/> and the sums are not changed.
     /// </summary>
-    void Step(ReadOnlySpan<float> global, ReadOnlySpan<float> sum, float scale, Span<float> next);
+    void Step(ReadOnlySpan<float> global, IReadOnlyList<ReadOnlyMemory<float>> sums, float scale, Span<float> next);
 
     /// <summary>A copy of the state, to persist it (for example with the global model of a checkpoint).</summary>
     ServerOptimizerState ExportState();

@@ -48,10 +48,20 @@ internal abstract class ServerOptimizer : IServerOptimizer
         Steps++;
     }
 
-    public void Step(ReadOnlySpan<float> global, ReadOnlySpan<float> sum, float scale, Span<float> next)
+    public void Step(ReadOnlySpan<float> global, IReadOnlyList<ReadOnlyMemory<float>> sums, float scale, Span<float> next)
     {
+        ArgumentNullException.ThrowIfNull(sums);
+        if (sums.Count == 0)
+        {
+            throw new ArgumentException("A step needs at least one sum.", nameof(sums));
+        }
+
         AggregationKernels.RequireSameLength(Parameters, global.Length, nameof(global));
-        AggregationKernels.RequireSameLength(Parameters, sum.Length, nameof(sum));
+        foreach (var sum in sums)
+        {
+            AggregationKernels.RequireSameLength(Parameters, sum.Length, nameof(sums));
+        }
+
         AggregationKernels.RequireSameLength(Parameters, next.Length, nameof(next));
         if (!float.IsFinite(scale))
         {
@@ -64,7 +74,13 @@ internal abstract class ServerOptimizer : IServerOptimizer
             var length = Math.Min(BlockLength, Parameters - start);
             var mean = meanDelta[..length];
             var block = next.Slice(start, length);
-            TensorPrimitives.Multiply(sum.Slice(start, length), scale, mean);
+            sums[0].Span.Slice(start, length).CopyTo(mean);
+            for (var k = 1; k < sums.Count; k++)
+            {
+                TensorPrimitives.Add(mean, sums[k].Span.Slice(start, length), mean);
+            }
+
+            TensorPrimitives.Multiply(mean, scale, mean);
             global.Slice(start, length).CopyTo(block);
             StepBlock(
                 block,

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Numerics.Tensors;
 using Orleans.LIFL.Concurrency;
 using Orleans.LIFL.Dataplane;
 using Orleans.LIFL.Serialization;
@@ -48,11 +49,56 @@ public sealed class PartialAggregate : IDisposable
     [Id(8)]
     public long AccumulatedBytes { get; set; }
 
+    /// <summary>
+    /// Further sums that, added to <see cref="Sum"/>, make this aggregate's: a parent hands its children's sums up
+    /// without adding them, so whoever reads the aggregate adds them all in its own single pass (the job does, in the
+    /// server step) instead of a pass over the model per level of the hierarchy.
+    /// </summary>
+    [Id(9)]
+    public List<SharedBuffer> PartSums { get; set; } = [];
+
+    /// <summary>
+    /// <see cref="Sum"/> and <see cref="PartSums"/>, in the order they add: what a reader sums (the first, then each
+    /// other added to it, gives exactly what adding them up the tree would have).
+    /// </summary>
+    public IEnumerable<SharedBuffer> Sums => Sum is null ? PartSums : PartSums.Prepend(Sum);
+
+    /// <summary>Adds <see cref="PartSums"/> into <see cref="Sum"/> (in place: this aggregate owns them), for readers that need one sum.</summary>
+    public void Flatten()
+    {
+        if (PartSums.Count == 0)
+        {
+            return;
+        }
+
+        var start = 0;
+        if (Sum is null)
+        {
+            Sum = PartSums[0];
+            start = 1;
+        }
+
+        for (var i = start; i < PartSums.Count; i++)
+        {
+            using var part = PartSums[i];
+            part.Prefault(forWrite: false);
+            TensorPrimitives.Add(Sum.AsSpan<float>(), part.AsSpan<float>(), Sum.AsSpan<float>());
+        }
+
+        PartSums.Clear();
+    }
+
     /// <summary>Releases the buffers this object holds references to.</summary>
     public void Dispose()
     {
         Sum?.Dispose();
         Sum = null;
+        foreach (var part in PartSums)
+        {
+            part.Dispose();
+        }
+
+        PartSums.Clear();
         foreach (var buffer in Retained)
         {
             buffer.Dispose();

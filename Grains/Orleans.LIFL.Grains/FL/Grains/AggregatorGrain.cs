@@ -256,7 +256,11 @@ public sealed partial class AggregatorGrain(SharedBufferPool pool, ILogger<Aggre
         LogFinished(logger, this.GetPrimaryKeyString(), own.Id, result.Count);
 
         // The buffers go to the caller with the answer; this activation keeps nothing but stays warm for a while.
-        result.Sum?.MoveToCaller();
+        foreach (var sum in result.Sums)
+        {
+            sum.MoveToCaller();
+        }
+
         foreach (var retained in result.Retained)
         {
             retained.MoveToCaller();
@@ -272,26 +276,29 @@ public sealed partial class AggregatorGrain(SharedBufferPool pool, ILogger<Aggre
         return Task.CompletedTask;
     }
 
-    /// <summary>Adds a child's partial aggregate into this one (sums add: the hierarchy gives the flat result).</summary>
+    /// <summary>Takes a child's partial aggregate into this one (sums add: the hierarchy gives the flat result).</summary>
     private void Combine(PartialAggregate into, PartialAggregate child)
     {
         using (child)
         {
+            // The child's sums move up unadded (their references move, nothing is copied or summed here): the job adds
+            // the whole tree's in the one pass of its server step.
             if (child.Sum is { } childSum)
             {
                 if (into.Sum is null)
                 {
-                    // The child's sum becomes this one's: its reference moves, nothing is copied.
                     into.Sum = childSum;
-                    child.Sum = null;
                 }
                 else
                 {
-                    // Written by another silo: its pages mapped here in one call, not a fault per 4 KiB page.
-                    childSum.Prefault(forWrite: false);
-                    TensorPrimitives.Add(into.Sum.AsSpan<float>(), childSum.AsSpan<float>(), into.Sum.AsSpan<float>());
+                    into.PartSums.Add(childSum);
                 }
+
+                child.Sum = null;
             }
+
+            into.PartSums.AddRange(child.PartSums);
+            child.PartSums.Clear();
 
             into.TotalWeight += child.TotalWeight;
             into.TotalStaleness += child.TotalStaleness;

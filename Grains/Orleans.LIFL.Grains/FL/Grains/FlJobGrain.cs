@@ -522,16 +522,23 @@ public sealed partial class FlJobGrain(
         var parameters = definition.Model.Parameters;
         double? noise = null;
         var next = pool.Rent(definition.Model.Bytes);
-        if (aggregate.Sum is { } sum && definition.AlgorithmName is not ("median" or "trimmedmean" or "krum") && definition.Settings.DpClipNorm is null)
+        if (aggregate.Sum is not null && definition.AlgorithmName is not ("median" or "trimmedmean" or "krum") && definition.Settings.DpClipNorm is null)
         {
-            // The weighted mean: the next model in one pass over the global model and the round's sum.
-            // Their pages mapped here in two calls, not in a fault per 4 KiB page (the sum was written by another silo).
+            // The weighted mean: the next model in one pass over the global model and the round's sums (the leaves'
+            // as the hierarchy handed them up), their pages mapped here in a call each rather than a fault per page.
             next.Prefault(forWrite: true);
-            sum.Prefault(forWrite: false);
-            _optimizer!.Step(_global!.AsSpan<float>()[..parameters], sum.AsSpan<float>()[..parameters], (float)(1.0 / aggregate.TotalWeight), next.AsSpan<float>()[..parameters]);
+            var sums = new List<ReadOnlyMemory<float>>();
+            foreach (var part in aggregate.Sums)
+            {
+                part.Prefault(forWrite: false);
+                sums.Add(part.AsMemory<float>().Slice(0, parameters));
+            }
+
+            _optimizer!.Step(_global!.AsSpan<float>()[..parameters], sums, (float)(1.0 / aggregate.TotalWeight), next.AsSpan<float>()[..parameters]);
         }
         else
         {
+            aggregate.Flatten();
             // The mean goes over the round's sum when there is one (done with after this), else into a buffer of its own.
             using var rented = aggregate.Sum is null ? pool.Rent(definition.Model.Bytes) : null;
             var mean = (aggregate.Sum ?? rented!).AsSpan<float>()[..parameters];
