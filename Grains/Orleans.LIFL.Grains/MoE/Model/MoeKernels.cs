@@ -1,0 +1,215 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace Orleans.LIFL.Grains.MoE.Model;
+
+/// <summary>
+/// The decoder's kernels, vectorized and deterministic by construction: every reduction runs in one fixed order
+/// (eight lanes of <see cref="Vector256{T}"/>, then the lanes in a fixed tree, then the scalar tail), multiplies and
+/// adds stay separate (no fused multiply-add, whose rounding differs from a multiply then an add), and the only
+/// transcendental, exp, is computed here in float arithmetic rather than by the platform's libm. So the same inputs
+/// give bit-identical outputs on any silo, whatever its vector hardware: <see cref="Vector256{T}"/> falls back to the
+/// same IEEE operations in software where AVX is missing.
+/// </summary>
+public static class MoeKernels
+{
+    private const int Lanes = 8;
+
+    /// <summary>Σ a[i]·b[i] in the fixed order described on the class.</summary>
+    public static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        if (a.Length != b.Length)
+        {
+            throw new ArgumentException($"Dot of {a.Length} and {b.Length} values.", nameof(b));
+        }
+
+        var acc = Vector256<float>.Zero;
+        var i = 0;
+        for (; i <= a.Length - Lanes; i += Lanes)
+        {
+            acc += Vector256.Create(a.Slice(i, Lanes)) * Vector256.Create(b.Slice(i, Lanes));
+        }
+
+        var sum = Reduce(acc);
+        for (; i < a.Length; i++)
+        {
+            sum += a[i] * b[i];
+        }
+
+        return sum;
+    }
+
+    /// <summary>y = W·x for a row-major W of y.Length rows and x.Length columns.</summary>
+    public static void MatVec(ReadOnlySpan<float> weights, ReadOnlySpan<float> x, Span<float> y)
+    {
+        if (weights.Length != (long)x.Length * y.Length)
+        {
+            throw new ArgumentException($"A {weights.Length}-value matrix is not {y.Length} × {x.Length}.", nameof(weights));
+        }
+
+        for (var row = 0; row < y.Length; row++)
+        {
+            y[row] = Dot(weights.Slice(row * x.Length, x.Length), x);
+        }
+    }
+
+    /// <summary>y = x / rms(x) ⊙ gain, rms(x) = sqrt(mean(x²) + ε).</summary>
+    public static void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> gain, float epsilon, Span<float> y)
+    {
+        var scale = 1f / MathF.Sqrt((Dot(x, x) / x.Length) + epsilon);
+        for (var i = 0; i < x.Length; i++)
+        {
+            y[i] = x[i] * scale * gain[i];
+        }
+    }
+
+    /// <summary>
+    /// Rotary positions (RoFormer, as Llama and Mixtral apply them): each head's pairs (i, i + headDim/2) rotated by
+    /// position × θ^(−2i/headDim), from the precomputed <paramref name="cos"/> and <paramref name="sin"/> of the position.
+    /// </summary>
+    public static void Rope(Span<float> vector, int headDim, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
+    {
+        var half = headDim / 2;
+        for (var head = 0; head < vector.Length; head += headDim)
+        {
+            var values = vector.Slice(head, headDim);
+            for (var i = 0; i < half; i++)
+            {
+                var (a, b) = (values[i], values[i + half]);
+                values[i] = (a * cos[i]) - (b * sin[i]);
+                values[i + half] = (b * cos[i]) + (a * sin[i]);
+            }
+        }
+    }
+
+    /// <summary>The cosines and sines of rotary positions for <paramref name="position"/>, computed in double and rounded once.</summary>
+    public static void RopeTables(int position, int headDim, double theta, Span<float> cos, Span<float> sin)
+    {
+        var half = headDim / 2;
+        for (var i = 0; i < half; i++)
+        {
+            var angle = position * Math.Pow(theta, -2.0 * i / headDim);
+            cos[i] = (float)Math.Cos(angle);
+            sin[i] = (float)Math.Sin(angle);
+        }
+    }
+
+    /// <summary>In place: exp(v − max) / Σ, the sum taken left to right.</summary>
+    public static void Softmax(Span<float> values)
+    {
+        var max = float.NegativeInfinity;
+        foreach (var v in values)
+        {
+            max = MathF.Max(max, v);
+        }
+
+        var sum = 0f;
+        for (var i = 0; i < values.Length; i++)
+        {
+            values[i] = Exp(values[i] - max);
+            sum += values[i];
+        }
+
+        var inverse = 1f / sum;
+        for (var i = 0; i < values.Length; i++)
+        {
+            values[i] *= inverse;
+        }
+    }
+
+    /// <summary>SiLU, x·σ(x) = x / (1 + e^−x).</summary>
+    public static float Silu(float x) => x / (1f + Exp(-x));
+
+    /// <summary>
+    /// e^x in float arithmetic: x = k·ln 2 + r with |r| ≤ ln 2 / 2 (ln 2 split in two for an exact product), e^r by a
+    /// degree-7 polynomial (Horner), and 2^k set in the exponent bits. Relative error about 10⁻⁷ for normal results;
+    /// 0 below −87.33 (no subnormals), +∞ above 88.3 (2·10³⁸), NaN for NaN.
+    /// </summary>
+    public static float Exp(float x)
+    {
+        if (float.IsNaN(x))
+        {
+            return x;
+        }
+
+        if (x > 88.3f)
+        {
+            return float.PositiveInfinity;
+        }
+
+        if (x < -87.33f)
+        {
+            return 0f;
+        }
+
+        const float Log2E = 1.44269504f;
+        const float Ln2High = 0.693145752f; // ln 2's leading bits: k·Ln2High is exact for |k| ≤ 128
+        const float Ln2Low = 1.42860677e-6f;
+        var k = MathF.Round(x * Log2E);
+        var r = (x - (k * Ln2High)) - (k * Ln2Low);
+        var p = 1f / 5040;
+        p = (p * r) + (1f / 720);
+        p = (p * r) + (1f / 120);
+        p = (p * r) + (1f / 24);
+        p = (p * r) + (1f / 6);
+        p = (p * r) + 0.5f;
+        p = (p * r) + 1f;
+        p = (p * r) + 1f;
+        return p * BitConverter.Int32BitsToSingle(((int)k + 127) << 23);
+    }
+
+    /// <summary>
+    /// The <paramref name="k"/> largest of <paramref name="values"/> (ties: the lower index first), in descending
+    /// order, into <paramref name="indices"/>.
+    /// </summary>
+    public static void TopK(ReadOnlySpan<float> values, Span<int> indices)
+    {
+        var k = indices.Length;
+        if (k < 1 || k > values.Length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(indices), k, $"top-k of {values.Length} values needs 1 ≤ k ≤ {values.Length}.");
+        }
+
+        for (var slot = 0; slot < k; slot++)
+        {
+            var best = -1;
+            for (var i = 0; i < values.Length; i++)
+            {
+                if (indices[..slot].Contains(i))
+                {
+                    continue;
+                }
+
+                if (best < 0 || values[i] > values[best])
+                {
+                    best = i;
+                }
+            }
+
+            indices[slot] = best;
+        }
+    }
+
+    /// <summary>The index of the largest value (ties: the lowest index).</summary>
+    public static int ArgMax(ReadOnlySpan<float> values)
+    {
+        var best = 0;
+        for (var i = 1; i < values.Length; i++)
+        {
+            if (values[i] > values[best])
+            {
+                best = i;
+            }
+        }
+
+        return best;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Reduce(Vector256<float> v)
+    {
+        // A fixed tree: (0+4, 1+5, 2+6, 3+7), then pairs, then the last two.
+        var quad = v.GetLower() + v.GetUpper();
+        return (quad[0] + quad[2]) + (quad[1] + quad[3]);
+    }
+}

@@ -1,0 +1,220 @@
+namespace Orleans.LIFL.Grains.MoE.Model;
+
+/// <summary>Where a layer's token goes: the router's top-k experts, best first, and their softmax weights.</summary>
+public readonly record struct ExpertRoute(int[] Experts, float[] Weights);
+
+/// <summary>
+/// A Mixtral-style decoder on the CPU, split as Tarragon splits it: the attention side (<see cref="Embed"/>,
+/// <see cref="Attend"/>, <see cref="Route"/>, <see cref="Combine"/>, <see cref="Logits"/>), which holds a session's
+/// KV cache, and the stateless experts (<see cref="RunExpert"/>), which may run anywhere. A token's step is: embed;
+/// per layer attend, route, run the chosen experts on the routed input, combine; then the LM head. Every kernel is
+/// deterministic (<see cref="MoeKernels"/>), so an expert gives the same bits on any silo and a replayed call is
+/// indistinguishable from the first.
+/// </summary>
+public sealed class MoeModel
+{
+    private readonly MoeWeights _weights;
+
+    public MoeModel(MoeWeights weights)
+    {
+        _weights = weights ?? throw new ArgumentNullException(nameof(weights));
+    }
+
+    public MoeConfig Config => _weights.Config;
+
+    public MoeWeights Weights => _weights;
+
+    /// <summary>The hidden state of <paramref name="token"/> (its embedding row).</summary>
+    public void Embed(int token, Span<float> hidden)
+    {
+        if ((uint)token >= (uint)Config.Vocabulary)
+        {
+            throw new ArgumentOutOfRangeException(nameof(token), token, $"the vocabulary has {Config.Vocabulary} tokens");
+        }
+
+        _weights.Embedding.AsSpan(token * Config.ModelDim, Config.ModelDim).CopyTo(hidden);
+    }
+
+    /// <summary>
+    /// Layer <paramref name="layer"/>'s attention for the token at <paramref name="position"/>: hidden += attention
+    /// over every cached position and this one (written to <paramref name="cache"/>); then <paramref name="routed"/>
+    /// is the normed hidden state the experts take.
+    /// </summary>
+    public void Attend(int layer, Span<float> hidden, int position, KvCache cache, Span<float> routed)
+    {
+        var (d, headDim, heads) = (Config.ModelDim, Config.HeadDim, Config.Heads);
+        var w = _weights.Layers[layer];
+        Span<float> normed = stackalloc float[d];
+        Span<float> query = stackalloc float[d];
+        Span<float> key = stackalloc float[d];
+        Span<float> value = stackalloc float[d];
+        Span<float> cos = stackalloc float[headDim / 2];
+        Span<float> sin = stackalloc float[headDim / 2];
+        MoeKernels.RmsNorm(hidden, w.AttentionNorm, Config.NormEpsilon, normed);
+        MoeKernels.MatVec(w.Query, normed, query);
+        MoeKernels.MatVec(w.Key, normed, key);
+        MoeKernels.MatVec(w.Value, normed, value);
+        MoeKernels.RopeTables(position, headDim, Config.RopeTheta, cos, sin);
+        MoeKernels.Rope(query, headDim, cos, sin);
+        MoeKernels.Rope(key, headDim, cos, sin);
+        cache.Write(layer, position, key, value);
+
+        var length = position + 1;
+        var keys = cache.Keys(layer, length);
+        var values = cache.Values(layer, length);
+        var scores = new float[length];
+        Span<float> mixed = stackalloc float[d];
+        mixed.Clear();
+        var scale = 1f / MathF.Sqrt(headDim);
+        for (var head = 0; head < heads; head++)
+        {
+            var offset = head * headDim;
+            var q = query.Slice(offset, headDim);
+            for (var t = 0; t < length; t++)
+            {
+                scores[t] = MoeKernels.Dot(q, keys.Slice((t * d) + offset, headDim)) * scale;
+            }
+
+            MoeKernels.Softmax(scores);
+            var output = mixed.Slice(offset, headDim);
+            for (var t = 0; t < length; t++)
+            {
+                var v = values.Slice((t * d) + offset, headDim);
+                for (var i = 0; i < headDim; i++)
+                {
+                    output[i] += scores[t] * v[i];
+                }
+            }
+        }
+
+        Span<float> attended = stackalloc float[d];
+        MoeKernels.MatVec(w.Output, mixed, attended);
+        for (var i = 0; i < d; i++)
+        {
+            hidden[i] += attended[i];
+        }
+
+        MoeKernels.RmsNorm(hidden, w.FfnNorm, Config.NormEpsilon, routed);
+    }
+
+    /// <summary>The router's choice for layer <paramref name="layer"/>: top-k of its logits, weighted by their softmax.</summary>
+    public ExpertRoute Route(int layer, ReadOnlySpan<float> routed)
+    {
+        Span<float> logits = stackalloc float[Config.Experts];
+        MoeKernels.MatVec(_weights.Layers[layer].Router, routed, logits);
+        var experts = new int[Config.TopK];
+        MoeKernels.TopK(logits, experts);
+        var weights = new float[experts.Length];
+        for (var k = 0; k < experts.Length; k++)
+        {
+            weights[k] = logits[experts[k]];
+        }
+
+        MoeKernels.Softmax(weights);
+        return new ExpertRoute(experts, weights);
+    }
+
+    /// <summary>One expert's SwiGLU on the routed input: stateless, and what an expert worker runs.</summary>
+    public static void RunExpert(ExpertWeights expert, ReadOnlySpan<float> routed, Span<float> output)
+    {
+        ArgumentNullException.ThrowIfNull(expert);
+        var ff = expert.Gate.Length / routed.Length;
+        var gate = new float[ff];
+        var up = new float[ff];
+        MoeKernels.MatVec(expert.Gate, routed, gate);
+        MoeKernels.MatVec(expert.Up, routed, up);
+        for (var i = 0; i < ff; i++)
+        {
+            gate[i] = MoeKernels.Silu(gate[i]) * up[i];
+        }
+
+        MoeKernels.MatVec(expert.Down, gate, output);
+    }
+
+    /// <summary>hidden += Σ weightᵢ · outputᵢ, in the route's order.</summary>
+    public static void Combine(Span<float> hidden, ExpertRoute route, IReadOnlyList<float[]> outputs)
+    {
+        ArgumentNullException.ThrowIfNull(outputs);
+        for (var k = 0; k < route.Experts.Length; k++)
+        {
+            var output = outputs[k];
+            var weight = route.Weights[k];
+            for (var i = 0; i < hidden.Length; i++)
+            {
+                hidden[i] += weight * output[i];
+            }
+        }
+    }
+
+    /// <summary>The LM head's logits of the final hidden state.</summary>
+    public void Logits(ReadOnlySpan<float> hidden, Span<float> logits)
+    {
+        Span<float> normed = stackalloc float[Config.ModelDim];
+        MoeKernels.RmsNorm(hidden, _weights.FinalNorm, Config.NormEpsilon, normed);
+        MoeKernels.MatVec(_weights.LmHead, normed, logits);
+    }
+
+    /// <summary>
+    /// One whole step in this process: the token at <paramref name="position"/> through every layer, its experts run by
+    /// <paramref name="experts"/> (layer, expert → weights), into <paramref name="logits"/>.
+    /// </summary>
+    public void Step(int token, int position, KvCache cache, Func<int, int, ExpertWeights> experts, Span<float> logits)
+    {
+        ArgumentNullException.ThrowIfNull(experts);
+        Span<float> hidden = stackalloc float[Config.ModelDim];
+        Span<float> routed = stackalloc float[Config.ModelDim];
+        Embed(token, hidden);
+        for (var layer = 0; layer < Config.Layers; layer++)
+        {
+            Attend(layer, hidden, position, cache, routed);
+            var route = Route(layer, routed);
+            var outputs = new float[route.Experts.Length][];
+            for (var k = 0; k < outputs.Length; k++)
+            {
+                outputs[k] = new float[Config.ModelDim];
+                RunExpert(experts(layer, route.Experts[k]), routed, outputs[k]);
+            }
+
+            Combine(hidden, route, outputs);
+        }
+
+        Logits(hidden, logits);
+    }
+}
+
+/// <summary>How the next token is chosen: greedy (temperature 0) or sampled at a temperature from a seeded stream.</summary>
+public sealed record Sampling(float Temperature = 0, ulong Seed = 0)
+{
+    /// <summary>
+    /// The token for <paramref name="position"/>: the arg-max, or a draw from softmax(logits / T) with a uniform
+    /// number that depends only on the seed and the position, so a resumed session draws what it would have drawn.
+    /// </summary>
+    public int Next(ReadOnlySpan<float> logits, int position)
+    {
+        if (!(Temperature > 0))
+        {
+            return MoeKernels.ArgMax(logits);
+        }
+
+        var probabilities = new float[logits.Length];
+        for (var i = 0; i < logits.Length; i++)
+        {
+            probabilities[i] = logits[i] / Temperature;
+        }
+
+        MoeKernels.Softmax(probabilities);
+        var state = Seed ^ ((ulong)position * 0xD1B54A32D192ED03UL);
+        var u = (MoeWeights.SplitMix64(ref state) >> 40) * (1.0f / (1 << 24));
+        var cumulative = 0f;
+        for (var i = 0; i < probabilities.Length; i++)
+        {
+            cumulative += probabilities[i];
+            if (u < cumulative)
+            {
+                return i;
+            }
+        }
+
+        return MoeKernels.ArgMax(probabilities);
+    }
+}

@@ -1,0 +1,129 @@
+using Orleans.LIFL.Grains.MoE.Model;
+using Xunit;
+
+namespace Orleans.LIFL.MoE.Tests;
+
+public sealed class MoeKernelsTests
+{
+    /// <summary>
+    /// The dot product is bit for bit the fixed order the kernel documents (eight lane sums, a fixed tree, then the
+    /// tail), emulated here in scalar code: the order, not the hardware, decides the bits.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(8)]
+    [InlineData(13)]
+    [InlineData(64)]
+    [InlineData(1001)]
+    public void Dot_follows_its_fixed_order_bit_for_bit(int length)
+    {
+        var random = new Random(length);
+        var a = Values(random, length);
+        var b = Values(random, length);
+
+        var lanes = new float[8];
+        var i = 0;
+        for (; i + 8 <= length; i += 8)
+        {
+            for (var lane = 0; lane < 8; lane++)
+            {
+                lanes[lane] += a[i + lane] * b[i + lane];
+            }
+        }
+
+        var quad = new float[4];
+        for (var lane = 0; lane < 4; lane++)
+        {
+            quad[lane] = lanes[lane] + lanes[lane + 4];
+        }
+
+        var expected = (quad[0] + quad[2]) + (quad[1] + quad[3]);
+        for (; i < length; i++)
+        {
+            expected += a[i] * b[i];
+        }
+
+        Assert.Equal(BitConverter.SingleToInt32Bits(expected), BitConverter.SingleToInt32Bits(MoeKernels.Dot(a, b)));
+        var exact = Enumerable.Range(0, length).Sum(k => (double)a[k] * b[k]);
+        Assert.True(Math.Abs(MoeKernels.Dot(a, b) - exact) <= 1e-5 * (1 + Math.Abs(exact)), $"{MoeKernels.Dot(a, b)} vs {exact}");
+    }
+
+    /// <summary>exp in float arithmetic stays within 3·10⁻⁷ relative of the exact value over its normal range, with the documented edges.</summary>
+    [Fact]
+    public void Exp_is_accurate_and_has_its_documented_edges()
+    {
+        for (var x = -87f; x <= 88f; x += 0.0173f)
+        {
+            var exact = Math.Exp(x);
+            var relative = Math.Abs(MoeKernels.Exp(x) - exact) / exact;
+            Assert.True(relative < 3e-7, $"exp({x}) = {MoeKernels.Exp(x)}, exactly {exact}: relative error {relative}");
+        }
+
+        Assert.Equal(1f, MoeKernels.Exp(0));
+        Assert.Equal(0f, MoeKernels.Exp(-100));
+        Assert.Equal(float.PositiveInfinity, MoeKernels.Exp(100));
+        Assert.True(float.IsNaN(MoeKernels.Exp(float.NaN)));
+    }
+
+    [Fact]
+    public void Norm_softmax_and_silu_match_their_definitions()
+    {
+        var random = new Random(5);
+        var x = Values(random, 37);
+        var gain = Values(random, 37);
+        var y = new float[37];
+        MoeKernels.RmsNorm(x, gain, 1e-5f, y);
+        var rms = Math.Sqrt((x.Sum(v => (double)v * v) / 37) + 1e-5);
+        for (var i = 0; i < 37; i++)
+        {
+            Assert.Equal(x[i] / rms * gain[i], y[i], 1e-5);
+        }
+
+        var logits = new[] { 1f, 2f, 3f, -50f };
+        var probabilities = logits.ToArray();
+        MoeKernels.Softmax(probabilities);
+        var total = logits.Sum(v => Math.Exp(v));
+        for (var i = 0; i < 4; i++)
+        {
+            Assert.Equal(Math.Exp(logits[i]) / total, probabilities[i], 1e-6);
+        }
+
+        Assert.Equal(2.0 / (1 + Math.Exp(-2.0)), MoeKernels.Silu(2f), 1e-6);
+        Assert.Equal(-3.0 / (1 + Math.Exp(3.0)), MoeKernels.Silu(-3f), 1e-6);
+    }
+
+    /// <summary>Top-k is descending, breaks ties by the lower index, and refuses a k it cannot give.</summary>
+    [Fact]
+    public void TopK_orders_by_value_then_index()
+    {
+        var indices = new int[3];
+        MoeKernels.TopK([0.5f, 2f, 2f, -1f, 0.5f], indices);
+        Assert.Equal([1, 2, 0], indices);
+        Assert.Equal(1, MoeKernels.ArgMax([0f, 3f, 3f]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => MoeKernels.TopK([1f, 2f], new int[3]));
+    }
+
+    /// <summary>Rotary positions rotate each head's (i, i + half) pairs by position·θ^(−2i/d): norms kept, angles as defined.</summary>
+    [Fact]
+    public void Rope_rotates_pairs_by_their_frequency()
+    {
+        const int HeadDim = 8;
+        var vector = Values(new Random(9), 2 * HeadDim);
+        var original = vector.ToArray();
+        var (cos, sin) = (new float[HeadDim / 2], new float[HeadDim / 2]);
+        MoeKernels.RopeTables(7, HeadDim, 10_000, cos, sin);
+        MoeKernels.Rope(vector, HeadDim, cos, sin);
+        for (var head = 0; head < 2; head++)
+        {
+            for (var i = 0; i < HeadDim / 2; i++)
+            {
+                var angle = 7 * Math.Pow(10_000, -2.0 * i / HeadDim);
+                var (a, b) = (original[(head * HeadDim) + i], original[(head * HeadDim) + i + (HeadDim / 2)]);
+                Assert.Equal((a * Math.Cos(angle)) - (b * Math.Sin(angle)), vector[(head * HeadDim) + i], 1e-6);
+                Assert.Equal((b * Math.Cos(angle)) + (a * Math.Sin(angle)), vector[(head * HeadDim) + i + (HeadDim / 2)], 1e-6);
+            }
+        }
+    }
+
+    private static float[] Values(Random random, int length) => [.. Enumerable.Range(0, length).Select(_ => (float)((random.NextDouble() * 2) - 1))];
+}
