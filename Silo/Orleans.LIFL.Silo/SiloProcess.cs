@@ -127,6 +127,12 @@ public sealed partial class SiloProcess : IAsyncDisposable
         if (await Task.WhenAny(ready, exited) != ready || !ready.IsCompletedSuccessfully)
         {
             var why = process.HasExited ? $"exited with code {process.ExitCode}" : $"was not ready within {options.ReadyTimeout}";
+            if (process.HasExited)
+            {
+                // Its last lines may still be on their way through the output readers: this waits for their end.
+                process.WaitForExit();
+            }
+
             await silo.DisposeAsync();
             throw new InvalidOperationException($"The silo process {why}. Its output:{Environment.NewLine}{silo.RecentOutput}");
         }

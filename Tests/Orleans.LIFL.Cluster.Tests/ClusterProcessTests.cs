@@ -112,6 +112,15 @@ public sealed class ClusterProcessTests(PostgresServer server)
         Assert.Equal(2, survivors.Count(r => r.Value == ProcessCluster.Active));
     }
 
+    /// <summary>A silo told to keep grain state somewhere it does not know refuses to start, and says what it was told.</summary>
+    [Fact]
+    public async Task An_unknown_storage_kind_stops_the_silo_with_the_reason()
+    {
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() =>
+            ProcessCluster.StartAsync(server, silos: 1, siloArguments: _ => ["--storage", "disk"]));
+        Assert.Contains("Lifl:Silo:Storage (--storage) is 'disk'", error.Message, StringComparison.Ordinal);
+    }
+
     /// <summary>Garbage on both ports, a wrong secret and a wrong cluster id are refused; the silo goes on serving.</summary>
     [Fact]
     public async Task Bad_input_is_refused_without_harm()
