@@ -154,14 +154,17 @@ public sealed class AggregationKernelsTests
         return Math.Sqrt(sum);
     }
 
-    /// <summary>AccumulateMany folds 1 to 9 weighted updates (in passes of up to four) exactly as a double-precision reference does.</summary>
+    /// <summary>AccumulateMany folds 1 to 17 weighted updates (in passes of up to four) as a double-precision reference does.</summary>
     [Theory]
     [InlineData(1, 7)]
     [InlineData(2, 1000)]
     [InlineData(3, 100_003)]
     [InlineData(4, 33)]
     [InlineData(5, 1000)]
+    [InlineData(7, 13)]
+    [InlineData(8, 1027)]
     [InlineData(9, 4099)]
+    [InlineData(17, 2053)]
     public void AccumulateMany_folds_the_weighted_updates(int count, int length)
     {
         var random = new Random((count * 1000) + length);
