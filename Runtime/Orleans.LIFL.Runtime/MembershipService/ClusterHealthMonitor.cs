@@ -63,7 +63,8 @@ internal sealed partial class ClusterHealthMonitor : IAsyncDisposable
             var targets = view.ActiveSilos.Where(s => !s.Equals(_self)).ToList();
             var started = _time.GetTimestamp();
             var paused = GC.GetTotalPauseDuration();
-            var scheduling = Task.Run(() => _time.GetElapsedTime(started), cancellationToken);
+            // Not cancellable: awaited below whatever happens, so shutdown mid-round cannot fault the loop.
+            var scheduling = Task.Run(() => _time.GetElapsedTime(started), CancellationToken.None);
             var answers = await Task.WhenAll(targets.Select(s => _transport.PingAsync(s, _options.ProbeTimeout, cancellationToken))).ConfigureAwait(false);
             var delay = await scheduling.ConfigureAwait(false);
             if (answers.Any(a => a is null))
