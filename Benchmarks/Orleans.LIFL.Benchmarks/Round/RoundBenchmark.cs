@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Orleans.LIFL.Benchmarks.Harness;
+using Orleans.LIFL.Diagnostics;
 using Orleans.LIFL.Grains.FL;
 using Orleans.LIFL.PostgreSql.Development;
 using Orleans.LIFL.Silo;
@@ -96,7 +97,7 @@ public sealed class RoundBenchmark : IBenchmark
             // The silos' pool, as this process (a client of their node) maps it.
             var pool = client.Pool;
             var pids = started.Select(s => s.ProcessId).ToList();
-            var cpuBefore = pids.Sum(ProcessUsage.CpuSeconds);
+            var cpuBefore = pids.Sum(ProcessResources.CpuSeconds);
             await using var memory = new MemorySampler(pids, () => pool.GetStatistics().ResidentBytes);
             var template = new TrainerCommand([], clusterId, $"job-{name}", mode, parameters, Rounds, 0, 0);
             var gateways = started.Select(s => s.Gateway).ToList();
@@ -152,7 +153,7 @@ public sealed class RoundBenchmark : IBenchmark
 
             return result with
             {
-                CpuSeconds = pids.Sum(ProcessUsage.CpuSeconds) - cpuBefore,
+                CpuSeconds = pids.Sum(ProcessResources.CpuSeconds) - cpuBefore,
                 PeakBytes = memory.PeakGrowth,
                 PeakHeapBytes = memory.PeakHeapGrowth,
                 PeakPoolBytes = memory.PeakPoolGrowth,

@@ -3,7 +3,10 @@ using System.Globalization;
 
 namespace Orleans.LIFL.Diagnostics;
 
-/// <summary>This process's CPU time and memory as the kernel counts them (/proc/self), for silo statistics and round metrics.</summary>
+/// <summary>
+/// CPU time and memory as the kernel counts them (/proc), of this process (silo statistics, round metrics) or of
+/// another one read from outside it (benchmarks watching silo processes).
+/// </summary>
 public static class ProcessResources
 {
     /// <summary>CPU time (user + system) the process has used since it started.</summary>
@@ -13,11 +16,31 @@ public static class ProcessResources
         return process.TotalProcessorTime.TotalSeconds;
     }
 
+    /// <summary>CPU time (user + system) process <paramref name="pid"/> has used; 0 once it is gone.</summary>
+    public static double CpuSeconds(int pid)
+    {
+        try
+        {
+            using var process = Process.GetProcessById(pid);
+            return process.TotalProcessorTime.TotalSeconds;
+        }
+        catch (Exception error) when (error is ArgumentException or InvalidOperationException)
+        {
+            return 0;
+        }
+    }
+
     /// <summary>The peak resident set since the process started or <see cref="ResetPeak"/> (VmHWM); the working set where /proc cannot tell.</summary>
-    public static long PeakResidentBytes() => ReadStatus("VmHWM:") ?? Environment.WorkingSet;
+    public static long PeakResidentBytes() => ReadStatus("self", "VmHWM:") ?? Environment.WorkingSet;
 
     /// <summary>The resident set now (VmRSS); the working set where /proc cannot tell.</summary>
-    public static long ResidentBytes() => ReadStatus("VmRSS:") ?? Environment.WorkingSet;
+    public static long ResidentBytes() => ReadStatus("self", "VmRSS:") ?? Environment.WorkingSet;
+
+    /// <summary>
+    /// Process <paramref name="pid"/>'s private resident memory (RssAnon: its heaps, without the pages of shared
+    /// memory it maps); 0 once it is gone or where /proc cannot tell.
+    /// </summary>
+    public static long PrivateResidentBytes(int pid) => ReadStatus(pid.ToString(CultureInfo.InvariantCulture), "RssAnon:") ?? 0;
 
     /// <summary>Starts a new peak from the current resident set (Linux: "5" to /proc/self/clear_refs); false where that is not possible.</summary>
     public static bool ResetPeak()
@@ -33,11 +56,11 @@ public static class ProcessResources
         }
     }
 
-    private static long? ReadStatus(string field)
+    private static long? ReadStatus(string process, string field)
     {
         try
         {
-            foreach (var line in File.ReadLines("/proc/self/status"))
+            foreach (var line in File.ReadLines($"/proc/{process}/status"))
             {
                 if (line.StartsWith(field, StringComparison.Ordinal))
                 {

@@ -6,7 +6,7 @@ namespace Orleans.LIFL.Runtime.Core;
 internal static class ProcessStatistics
 {
     private static readonly Lock Gate = new();
-    private static TimeSpan s_lastCpu;
+    private static double s_lastCpu;
     private static long s_lastSample;
     private static double s_cpuPercent;
 
@@ -20,11 +20,11 @@ internal static class ProcessStatistics
                 var now = Stopwatch.GetTimestamp();
                 if (s_lastSample == 0 || Stopwatch.GetElapsedTime(s_lastSample, now) >= TimeSpan.FromSeconds(1))
                 {
-                    var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+                    var cpu = Orleans.LIFL.Diagnostics.ProcessResources.CpuSeconds();
                     if (s_lastSample != 0)
                     {
                         var wall = Stopwatch.GetElapsedTime(s_lastSample, now).TotalSeconds;
-                        s_cpuPercent = Math.Clamp((cpu - s_lastCpu).TotalSeconds / wall / Environment.ProcessorCount * 100, 0, 100);
+                        s_cpuPercent = Math.Clamp((cpu - s_lastCpu) / wall / Environment.ProcessorCount * 100, 0, 100);
                     }
 
                     s_lastCpu = cpu;

@@ -1,44 +1,6 @@
-using System.Diagnostics;
-using System.Globalization;
+using Orleans.LIFL.Diagnostics;
 
 namespace Orleans.LIFL.Benchmarks.Round;
-
-/// <summary>Another process's CPU time and private memory, as the kernel counts them (/proc), read from outside it.</summary>
-internal static class ProcessUsage
-{
-    public static double CpuSeconds(int pid)
-    {
-        try
-        {
-            using var process = Process.GetProcessById(pid);
-            return process.TotalProcessorTime.TotalSeconds;
-        }
-        catch (Exception error) when (error is ArgumentException or InvalidOperationException)
-        {
-            return 0;
-        }
-    }
-
-    /// <summary>RssAnon: the process's private resident memory (its heaps), without the shared pool's pages.</summary>
-    public static long PrivateResidentBytes(int pid)
-    {
-        try
-        {
-            foreach (var line in File.ReadLines($"/proc/{pid}/status"))
-            {
-                if (line.StartsWith("RssAnon:", StringComparison.Ordinal))
-                {
-                    return long.Parse(line.AsSpan(8).Trim().TrimEnd("kB").Trim(), CultureInfo.InvariantCulture) * 1024;
-                }
-            }
-        }
-        catch (Exception error) when (error is IOException or UnauthorizedAccessException or FormatException)
-        {
-        }
-
-        return 0;
-    }
-}
 
 /// <summary>
 /// Samples, every few milliseconds, the memory a run adds: the silo processes' private memory (what managed arrays
@@ -103,5 +65,5 @@ internal sealed class MemorySampler : IAsyncDisposable
         _stop.Dispose();
     }
 
-    private (long Heaps, long Pool) Parts() => (_pids.Sum(ProcessUsage.PrivateResidentBytes), _poolUsed());
+    private (long Heaps, long Pool) Parts() => (_pids.Sum(ProcessResources.PrivateResidentBytes), _poolUsed());
 }
