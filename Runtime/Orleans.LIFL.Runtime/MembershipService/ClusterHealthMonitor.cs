@@ -67,17 +67,17 @@ internal sealed partial class ClusterHealthMonitor : IAsyncDisposable
             var scheduling = Task.Run(() => _time.GetElapsedTime(started), CancellationToken.None);
             var answers = await Task.WhenAll(targets.Select(s => _transport.PingAsync(s, _options.ProbeTimeout, cancellationToken))).ConfigureAwait(false);
             var delay = await scheduling.ConfigureAwait(false);
-            if (answers.Any(a => a is null))
+            var unanswered = answers.Count(a => a is null);
+            if (unanswered > 0)
             {
                 LogProbeRound(_logger, _time.GetElapsedTime(started).TotalMilliseconds, delay.TotalMilliseconds, (GC.GetTotalPauseDuration() - paused).TotalMilliseconds);
-            }
-
-            if (delay > _options.ProbeTimeout / 2 && answers.Any(a => a is null))
-            {
-                // This silo could not have read the answers in time: a starved prober does not judge others (as
-                // Orleans' local health monitor keeps a degraded silo from voting).
-                LogDegraded(_logger, delay.TotalMilliseconds, answers.Count(a => a is null));
-                continue;
+                if (delay > _options.ProbeTimeout / 2)
+                {
+                    // This silo could not have read the answers in time: a starved prober does not judge others (as
+                    // Orleans' local health monitor keeps a degraded silo from voting).
+                    LogDegraded(_logger, delay.TotalMilliseconds, unanswered);
+                    continue;
+                }
             }
 
             for (var i = 0; i < targets.Count; i++)

@@ -484,6 +484,7 @@ internal sealed partial class Connection : IResponseSink
                 var buffer = result.Buffer;
                 var full = false;
                 Task? admitted = null;
+                var dispatched = false;
                 try
                 {
                     var before = buffer;
@@ -499,13 +500,19 @@ internal sealed partial class Connection : IResponseSink
                         }
 
                         Dispatch(frame);
-                        Volatile.Write(ref _lastFrameTimestamp, _owner.Time.GetTimestamp());
+                        dispatched = true;
                         full = Volatile.Read(ref _inFlight) >= _options.MaxInFlightRequests;
                         before = buffer;
                     }
                 }
                 finally
                 {
+                    // Once per read, not per frame: the failure detector only asks whether the peer spoke lately.
+                    if (dispatched)
+                    {
+                        Volatile.Write(ref _lastFrameTimestamp, _owner.Time.GetTimestamp());
+                    }
+
                     // Stopped at a limit: the frames left are not examined, so the next read returns them at once.
                     if (full)
                     {
