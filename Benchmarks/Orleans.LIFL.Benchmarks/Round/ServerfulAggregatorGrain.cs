@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Numerics.Tensors;
 using Orleans.LIFL.Concurrency;
+using Orleans.LIFL.Grains.FL.Algorithms;
 using Orleans.LIFL.Placement;
 using Orleans.LIFL.Serialization;
 
@@ -83,7 +84,7 @@ public sealed class ServerfulAggregatorGrain : Grain, IServerfulAggregatorGrain
             var sum = new float[_model.Length];
             foreach (var (values, weight) in _received)
             {
-                TensorPrimitives.MultiplyAdd(values, (float)(weight / total), sum, sum);
+                AggregationKernels.Accumulate(sum, values, (float)(weight / total));
             }
 
             TensorPrimitives.Add(_model, sum, _model);

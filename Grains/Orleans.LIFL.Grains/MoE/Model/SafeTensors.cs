@@ -89,14 +89,14 @@ public sealed class SafeTensorsFile : IDisposable
             throw new ArgumentException($"Tensor {name} has {info.Elements:N0} values, not {destination.Length:N0}.", nameof(destination));
         }
 
+        if (!BitConverter.IsLittleEndian)
+        {
+            throw new PlatformNotSupportedException("safetensors data is little-endian; this machine is not.");
+        }
+
         if (info.DType == "F32")
         {
             ReadExactly(MemoryMarshal.AsBytes(destination), info);
-            if (!BitConverter.IsLittleEndian)
-            {
-                throw new PlatformNotSupportedException("safetensors data is little-endian; this machine is not.");
-            }
-
             return;
         }
 
@@ -164,18 +164,15 @@ public sealed class SafeTensorsFile : IDisposable
             writer.WriteEndObject();
         }
 
-        // The data area starts 8-byte aligned, padded with spaces as the reference writer does.
-        var header = json.ToArray().ToList();
-        while ((header.Count + 8) % 8 != 0)
-        {
-            header.Add((byte)' ');
-        }
+        // The data area starts 8-byte aligned, the header padded with spaces as the reference writer does.
+        var padding = (int)((8 - (json.Length % 8)) % 8);
+        json.Write(Enumerable.Repeat((byte)' ', padding).ToArray());
 
         using var output = File.Create(path);
         Span<byte> prefix = stackalloc byte[8];
-        BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)header.Count);
+        BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)json.Length);
         output.Write(prefix);
-        output.Write(header.ToArray());
+        json.WriteTo(output);
         foreach (var (_, _, values) in list)
         {
             output.Write(MemoryMarshal.AsBytes(values.AsSpan()));
