@@ -141,13 +141,14 @@ internal static class Emitter
             sb.AppendLine();
             sb.AppendLine($"        {TaskType(method)} {method.DeclaringInterface}.{method.Name}({parameters})");
             sb.AppendLine("        {");
-            sb.AppendLine($"            var request = new {InvokableName(iface, i)}();");
+            sb.AppendLine($"            var __request = new {InvokableName(iface, i)}();");
             var copies = method.Parameters.Any(p => !p.KnownShallow);
             var indent = "            ";
             if (copies)
             {
+                // Generated locals start with "__" so that no parameter name can hide them.
                 // Copies may take shared-buffer references: the request owns them until it is delivered.
-                sb.AppendLine("            var outerCapture = request.BeginArgumentCopy();");
+                sb.AppendLine("            var __outerCapture = __request.BeginArgumentCopy();");
                 sb.AppendLine("            try");
                 sb.AppendLine("            {");
                 indent += "    ";
@@ -159,7 +160,7 @@ internal static class Emitter
                 var value = parameter.KnownShallow
                     ? "@" + parameter.Name
                     : $"{Serialization}.DeepCopier<{parameter.Type}>.Copy(@{parameter.Name})";
-                sb.AppendLine($"{indent}request.Arg{p} = {value};");
+                sb.AppendLine($"{indent}__request.Arg{p} = {value};");
             }
 
             if (copies)
@@ -167,16 +168,16 @@ internal static class Emitter
                 sb.AppendLine("            }");
                 sb.AppendLine("            finally");
                 sb.AppendLine("            {");
-                sb.AppendLine("                request.EndArgumentCopy(outerCapture);");
+                sb.AppendLine("                __request.EndArgumentCopy(__outerCapture);");
                 sb.AppendLine("            }");
             }
 
             var call = method.ReturnKind switch
             {
-                ReturnKind.Task => "InvokeVoidAsync(request).AsTask()",
-                ReturnKind.ValueTask => "InvokeVoidAsync(request)",
-                ReturnKind.TaskOfT => "InvokeAsync(request).AsTask()",
-                _ => "InvokeAsync(request)",
+                ReturnKind.Task => "InvokeVoidAsync(__request).AsTask()",
+                ReturnKind.ValueTask => "InvokeVoidAsync(__request)",
+                ReturnKind.TaskOfT => "InvokeAsync(__request).AsTask()",
+                _ => "InvokeAsync(__request)",
             };
             sb.AppendLine($"            return {call};");
             sb.AppendLine("        }");

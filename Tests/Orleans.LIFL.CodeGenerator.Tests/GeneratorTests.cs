@@ -47,6 +47,7 @@ public sealed class GeneratorTests
             {
                 Task<Shape> Get();
                 Task Put(Shape shape, Pair<int> pair);
+                Task Named(Shape request, Shape outerCapture);
                 [OneWay] Task Fire(string s);
                 [ReadOnly] ValueTask<int> Count();
                 [AlwaysInterleave, ResponseTimeout("00:00:05")] ValueTask Poke();
@@ -62,6 +63,7 @@ public sealed class GeneratorTests
             {
                 public Task<Shape> Get() => Task.FromResult(state.State);
                 public Task Put(Shape shape, Pair<int> pair) => Task.CompletedTask;
+                public Task Named(Shape request, Shape outerCapture) => Task.CompletedTask;
                 public Task Fire(string s) => Task.CompletedTask;
                 public ValueTask<int> Count() => new(clock.Now.Second);
                 public ValueTask Poke() => default;

@@ -44,11 +44,7 @@ public sealed class MoeWeights
     /// <summary>Loads expert <paramref name="expert"/> of <paramref name="layer"/> (from the file, or from the seed).</summary>
     public ExpertWeights LoadExpert(int layer, int expert)
     {
-        if (layer < 0 || layer >= Config.Layers || expert < 0 || expert >= Config.Experts)
-        {
-            throw new ArgumentOutOfRangeException(nameof(expert), $"expert ({layer}, {expert}) does not exist: {Config.Layers} layers of {Config.Experts} experts.");
-        }
-
+        CheckExpert(Config, layer, expert);
         return _loadExpert(layer, expert);
     }
 
@@ -71,12 +67,69 @@ public sealed class MoeWeights
             layers,
             Ones(d),
             Uniform(seed, "lm_head.weight", v * d, d),
-            (l, e) => new ExpertWeights(
-                l,
-                e,
-                Uniform(seed, ExpertName(l, e, "w1"), ff * d, d),
-                Uniform(seed, ExpertName(l, e, "w3"), ff * d, d),
-                Uniform(seed, ExpertName(l, e, "w2"), d * ff, ff)));
+            (l, e) => RandomExpert(config, seed, l, e));
+    }
+
+    /// <summary>One expert of <see cref="Random"/>'s weights, made alone (what an expert worker of a seeded model loads).</summary>
+    public static ExpertWeights RandomExpert(MoeConfig config, ulong seed, int layer, int expert)
+    {
+        config = config.Validated();
+        CheckExpert(config, layer, expert);
+        var (d, ff) = (config.ModelDim, config.FeedForwardDim);
+        return new ExpertWeights(
+            layer,
+            expert,
+            Uniform(seed, ExpertName(layer, expert, "w1"), ff * d, d),
+            Uniform(seed, ExpertName(layer, expert, "w3"), ff * d, d),
+            Uniform(seed, ExpertName(layer, expert, "w2"), d * ff, ff));
+    }
+
+    /// <summary>The configuration a weights file carries in its metadata.</summary>
+    public static MoeConfig ReadConfig(SafeTensorsFile file)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        if (!file.Metadata.TryGetValue(ConfigKey, out var json))
+        {
+            throw new InvalidDataException($"{file.Path} has no '{ConfigKey}' metadata: the decoder's configuration is unknown.");
+        }
+
+        return (JsonSerializer.Deserialize<MoeConfig>(json) ?? throw new InvalidDataException($"{file.Path}: '{ConfigKey}' is empty.")).Validated();
+    }
+
+    /// <summary>Reads one expert's three matrices from a weights file, and nothing else of it.</summary>
+    public static ExpertWeights ReadExpert(string path, int layer, int expert)
+    {
+        using var file = SafeTensorsFile.Open(path);
+        var config = ReadConfig(file);
+        CheckExpert(config, layer, expert);
+        return ReadExpert(file, config, layer, expert);
+    }
+
+    private static ExpertWeights ReadExpert(SafeTensorsFile file, MoeConfig config, int layer, int expert)
+    {
+        var (d, ff) = ((long)config.ModelDim, (long)config.FeedForwardDim);
+        return new ExpertWeights(
+            layer,
+            expert,
+            ReadTensor(file, ExpertName(layer, expert, "w1"), ff * d),
+            ReadTensor(file, ExpertName(layer, expert, "w3"), ff * d),
+            ReadTensor(file, ExpertName(layer, expert, "w2"), d * ff));
+    }
+
+    private static float[] ReadTensor(SafeTensorsFile file, string name, long elements)
+    {
+        var info = file.Info(name);
+        return info.Elements == elements
+            ? file.ReadFloat32(name)
+            : throw new InvalidDataException($"{file.Path}: tensor {name} has {info.Elements:N0} values; the configuration needs {elements:N0}.");
+    }
+
+    private static void CheckExpert(MoeConfig config, int layer, int expert)
+    {
+        if (layer < 0 || layer >= config.Layers || expert < 0 || expert >= config.Experts)
+        {
+            throw new ArgumentOutOfRangeException(nameof(expert), $"expert ({layer}, {expert}) does not exist: {config.Layers} layers of {config.Experts} experts.");
+        }
     }
 
     /// <summary>
@@ -88,21 +141,9 @@ public sealed class MoeWeights
         var file = SafeTensorsFile.Open(path);
         try
         {
-            if (!file.Metadata.TryGetValue(ConfigKey, out var json))
-            {
-                throw new InvalidDataException($"{path} has no '{ConfigKey}' metadata: the decoder's configuration is unknown.");
-            }
-
-            var config = (JsonSerializer.Deserialize<MoeConfig>(json) ?? throw new InvalidDataException($"{path}: '{ConfigKey}' is empty.")).Validated();
-            var (d, ff, v) = (config.ModelDim, config.FeedForwardDim, config.Vocabulary);
-            float[] Read(string name, long elements)
-            {
-                var info = file.Info(name);
-                return info.Elements == elements
-                    ? file.ReadFloat32(name)
-                    : throw new InvalidDataException($"{path}: tensor {name} has {info.Elements:N0} values; the configuration needs {elements:N0}.");
-            }
-
+            var config = ReadConfig(file);
+            var (d, v) = ((long)config.ModelDim, (long)config.Vocabulary);
+            float[] Read(string name, long elements) => ReadTensor(file, name, elements);
             var layers = Enumerable.Range(0, config.Layers).Select(l => new LayerWeights(
                 Read(Name(l, "input_layernorm"), d),
                 Read(Name(l, "self_attn.q_proj"), d * d),
@@ -117,7 +158,7 @@ public sealed class MoeWeights
                 layers,
                 Read("model.norm.weight", d),
                 Read("lm_head.weight", v * d),
-                (l, e) => new ExpertWeights(l, e, Read(ExpertName(l, e, "w1"), ff * d), Read(ExpertName(l, e, "w3"), ff * d), Read(ExpertName(l, e, "w2"), d * ff)));
+                (l, e) => ReadExpert(file, config, l, e));
             return (weights, file);
         }
         catch

@@ -1,0 +1,125 @@
+using System.Diagnostics;
+using Orleans.LIFL.Concurrency;
+using Orleans.LIFL.Grains.FL;
+using Orleans.LIFL.Grains.MoE.Model;
+using Orleans.LIFL.Serialization;
+
+namespace Orleans.LIFL.Grains.MoE;
+
+/// <summary>
+/// Tarragon's expert worker for one (layer, expert) replica: stateless and deterministic, so any replica answers a
+/// replayed call with the same bits. It loads its weights when activated (a shadow is activated, hence loaded, before it
+/// is needed) and then only computes. Its key names the silo the deployment chose for it (see <see cref="ExpertKeys"/>).
+/// </summary>
+public interface IExpertGrain : IGrainWithStringKey
+{
+    /// <summary>Activates the replica, which loads its weights; a shadow stays idle after this.</summary>
+    Task<ExpertLoaded> Warm();
+
+    /// <summary>The expert's SwiGLU output for one token's routed hidden state.</summary>
+    Task<float[]> Run(float[] routed);
+
+    /// <summary>The same as <see cref="Run"/> for work replayed from a failed replica: it does not queue behind first-time calls.</summary>
+    [AlwaysInterleave]
+    Task<float[]> Replay(float[] routed);
+
+    [AlwaysInterleave]
+    Task<ExpertLoaded> Ping();
+
+    /// <summary>Drops the weights and deactivates (a baseline restart).</summary>
+    Task Unload();
+}
+
+/// <summary>Where a replica runs and what loading it took.</summary>
+[GenerateSerializer]
+[Immutable]
+public sealed record ExpertLoaded(
+    [property: Id(0)] string Key,
+    [property: Id(1)] string Silo,
+    [property: Id(2)] TimeSpan LoadTime,
+    [property: Id(3)] long WeightBytes,
+    [property: Id(4)] long Calls);
+
+/// <summary>The keys of expert replicas: "node/silo/moe/{deployment}/{epoch}/{layer}/{expert}/{replica}".</summary>
+public static class ExpertKeys
+{
+    public static string Key(string node, string silo, string deployment, int epoch, int layer, int expert, int replica) =>
+        LocalityAwarePlacement.Key(node, silo, $"moe/{deployment}/{epoch}/{layer}/{expert}/{replica}");
+
+    public static (string Deployment, int Epoch, int Layer, int Expert, int Replica) Parse(string key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        var parts = key.Split('/');
+        if (parts.Length < 8 || parts[^6] != "moe"
+            || !int.TryParse(parts[^4], out var epoch) || !int.TryParse(parts[^3], out var layer)
+            || !int.TryParse(parts[^2], out var expert) || !int.TryParse(parts[^1], out var replica))
+        {
+            throw new ArgumentException($"'{key}' is not an expert key (node/silo/moe/deployment/epoch/layer/expert/replica).", nameof(key));
+        }
+
+        return (parts[^5], epoch, layer, expert, replica);
+    }
+}
+
+[LocalityAwarePlacement]
+public sealed class ExpertGrain : Grain, IExpertGrain
+{
+    private ExpertWeights? _weights;
+    private TimeSpan _loadTime;
+    private int _modelDim;
+    private long _calls;
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        var (deployment, _, layer, expert, _) = ExpertKeys.Parse(GrainId.Key);
+        var spec = await GrainFactory.GetGrain<IMoeDeploymentGrain>(deployment).GetSpec()
+            ?? throw new InvalidOperationException($"Deployment {deployment} of expert {GrainId.Key} is not deployed.");
+        _modelDim = MoeModelCache.ConfigOf(spec).ModelDim;
+        var watch = Stopwatch.StartNew();
+        _weights = spec.WeightsPath is { } path
+            ? MoeWeights.ReadExpert(path, layer, expert)
+            : MoeWeights.RandomExpert(spec.Config!, spec.Seed, layer, expert);
+        _loadTime = watch.Elapsed;
+    }
+
+    public Task<ExpertLoaded> Warm() => Task.FromResult(Loaded());
+
+    public Task<ExpertLoaded> Ping() => Task.FromResult(Loaded());
+
+    public Task<float[]> Run(float[] routed) => Task.FromResult(Compute(routed));
+
+    public Task<float[]> Replay(float[] routed) => Task.FromResult(Compute(routed));
+
+    public Task Unload()
+    {
+        _weights = null;
+        DeactivateOnIdle();
+        return Task.CompletedTask;
+    }
+
+    private float[] Compute(float[] routed)
+    {
+        ArgumentNullException.ThrowIfNull(routed);
+        var weights = _weights ?? throw new InvalidOperationException($"Expert {GrainId.Key} was unloaded.");
+        if (routed.Length != _modelDim)
+        {
+            throw new ArgumentException($"Expert {GrainId.Key} takes {_modelDim} values; the call gave {routed.Length}.", nameof(routed));
+        }
+
+        for (var i = 0; i < routed.Length; i++)
+        {
+            if (!float.IsFinite(routed[i]))
+            {
+                throw new ArgumentException($"Expert {GrainId.Key} was given a non-finite input ({routed[i]}) at index {i}.", nameof(routed));
+            }
+        }
+
+        var output = new float[routed.Length];
+        MoeModel.RunExpert(weights, routed, output);
+        _calls++;
+        return output;
+    }
+
+    private ExpertLoaded Loaded() =>
+        new(GrainId.Key, GrainContext.Silo.ToString(), _loadTime, 4L * ((_weights?.Gate.Length ?? 0) + (_weights?.Up.Length ?? 0) + (_weights?.Down.Length ?? 0)), _calls);
+}

@@ -1,0 +1,425 @@
+using Microsoft.Extensions.Logging;
+using Orleans.LIFL.Concurrency;
+using Orleans.LIFL.Grains.MoE.Model;
+
+namespace Orleans.LIFL.Grains.MoE;
+
+/// <summary>
+/// Tarragon's attention worker for one request: it holds the KV cache, runs embeddings, attention, routing and the LM
+/// head, sends each layer's token to its chosen experts through its routing table, and streams tokens out (clients
+/// long-poll <see cref="Read"/>). Every new position's KV segment goes to the request's checkpoint store in the
+/// background. The key is "{request}#{incarnation}": when the session's silo dies, the client opens the next
+/// incarnation elsewhere, which restores the committed prefix and decodes on, producing the same tokens.
+/// </summary>
+public interface IInferenceSessionGrain : IGrainWithStringKey
+{
+    /// <summary>
+    /// Starts the generation (idempotent for the same request). With <paramref name="restore"/>, the KV cache and the
+    /// tokens are first taken from the checkpoint store as far as it committed.
+    /// </summary>
+    Task<SessionOpened> Open(GenerationRequest request, bool restore);
+
+    /// <summary>The decoding loop; started by <see cref="Open"/>.</summary>
+    [OneWay]
+    Task Run();
+
+    /// <summary>Tokens from index <paramref name="from"/>, waiting up to <paramref name="wait"/> for at least one.</summary>
+    [AlwaysInterleave]
+    [ResponseTimeout("00:02:00")]
+    Task<TokenBatch> Read(int from, TimeSpan wait);
+
+    /// <summary>A newer routing table from the deployment (promoted shadows, a new shadow).</summary>
+    [AlwaysInterleave]
+    [OneWay]
+    Task UpdateRoutes(ExpertRoutingTable table);
+
+    /// <summary>The deployment restarts (baseline): stop, and let the client open the request again.</summary>
+    [AlwaysInterleave]
+    Task Abort(string reason);
+
+    /// <summary>The client has every token: drop the checkpoint and deactivate.</summary>
+    [AlwaysInterleave]
+    Task Close();
+}
+
+public static class InferenceSessions
+{
+    /// <summary>The key of incarnation <paramref name="incarnation"/> of a request's session.</summary>
+    public static string Key(string requestId, int incarnation) => $"{requestId}#{incarnation}";
+
+    public static (string RequestId, int Incarnation) Parse(string key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        var hash = key.LastIndexOf('#');
+        return hash > 0 && int.TryParse(key.AsSpan(hash + 1), out var incarnation)
+            ? (key[..hash], incarnation)
+            : throw new ArgumentException($"'{key}' is not a session key (request#incarnation).", nameof(key));
+    }
+}
+
+[Placement.PreferLocalPlacement]
+public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<InferenceSessionGrain> logger) : Grain, IInferenceSessionGrain
+{
+    /// <summary>Positions sent to the checkpoint store in one call, at most.</summary>
+    private const int SegmentsPerAppend = 32;
+
+    private readonly List<int> _tokens = [];
+    private GenerationRequest? _request;
+    private SessionOpened? _opened;
+    private MoeDeploymentSpec? _spec;
+    private MoeModel? _model;
+    private KvCache? _cache;
+    private ExpertRouter? _router;
+    private Sampling? _sampling;
+    private IMoeDeploymentGrain? _deployment;
+    private IKvCheckpointStoreGrain? _store;
+    private int[] _outputs = [];
+    private TaskCompletionSource _changed = NewSignal();
+    private Task<int>? _checkpointing;
+    private bool _storeLost;
+    private int _committed = -1;
+    private bool _running;
+    private string? _failure;
+    private bool _aborted;
+    private bool _closed;
+
+    private bool Finished => _request is not null && _tokens.Count >= _request.MaxTokens;
+
+    public async Task<SessionOpened> Open(GenerationRequest request, bool restore)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var (requestId, _) = InferenceSessions.Parse(GrainId.Key);
+        if (request.RequestId != requestId)
+        {
+            throw new ArgumentException($"Request {request.RequestId} was sent to session {GrainId.Key}.", nameof(request));
+        }
+
+        if (_request is not null)
+        {
+            return _request.SameGeneration(request)
+                ? _opened!
+                : throw new ArgumentException($"Session {GrainId.Key} already runs another generation of request {requestId}.", nameof(request));
+        }
+
+        var started = time.GetTimestamp();
+        _deployment = GrainFactory.GetGrain<IMoeDeploymentGrain>(request.Deployment);
+        var attachment = await _deployment.Attach(GrainId.Key, GrainContext.Silo.ToString());
+        var spec = attachment.Spec;
+        var model = MoeModelCache.Get(spec, attachment.Routes.Epoch);
+        var config = model.Config;
+        if (request.Problem(config.MaxSequence) is { } problem)
+        {
+            _ = _deployment.Detach(GrainId.Key);
+            throw new ArgumentException($"Request {requestId}: {problem}.", nameof(request));
+        }
+
+        _spec = spec;
+        _model = model;
+        _cache = new KvCache(config);
+        _outputs = new int[config.MaxSequence];
+        _sampling = new Sampling(request.Temperature, request.Seed);
+        _router = new ExpertRouter(attachment.Routes, spec, r => GrainFactory.GetGrain<IExpertGrain>(r.Key), time, OnExpertFailure);
+        var restoredPositions = 0;
+        if (spec.Checkpointing)
+        {
+            _store = GrainFactory.GetGrain<IKvCheckpointStoreGrain>(requestId);
+            if (restore)
+            {
+                var checkpoint = await _store.Restore(requestId);
+                restoredPositions = Apply(request, checkpoint);
+            }
+
+            await _store.Begin(request, config.Layers, config.ModelDim);
+            _committed = restoredPositions - 1;
+        }
+
+        _request = request;
+        _opened = new SessionOpened(
+            GrainId.Key, GrainContext.Silo.ToString(), restoredPositions, _tokens.Count, time.GetElapsedTime(started), attachment.Routes.Epoch, spec.Recovery);
+        LogOpened(logger, GrainId.Key, GrainContext.Silo.ToString(), restoredPositions, _tokens.Count);
+        _ = AsReference<IInferenceSessionGrain>().Run();
+        return _opened;
+    }
+
+    public async Task Run()
+    {
+        if (_running || _request is null)
+        {
+            return;
+        }
+
+        _running = true;
+        try
+        {
+            while (!Finished && !_aborted && !_closed)
+            {
+                await StepAsync();
+                PumpCheckpoint();
+                Signal();
+            }
+        }
+        catch (Exception error) when (_spec!.Recovery == RecoveryMode.Restart && error is ExpertUnavailableException)
+        {
+            // The baseline does not fail over: the deployment restarts everything, and the client opens the request again.
+            _aborted = true;
+            LogAbortedByFailure(logger, GrainId.Key, error.Message);
+        }
+        catch (Exception error)
+        {
+            _failure = $"{error.GetType().Name}: {error.Message}";
+            LogFailed(logger, error, GrainId.Key);
+        }
+        finally
+        {
+            _running = false;
+            Signal();
+        }
+
+        if (!_aborted && !_closed)
+        {
+            await FlushCheckpointAsync();
+        }
+    }
+
+    public async Task<TokenBatch> Read(int from, TimeSpan wait)
+    {
+        if (from < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(from), from, "token indexes start at 0");
+        }
+
+        if (_request is null)
+        {
+            throw new InvalidOperationException($"Session {GrainId.Key} was not opened (its silo may have restarted): open it again.");
+        }
+
+        if (from >= _tokens.Count && !Finished && _failure is null && !_aborted)
+        {
+            var changed = _changed.Task;
+            await Task.WhenAny(changed, Task.Delay(wait < TimeSpan.Zero ? TimeSpan.Zero : wait > TimeSpan.FromMinutes(1) ? TimeSpan.FromMinutes(1) : wait, time));
+        }
+
+        var tokens = from < _tokens.Count ? _tokens.GetRange(from, _tokens.Count - from).ToArray() : [];
+        return new TokenBatch(from, tokens, Finished, _failure, _aborted, _router?.Replays ?? 0);
+    }
+
+    public Task UpdateRoutes(ExpertRoutingTable table)
+    {
+        if (_router?.Update(table) == true)
+        {
+            LogRoutesUpdated(logger, GrainId.Key, table.Version);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task Abort(string reason)
+    {
+        _aborted = true;
+        LogAborted(logger, GrainId.Key, reason);
+        Signal();
+        DeactivateOnIdle();
+        return Task.CompletedTask;
+    }
+
+    public async Task Close()
+    {
+        _closed = true;
+        Signal();
+        if (_store is not null && _request is not null)
+        {
+            await _store.Drop(_request.RequestId);
+        }
+
+        _ = _deployment?.Detach(GrainId.Key);
+        DeactivateOnIdle();
+    }
+
+    /// <summary>Decodes the next position: the prompt's next token, or the last generated one.</summary>
+    private async Task StepAsync()
+    {
+        var (model, cache, request) = (_model!, _cache!, _request!);
+        var config = model.Config;
+        var position = cache.Length;
+        var token = position < request.Prompt.Length ? request.Prompt[position] : _tokens[^1];
+        var hidden = new float[config.ModelDim];
+        model.Embed(token, hidden);
+        for (var layer = 0; layer < config.Layers; layer++)
+        {
+            var routed = new float[config.ModelDim];
+            model.Attend(layer, hidden, position, cache, routed);
+            var route = model.Route(layer, routed);
+            var calls = new Task<float[]>[route.Experts.Length];
+            for (var k = 0; k < calls.Length; k++)
+            {
+                calls[k] = _router!.CallAsync(layer, route.Experts[k], routed);
+            }
+
+            var outputs = await Task.WhenAll(calls);
+            MoeModel.Combine(hidden, route, outputs);
+        }
+
+        if (position >= request.Prompt.Length - 1)
+        {
+            var logits = new float[config.Vocabulary];
+            model.Logits(hidden, logits);
+            var next = _sampling!.Next(logits, position);
+            _outputs[position] = next;
+            _tokens.Add(next);
+        }
+        else
+        {
+            _outputs[position] = -1;
+        }
+    }
+
+    /// <summary>Takes the committed prefix of a checkpoint into the cache; returns the positions restored.</summary>
+    private int Apply(GenerationRequest request, KvCheckpoint checkpoint)
+    {
+        if (checkpoint.Request is null || !checkpoint.Request.SameGeneration(request))
+        {
+            return 0;
+        }
+
+        var (cache, config) = (_cache!, _model!.Config);
+        var width = config.ModelDim;
+        var restored = 0;
+        foreach (var segment in checkpoint.Segments)
+        {
+            if (segment.Position != restored || segment.Keys.Length != config.Layers * width || segment.Values.Length != config.Layers * width
+                || (segment.Position >= request.Prompt.Length - 1) != (segment.Output >= 0) || _tokens.Count >= request.MaxTokens)
+            {
+                LogCheckpointDiscarded(logger, GrainId.Key, segment.Position);
+                break;
+            }
+
+            for (var layer = 0; layer < config.Layers; layer++)
+            {
+                cache.Write(layer, segment.Position, segment.Keys.AsSpan(layer * width, width), segment.Values.AsSpan(layer * width, width));
+            }
+
+            _outputs[segment.Position] = segment.Output;
+            if (segment.Output >= 0)
+            {
+                _tokens.Add(segment.Output);
+            }
+
+            restored++;
+        }
+
+        return restored;
+    }
+
+    /// <summary>Sends the positions the store has not committed, unless a send is still in flight: decoding never waits for it.</summary>
+    private void PumpCheckpoint()
+    {
+        if (_store is null)
+        {
+            return;
+        }
+
+        if (_checkpointing is { IsCompleted: true } done)
+        {
+            if (done.IsCompletedSuccessfully)
+            {
+                _committed = Math.Max(_committed, done.Result);
+            }
+            else if (done.Exception?.InnerException is KvCheckpointLostException)
+            {
+                // The store lost its state with its silo: begin again and resend everything from the cache.
+                _storeLost = true;
+                _committed = -1;
+            }
+
+            _checkpointing = null;
+        }
+
+        if (_checkpointing is null && _committed < _cache!.Length - 1)
+        {
+            _checkpointing = AppendAsync(_storeLost);
+            _storeLost = false;
+        }
+    }
+
+    private async Task<int> AppendAsync(bool begin)
+    {
+        if (begin)
+        {
+            await _store!.Begin(_request!, _model!.Config.Layers, _model.Config.ModelDim);
+        }
+
+        var from = _committed + 1;
+        var through = Math.Min(_cache!.Length - 1, from + SegmentsPerAppend - 1);
+        var segments = new KvSegment[through - from + 1];
+        for (var i = 0; i < segments.Length; i++)
+        {
+            segments[i] = Segment(from + i);
+        }
+
+        return await _store!.Append(_request!.RequestId, segments);
+    }
+
+    private KvSegment Segment(int position)
+    {
+        var (cache, config) = (_cache!, _model!.Config);
+        var width = config.ModelDim;
+        var keys = new float[config.Layers * width];
+        var values = new float[config.Layers * width];
+        for (var layer = 0; layer < config.Layers; layer++)
+        {
+            cache.Keys(layer, position + 1).Slice(position * width, width).CopyTo(keys.AsSpan(layer * width));
+            cache.Values(layer, position + 1).Slice(position * width, width).CopyTo(values.AsSpan(layer * width));
+        }
+
+        return new KvSegment(position, keys, values, _outputs[position]);
+    }
+
+    private async Task FlushCheckpointAsync()
+    {
+        for (var attempt = 0; attempt < 8 && _store is not null && _committed < _cache!.Length - 1 && !_closed; attempt++)
+        {
+            if (_checkpointing is { } inflight)
+            {
+                await Task.WhenAny(inflight);
+            }
+
+            PumpCheckpoint();
+        }
+    }
+
+    private void OnExpertFailure(ExpertReplica replica, Exception error)
+    {
+        LogExpertFailed(logger, GrainId.Key, replica.Key, error.Message);
+        _ = _deployment?.ReportExpertFailure(replica, GrainId.Key, error.Message);
+    }
+
+    private void Signal()
+    {
+        var previous = _changed;
+        _changed = NewSignal();
+        previous.TrySetResult();
+    }
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    [LoggerMessage(EventId = 7101, Level = LogLevel.Information, Message = "Session {Session} opened on {Silo}: {Positions} positions and {Tokens} tokens restored")]
+    private static partial void LogOpened(ILogger logger, string session, string silo, int positions, int tokens);
+
+    [LoggerMessage(EventId = 7102, Level = LogLevel.Warning, Message = "Session {Session} failed")]
+    private static partial void LogFailed(ILogger logger, Exception error, string session);
+
+    [LoggerMessage(EventId = 7103, Level = LogLevel.Warning, Message = "Session {Session}: expert replica {Replica} failed ({Reason}); replayed elsewhere")]
+    private static partial void LogExpertFailed(ILogger logger, string session, string replica, string reason);
+
+    [LoggerMessage(EventId = 7104, Level = LogLevel.Information, Message = "Session {Session} took routing table version {Version}")]
+    private static partial void LogRoutesUpdated(ILogger logger, string session, long version);
+
+    [LoggerMessage(EventId = 7105, Level = LogLevel.Information, Message = "Session {Session} aborted: {Reason}")]
+    private static partial void LogAborted(ILogger logger, string session, string reason);
+
+    [LoggerMessage(EventId = 7106, Level = LogLevel.Warning, Message = "Session {Session} stops for the deployment's restart: {Reason}")]
+    private static partial void LogAbortedByFailure(ILogger logger, string session, string reason);
+
+    [LoggerMessage(EventId = 7107, Level = LogLevel.Warning, Message = "Session {Session}: the checkpoint is inconsistent at position {Position}; restored up to it")]
+    private static partial void LogCheckpointDiscarded(ILogger logger, string session, int position);
+}

@@ -1,0 +1,159 @@
+using Microsoft.Extensions.Time.Testing;
+using Orleans.LIFL.Grains.MoE;
+using Xunit;
+
+namespace Orleans.LIFL.MoE.Tests.Grains;
+
+/// <summary>The session's datapath: deadlines, replay to a shadow, suspicion of the failed silo, table updates.</summary>
+public sealed class ExpertRouterTests
+{
+    private static readonly ExpertRoutingTable Table = new()
+    {
+        Deployment = "d",
+        Version = 1,
+        Layers = 1,
+        Experts = 2,
+        Candidates =
+        [
+            [new ExpertReplica("a0", "silo-a"), new ExpertReplica("b0", "silo-b")],
+            [new ExpertReplica("a1", "silo-a"), new ExpertReplica("b1", "silo-b")],
+        ],
+    };
+
+    private static readonly MoeDeploymentSpec Spec = new() { Config = new(), MinExpertDeadline = TimeSpan.FromMilliseconds(25), DeadlineMultiple = 8 };
+
+    /// <summary>A primary that never answers is replayed to the shadow once its deadline passes, and the silo is avoided from then on.</summary>
+    [Fact]
+    public async Task A_silent_primary_is_replayed_to_its_shadow_at_the_deadline()
+    {
+        var time = new FakeTimeProvider();
+        var experts = new Dictionary<string, FakeExpert>
+        {
+            ["a0"] = new(silent: true),
+            ["b0"] = new(silent: false),
+            ["a1"] = new(silent: false),
+            ["b1"] = new(silent: false),
+        };
+        var failures = new List<string>();
+        var router = new ExpertRouter(Table, Spec, r => experts[r.Key], time, (r, _) => failures.Add(r.Key));
+
+        // A first answered call sets the smoothed latency (2 ms): the deadline becomes max(25 ms, 8 × 2 ms).
+        var warm = router.CallAsync(0, 1, [1f]);
+        time.Advance(TimeSpan.FromMilliseconds(2));
+        experts["a1"].Answer();
+        Assert.Equal(new[] { 2f }, await warm);
+        Assert.Equal(TimeSpan.FromMilliseconds(25), router.Deadline);
+
+        var call = router.CallAsync(0, 0, [3f]);
+        time.Advance(TimeSpan.FromMilliseconds(24));
+        Assert.False(call.IsCompleted);
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.Equal(1, experts["b0"].Replays);
+        experts["b0"].Answer();
+        Assert.Equal(new[] { 6f }, await call);
+        Assert.Equal(["a0"], failures);
+        Assert.Equal((1, 1), (router.Replays, router.Timeouts));
+
+        // The suspected silo is skipped for the other expert too: its shadow is called first, as a first-time call.
+        Assert.True(router.IsSuspected("silo-a"));
+        var next = router.CallAsync(0, 1, [5f]);
+        experts["b1"].Answer();
+        Assert.Equal(new[] { 10f }, await next);
+        Assert.Equal(1, experts["a1"].Calls);
+        Assert.Equal((1, 0), (experts["b1"].Calls, experts["b1"].Replays));
+    }
+
+    /// <summary>A primary whose silo is gone (the call fails at once) is replayed without waiting for any deadline.</summary>
+    [Fact]
+    public async Task A_failed_call_is_replayed_at_once()
+    {
+        var time = new FakeTimeProvider();
+        var experts = new Dictionary<string, FakeExpert>
+        {
+            ["a0"] = new(silent: false, failure: new SiloUnavailableException("silo-a is unreachable")),
+            ["b0"] = new(silent: false),
+        };
+        var router = new ExpertRouter(Table, Spec, r => experts[r.Key], time, (_, _) => { });
+        var call = router.CallAsync(0, 0, [4f]);
+        experts["b0"].Answer();
+        Assert.Equal(new[] { 8f }, await call);
+        Assert.Equal((1, 0), (router.Replays, router.Timeouts));
+    }
+
+    /// <summary>In the restart baseline a failure is not replayed: it surfaces, and the session gives way to the restart.</summary>
+    [Fact]
+    public async Task The_restart_baseline_does_not_replay()
+    {
+        var time = new FakeTimeProvider();
+        var experts = new Dictionary<string, FakeExpert>
+        {
+            ["a0"] = new(silent: false, failure: new SiloUnavailableException("gone")),
+            ["b0"] = new(silent: false),
+        };
+        var router = new ExpertRouter(Table, Spec with { Recovery = RecoveryMode.Restart, Shadows = 0 }, r => experts[r.Key], time, (_, _) => { });
+        await Assert.ThrowsAsync<ExpertUnavailableException>(() => router.CallAsync(0, 0, [1f]));
+        Assert.Equal(0, experts["b0"].Calls + experts["b0"].Replays);
+    }
+
+    /// <summary>Only a newer table of the same epoch replaces the session's; its dead silos are avoided.</summary>
+    [Fact]
+    public void Only_newer_tables_are_taken()
+    {
+        var router = new ExpertRouter(Table, Spec, _ => throw new InvalidOperationException(), TimeProvider.System, (_, _) => { });
+        Assert.False(router.Update(Table with { Version = 1, DeadSilos = ["silo-b"] }));
+        Assert.False(router.Update(Table with { Version = 5, Epoch = 1 }));
+        Assert.True(router.Update(Table with { Version = 2, DeadSilos = ["silo-b"] }));
+        Assert.True(router.IsSuspected("silo-b"));
+        Assert.False(router.IsSuspected("silo-a"));
+    }
+
+    /// <summary>An expert that doubles its input, answering when the test says so (or never, or failing at once).</summary>
+    private sealed class FakeExpert(bool silent, Exception? failure = null) : IExpertGrain
+    {
+        private readonly Queue<(TaskCompletionSource<float[]> Answer, float[] Input)> _pending = new();
+
+        public int Calls { get; private set; }
+
+        public int Replays { get; private set; }
+
+        public void Answer()
+        {
+            var (answer, input) = _pending.Dequeue();
+            answer.SetResult([.. input.Select(x => 2 * x)]);
+        }
+
+        public Task<float[]> Run(float[] routed)
+        {
+            Calls++;
+            return Respond(routed);
+        }
+
+        public Task<float[]> Replay(float[] routed)
+        {
+            Replays++;
+            return Respond(routed);
+        }
+
+        public Task<ExpertLoaded> Warm() => throw new NotSupportedException();
+
+        public Task<ExpertLoaded> Ping() => throw new NotSupportedException();
+
+        public Task Unload() => throw new NotSupportedException();
+
+        private Task<float[]> Respond(float[] routed)
+        {
+            if (failure is not null)
+            {
+                return Task.FromException<float[]>(failure);
+            }
+
+            var answer = new TaskCompletionSource<float[]>(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (!silent)
+            {
+                _pending.Enqueue((answer, routed));
+            }
+
+            return answer.Task;
+        }
+    }
+}

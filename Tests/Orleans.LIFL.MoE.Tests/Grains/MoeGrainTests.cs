@@ -1,0 +1,202 @@
+using Orleans.LIFL.Client.MoE;
+using Orleans.LIFL.Grains.MoE;
+using Orleans.LIFL.TestingHost;
+using Xunit;
+
+namespace Orleans.LIFL.MoE.Tests.Grains;
+
+/// <summary>The session, expert, deployment and checkpoint grains on a three-silo in-process cluster.</summary>
+public sealed class MoeGrainTests
+{
+    private static readonly int[] Prompt = MoeClient.Tokenize("The quick brown fox ");
+
+    /// <summary>Generation through session and expert grains gives exactly the tokens of a local decode of the same weights.</summary>
+    [Fact]
+    public async Task Generated_tokens_equal_the_local_decoding_bit_for_bit()
+    {
+        await using var bed = await MoeTestBed.StartAsync();
+        var deployment = MoeTestBed.NewName("d");
+        var status = await bed.Client.DeployAsync(deployment, MoeTestBed.Spec());
+        Assert.Equal(DeploymentPhase.Ready, status.Phase);
+        Assert.All(status.Routes!.Candidates, c => Assert.Equal(2, c.Select(r => r.Silo).Distinct().Count()));
+
+        var greedy = await CollectAsync(bed.Client.GenerateAsync(deployment, Prompt, new GenerationOptions { MaxTokens = 24 }, TestContext.Current.CancellationToken));
+        Assert.Equal(MoeTestBed.Reference(Prompt, 24), greedy.Select(t => t.Token));
+        Assert.Equal(Enumerable.Range(0, 24), greedy.Select(t => t.Index));
+
+        var sampled = await CollectAsync(bed.Client.GenerateAsync(deployment, Prompt, new GenerationOptions { MaxTokens = 16, Temperature = 0.8f, Seed = 3 }, TestContext.Current.CancellationToken));
+        Assert.Equal(MoeTestBed.Reference(Prompt, 16, 0.8f, 3), sampled.Select(t => t.Token));
+    }
+
+    /// <summary>Every position's KV segment reaches the store, committed in order with increasing sequence numbers.</summary>
+    [Fact]
+    public async Task Checkpoints_are_committed_in_order()
+    {
+        await using var bed = await MoeTestBed.StartAsync();
+        var deployment = MoeTestBed.NewName("d");
+        await bed.Client.DeployAsync(deployment, MoeTestBed.Spec());
+        var requestId = MoeTestBed.NewName("r");
+        var session = bed.Cluster.Client.GetGrain<IInferenceSessionGrain>(InferenceSessions.Key(requestId, 0));
+        var request = new GenerationRequest { RequestId = requestId, Deployment = deployment, Prompt = Prompt, MaxTokens = 20 };
+        await session.Open(request, restore: false);
+        TokenBatch batch;
+        while (!(batch = await session.Read(0, TimeSpan.FromSeconds(5))).Done)
+        {
+            Assert.Null(batch.Failure);
+        }
+
+        var store = bed.Cluster.Client.GetGrain<IKvCheckpointStoreGrain>(requestId);
+        var positions = Prompt.Length + 20 - 1;
+        KvStoreStatus status;
+        var waited = DateTime.UtcNow;
+        while ((status = await store.Status()).CommittedThrough < positions - 1)
+        {
+            Assert.True(DateTime.UtcNow - waited < TimeSpan.FromSeconds(20), $"the store committed through {status.CommittedThrough} of {positions - 1}");
+            await Task.Delay(20, TestContext.Current.CancellationToken);
+        }
+
+        Assert.NotEmpty(status.Commits);
+        Assert.True(status.Commits.Zip(status.Commits.Skip(1)).All(p => p.Second.Sequence == p.First.Sequence + 1 && p.Second.Through > p.First.Through));
+        Assert.Equal(positions - 1, status.Commits[^1].Through);
+        Assert.NotEqual(bed.Cluster.FindSiloHosting(session)?.Address.ToString(), status.Silo);
+
+        var checkpoint = await store.Restore(requestId);
+        Assert.Equal(Enumerable.Range(0, positions), checkpoint.Segments.Select(s => s.Position));
+        Assert.Equal(batch.Tokens, checkpoint.Segments.Where(s => s.Output >= 0).Select(s => s.Output));
+    }
+
+    /// <summary>
+    /// An expert silo killed mid-generation: the session replays its calls to the shadows and the output is still the
+    /// failure-free one; the deployment promotes the shadows and loads new ones on the surviving silos.
+    /// </summary>
+    [Fact]
+    public async Task Killing_an_expert_silo_mid_generation_changes_no_token()
+    {
+        await using var bed = await MoeTestBed.StartAsync();
+        var deployment = MoeTestBed.NewName("d");
+        var spec = MoeTestBed.Spec() with { Config = MoeTestBed.SlowConfig };
+        await bed.Client.DeployAsync(deployment, spec);
+        var (tokens, killed) = await GenerateAndKillAsync(bed, deployment, afterTokens: 5, (silos, sessionSilo) => silos.First(s => s != sessionSilo));
+
+        Assert.Equal(MoeTestBed.Reference(Prompt, 120, config: MoeTestBed.SlowConfig), tokens.Select(t => t.Token));
+        Assert.Equal(Enumerable.Range(0, 120), tokens.Select(t => t.Index));
+        Assert.All(tokens, t => Assert.Equal(0, t.Incarnation));
+
+        var status = await WaitAsync(bed, deployment, s => s.Events.Any(e => e.Kind == "expert-silo"));
+        var failure = status.Events.Single(e => e.Kind == "expert-silo");
+        Assert.Equal(killed.Address.ToString(), failure.Silo);
+        Assert.True(failure.PromotedExperts > 0);
+        Assert.Contains(killed.Address.ToString(), status.Routes!.DeadSilos);
+        Assert.DoesNotContain(status.Routes.Replicas, r => r.Silo == killed.Address.ToString());
+        Assert.All(status.Routes.Candidates, c => Assert.Equal(2, c.Select(r => r.Silo).Distinct().Count()));
+    }
+
+    /// <summary>The session's silo killed mid-generation: the next incarnation restores the checkpoint elsewhere and the stream goes on without a gap, a repeat or a different token.</summary>
+    [Fact]
+    public async Task Killing_the_session_silo_resumes_from_the_checkpoint_with_the_same_tokens()
+    {
+        await using var bed = await MoeTestBed.StartAsync();
+        var deployment = MoeTestBed.NewName("d");
+        await bed.Client.DeployAsync(deployment, MoeTestBed.Spec() with { Config = MoeTestBed.SlowConfig });
+        var (tokens, _) = await GenerateAndKillAsync(bed, deployment, afterTokens: 30, (_, sessionSilo) => sessionSilo);
+
+        Assert.Equal(MoeTestBed.Reference(Prompt, 120, config: MoeTestBed.SlowConfig), tokens.Select(t => t.Token));
+        Assert.Equal(Enumerable.Range(0, 120), tokens.Select(t => t.Index));
+        Assert.Contains(tokens, t => t.Incarnation > 0);
+    }
+
+    /// <summary>The baseline restarts everything after an expert silo dies, and the request still completes with the failure-free tokens.</summary>
+    [Fact]
+    public async Task The_restart_baseline_completes_with_the_same_tokens()
+    {
+        await using var bed = await MoeTestBed.StartAsync();
+        var deployment = MoeTestBed.NewName("b");
+        await bed.Client.DeployAsync(deployment, MoeTestBed.Spec(RecoveryMode.Restart) with { Config = MoeTestBed.SlowConfig });
+        var (tokens, _) = await GenerateAndKillAsync(bed, deployment, afterTokens: 5, (silos, sessionSilo) => silos.First(s => s != sessionSilo));
+
+        Assert.Equal(MoeTestBed.Reference(Prompt, 120, config: MoeTestBed.SlowConfig), tokens.Select(t => t.Token));
+        Assert.Equal(Enumerable.Range(0, 120), tokens.Select(t => t.Index));
+        var status = await bed.Client.Deployment(deployment).Status();
+        Assert.Equal(1, status.Epoch);
+        Assert.Contains(status.Events, e => e.Kind == "restart");
+    }
+
+    /// <summary>Bad requests are refused with the reason, and the deployment keeps serving.</summary>
+    [Fact]
+    public async Task Bad_requests_are_refused_with_the_reason()
+    {
+        await using var bed = await MoeTestBed.StartAsync(silos: 1);
+        var deployment = MoeTestBed.NewName("d");
+        await bed.Client.DeployAsync(deployment, MoeTestBed.Spec() with { Shadows = 0 });
+
+        var notByte = await Assert.ThrowsAsync<MoeGenerationException>(() => CollectAsync(bed.Client.GenerateAsync(deployment, [65, 300], cancellationToken: TestContext.Current.CancellationToken)));
+        Assert.Contains("300", notByte.Message, StringComparison.Ordinal);
+        var tooLong = await Assert.ThrowsAsync<MoeGenerationException>(() => CollectAsync(bed.Client.GenerateAsync(deployment, Prompt, new GenerationOptions { MaxTokens = 500 }, TestContext.Current.CancellationToken)));
+        Assert.Contains("128-position", tooLong.Message, StringComparison.Ordinal);
+        var unknown = await Assert.ThrowsAsync<MoeGenerationException>(() => CollectAsync(bed.Client.GenerateAsync("nowhere", Prompt, cancellationToken: TestContext.Current.CancellationToken)));
+        Assert.Contains("not deployed", unknown.Message, StringComparison.Ordinal);
+        var badSpec = await Assert.ThrowsAsync<ArgumentException>(() => bed.Client.DeployAsync(MoeTestBed.NewName("x"), MoeTestBed.Spec() with { Config = MoeTestBed.Config with { Heads = 5 } }));
+        Assert.Contains("heads", badSpec.Message, StringComparison.Ordinal);
+
+        var routes = (await bed.Client.Deployment(deployment).Status()).Routes!;
+        var expert = bed.Cluster.Client.GetGrain<IExpertGrain>(routes.For(0, 0)[0].Key);
+        var shape = await Assert.ThrowsAsync<ArgumentException>(() => expert.Run(new float[5]));
+        Assert.Contains("takes 32 values", shape.Message, StringComparison.Ordinal);
+        var nan = new float[32];
+        nan[3] = float.NaN;
+        Assert.Contains("index 3", (await Assert.ThrowsAsync<ArgumentException>(() => expert.Run(nan))).Message, StringComparison.Ordinal);
+
+        var fine = await CollectAsync(bed.Client.GenerateAsync(deployment, Prompt, new GenerationOptions { MaxTokens = 8 }, TestContext.Current.CancellationToken));
+        Assert.Equal(MoeTestBed.Reference(Prompt, 8), fine.Select(t => t.Token));
+    }
+
+    /// <summary>
+    /// Generates 120 tokens of <see cref="MoeTestBed.SlowConfig"/>'s model and, once <paramref name="afterTokens"/> have
+    /// arrived, kills the silo <paramref name="choose"/> picks (given the running silos and the session's first silo).
+    /// </summary>
+    private static async Task<(List<GeneratedToken> Tokens, InProcessSiloHandle Killed)> GenerateAndKillAsync(
+        MoeTestBed bed, string deployment, int afterTokens, Func<IReadOnlyList<InProcessSiloHandle>, InProcessSiloHandle, InProcessSiloHandle> choose)
+    {
+        var requestId = MoeTestBed.NewName("r");
+        var tokens = new List<GeneratedToken>();
+        InProcessSiloHandle? killed = null;
+        var options = new GenerationOptions { MaxTokens = 120, RequestId = requestId };
+        await foreach (var token in bed.Client.GenerateAsync(deployment, Prompt, options, TestContext.Current.CancellationToken))
+        {
+            tokens.Add(token);
+            if (tokens.Count == afterTokens)
+            {
+                var sessionSilo = bed.Cluster.FindSiloHosting(bed.Cluster.Client.GetGrain<IInferenceSessionGrain>(InferenceSessions.Key(requestId, 0)));
+                Assert.NotNull(sessionSilo);
+                killed = choose(bed.Cluster.Silos, sessionSilo);
+                await bed.Cluster.KillSiloAsync(killed);
+            }
+        }
+
+        return (tokens, killed!);
+    }
+
+    private static async Task<DeploymentStatus> WaitAsync(MoeTestBed bed, string deployment, Func<DeploymentStatus, bool> condition)
+    {
+        var started = DateTime.UtcNow;
+        DeploymentStatus status;
+        while (!condition(status = await bed.Client.Deployment(deployment).Status()))
+        {
+            Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(30), "the deployment did not get there in time");
+            await Task.Delay(20, TestContext.Current.CancellationToken);
+        }
+
+        return status;
+    }
+
+    private static async Task<List<GeneratedToken>> CollectAsync(IAsyncEnumerable<GeneratedToken> tokens)
+    {
+        var list = new List<GeneratedToken>();
+        await foreach (var token in tokens)
+        {
+            list.Add(token);
+        }
+
+        return list;
+    }
+}
