@@ -50,30 +50,9 @@ internal sealed class MoeTestBed : IAsyncDisposable
 
     public static string NewName(string prefix) => prefix + Guid.NewGuid().ToString("N")[..8];
 
-    /// <summary>Greedy decoding of <paramref name="prompt"/> in this process, every expert run locally.</summary>
-    public static int[] Reference(int[] prompt, int tokens, float temperature = 0, ulong seed = 0, MoeConfig? config = null)
-    {
-        config ??= Config;
-        var weights = MoeWeights.Random(config, Seed);
-        var model = new MoeModel(weights);
-        var cache = new KvCache(config);
-        var sampling = new Sampling(temperature, seed);
-        var logits = new float[config.Vocabulary];
-        var output = new List<int>();
-        var experts = new Dictionary<(int, int), ExpertWeights>();
-        ExpertWeights Expert(int l, int e) => experts.TryGetValue((l, e), out var w) ? w : experts[(l, e)] = weights.LoadExpert(l, e);
-        for (var position = 0; output.Count < tokens; position++)
-        {
-            var token = position < prompt.Length ? prompt[position] : output[^1];
-            model.Step(token, position, cache, Expert, logits);
-            if (position >= prompt.Length - 1)
-            {
-                output.Add(sampling.Next(logits, position));
-            }
-        }
-
-        return [.. output];
-    }
+    /// <summary>The decoding of <paramref name="prompt"/> in this process, every expert run locally.</summary>
+    public static int[] Reference(int[] prompt, int tokens, float temperature = 0, ulong seed = 0, MoeConfig? config = null) =>
+        new MoeModel(MoeWeights.Random(config ?? Config, Seed)).Generate(prompt, tokens, new Sampling(temperature, seed));
 
     public async ValueTask DisposeAsync() => await Cluster.DisposeAsync();
 }

@@ -180,6 +180,33 @@ public sealed class MoeModel
 
         Logits(hidden, logits);
     }
+
+    /// <summary>
+    /// The whole generation in this process, every expert loaded here once: the reference a served generation must
+    /// equal token for token.
+    /// </summary>
+    public int[] Generate(IReadOnlyList<int> prompt, int maxTokens, Sampling sampling)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        ArgumentNullException.ThrowIfNull(sampling);
+        ArgumentOutOfRangeException.ThrowIfLessThan(prompt.Count, 1);
+        var cache = new KvCache(Config);
+        var logits = new float[Config.Vocabulary];
+        var experts = new Dictionary<(int, int), ExpertWeights>();
+        ExpertWeights Expert(int layer, int expert) =>
+            experts.TryGetValue((layer, expert), out var loaded) ? loaded : experts[(layer, expert)] = _weights.LoadExpert(layer, expert);
+        var output = new List<int>(maxTokens);
+        for (var position = 0; output.Count < maxTokens; position++)
+        {
+            Step(position < prompt.Count ? prompt[position] : output[^1], position, cache, Expert, logits);
+            if (position >= prompt.Count - 1)
+            {
+                output.Add(sampling.Next(logits, position));
+            }
+        }
+
+        return [.. output];
+    }
 }
 
 /// <summary>How the next token is chosen: greedy (temperature 0) or sampled at a temperature from a seeded stream.</summary>
