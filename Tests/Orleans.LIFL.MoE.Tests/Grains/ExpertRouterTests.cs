@@ -63,6 +63,53 @@ public sealed class ExpertRouterTests
         Assert.Equal((1, 0), (experts["b1"].Calls, experts["b1"].Replays));
     }
 
+    /// <summary>A replica that misses its deadline but answers later is trusted again: late is not dead.</summary>
+    [Fact]
+    public async Task A_late_answer_clears_the_suspicion()
+    {
+        var time = new FakeTimeProvider();
+        var experts = new Dictionary<string, FakeExpert> { ["a0"] = new(silent: false), ["b0"] = new(silent: false) };
+        var router = new ExpertRouter(Table, Spec, r => experts[r.Key], time, (_, _) => { });
+        var call = router.CallAsync(0, 0, [1f]);
+        time.Advance(ExpertRouter.FirstCallDeadline);
+        Assert.True(router.IsSuspected("silo-a"));
+        experts["b0"].Answer();
+        Assert.Equal(new[] { 2f }, await call);
+
+        experts["a0"].Answer();
+        await WaitUntilAsync(() => !router.IsSuspected("silo-a"));
+        Assert.Equal(1, router.Timeouts);
+    }
+
+    /// <summary>When the replay fails outright, the late first call is still waited for: a spurious timeout never fails the token.</summary>
+    [Fact]
+    public async Task A_late_primary_still_answers_when_its_shadow_fails()
+    {
+        var time = new FakeTimeProvider();
+        var experts = new Dictionary<string, FakeExpert>
+        {
+            ["a0"] = new(silent: false),
+            ["b0"] = new(silent: false, failure: new SiloUnavailableException("silo-b is unreachable")),
+        };
+        var router = new ExpertRouter(Table, Spec, r => experts[r.Key], time, (_, _) => { });
+        var call = router.CallAsync(0, 0, [3f]);
+        time.Advance(ExpertRouter.FirstCallDeadline);
+        Assert.False(call.IsCompleted);
+        experts["a0"].Answer();
+        Assert.Equal(new[] { 6f }, await call);
+        Assert.Equal((1, 1), (router.Replays, router.Timeouts));
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var started = DateTime.UtcNow;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(10), "the condition did not come true");
+            await Task.Yield();
+        }
+    }
+
     /// <summary>A primary whose silo is gone (the call fails at once) is replayed without waiting for any deadline.</summary>
     [Fact]
     public async Task A_failed_call_is_replayed_at_once()

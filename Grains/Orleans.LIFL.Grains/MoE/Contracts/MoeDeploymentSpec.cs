@@ -54,11 +54,23 @@ public sealed record MoeDeploymentSpec
 
     /// <summary>The least time an expert call is given before it is replayed elsewhere.</summary>
     [Id(7)]
-    public TimeSpan MinExpertDeadline { get; init; } = TimeSpan.FromMilliseconds(25);
+    public TimeSpan MinExpertDeadline { get; init; } = TimeSpan.FromMilliseconds(10);
 
     /// <summary>An expert call is replayed after this multiple of the session's smoothed expert latency (at least <see cref="MinExpertDeadline"/>).</summary>
     [Id(8)]
-    public double DeadlineMultiple { get; init; } = 8;
+    public double DeadlineMultiple { get; init; } = 4;
+
+    /// <summary>
+    /// A session sends its new KV segments to the store once the oldest unsent one is this old (or
+    /// <see cref="CheckpointBatch"/> are waiting): one call per batch keeps checkpointing off the decoding's critical
+    /// resources, and a resumed session recomputes at most this much.
+    /// </summary>
+    [Id(9)]
+    public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>Positions that make a checkpoint batch go at once, whatever its age.</summary>
+    [Id(10)]
+    public int CheckpointBatch { get; init; } = 32;
 
     /// <summary>What is wrong with the spec, naming the setting, or null.</summary>
     public string? Problem() =>
@@ -69,6 +81,8 @@ public sealed record MoeDeploymentSpec
         : Recovery == RecoveryMode.Restart && Shadows > 0 ? "the Restart baseline has no shadows: set Shadows to 0"
         : !(MinExpertDeadline > TimeSpan.Zero) ? $"MinExpertDeadline is {MinExpertDeadline}; it must be positive"
         : !(DeadlineMultiple >= 1) ? $"DeadlineMultiple is {DeadlineMultiple}; it must be at least 1"
+        : CheckpointInterval < TimeSpan.Zero ? $"CheckpointInterval is {CheckpointInterval}; it must not be negative"
+        : CheckpointBatch is < 1 or > 1024 ? $"CheckpointBatch is {CheckpointBatch}; it must be between 1 and 1024"
         : null;
 
     /// <summary>Where the weights come from, for caches and logs.</summary>

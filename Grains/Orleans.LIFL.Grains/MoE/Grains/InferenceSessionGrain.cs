@@ -60,9 +60,6 @@ public static class InferenceSessions
 [Placement.PreferLocalPlacement]
 public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<InferenceSessionGrain> logger) : Grain, IInferenceSessionGrain
 {
-    /// <summary>Positions sent to the checkpoint store in one call, at most.</summary>
-    private const int SegmentsPerAppend = 32;
-
     private readonly List<int> _tokens = [];
     private GenerationRequest? _request;
     private SessionOpened? _opened;
@@ -78,6 +75,7 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
     private Task<int>? _checkpointing;
     private bool _storeLost;
     private int _committed = -1;
+    private long _unsentSince;
     private bool _running;
     private string? _failure;
     private bool _aborted;
@@ -123,13 +121,17 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         if (spec.Checkpointing)
         {
             _store = GrainFactory.GetGrain<IKvCheckpointStoreGrain>(requestId);
-            if (restore)
+            var checkpoint = restore ? await _store.Restore(requestId) : null;
+            if (checkpoint?.Request is { } stored && stored.SameGeneration(request))
             {
-                var checkpoint = await _store.Restore(requestId);
+                // The store holds this request already: no need to begin it again (one round trip less on the way back).
                 restoredPositions = Apply(request, checkpoint);
             }
+            else
+            {
+                await _store.Begin(request, config.Layers, config.ModelDim);
+            }
 
-            await _store.Begin(request, config.Layers, config.ModelDim);
             _committed = restoredPositions - 1;
         }
 
@@ -310,8 +312,12 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         return restored;
     }
 
-    /// <summary>Sends the positions the store has not committed, unless a send is still in flight: decoding never waits for it.</summary>
-    private void PumpCheckpoint()
+    /// <summary>
+    /// Sends the positions the store has not committed, in one call, once the oldest of them waited the spec's
+    /// checkpoint interval (or a batch is full, or <paramref name="flush"/>), unless a send is still in flight:
+    /// decoding never waits for the store.
+    /// </summary>
+    private void PumpCheckpoint(bool flush = false)
     {
         if (_store is null)
         {
@@ -334,29 +340,47 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
             _checkpointing = null;
         }
 
-        if (_checkpointing is null && _committed < _cache!.Length - 1)
+        var unsent = _cache!.Length - 1 - _committed;
+        if (unsent <= 0)
+        {
+            _unsentSince = 0;
+            return;
+        }
+
+        if (_unsentSince == 0)
+        {
+            _unsentSince = time.GetTimestamp();
+        }
+
+        if (_checkpointing is null && (flush || unsent >= _spec!.CheckpointBatch || time.GetElapsedTime(_unsentSince) >= _spec.CheckpointInterval))
         {
             _checkpointing = AppendAsync(_storeLost);
             _storeLost = false;
+            _unsentSince = time.GetTimestamp();
         }
     }
 
-    private async Task<int> AppendAsync(bool begin)
+    /// <summary>
+    /// Sends the uncommitted positions (taken now, while every layer of each is written: decoding goes on meanwhile),
+    /// beginning the checkpoint again first when the store lost it.
+    /// </summary>
+    private Task<int> AppendAsync(bool begin)
     {
-        if (begin)
-        {
-            await _store!.Begin(_request!, _model!.Config.Layers, _model.Config.ModelDim);
-        }
-
         var from = _committed + 1;
-        var through = Math.Min(_cache!.Length - 1, from + SegmentsPerAppend - 1);
+        var through = Math.Min(_cache!.Length - 1, from + _spec!.CheckpointBatch - 1);
         var segments = new KvSegment[through - from + 1];
         for (var i = 0; i < segments.Length; i++)
         {
             segments[i] = Segment(from + i);
         }
 
-        return await _store!.Append(_request!.RequestId, segments);
+        return begin ? BeginAndAppendAsync(segments) : _store!.Append(_request!.RequestId, segments);
+    }
+
+    private async Task<int> BeginAndAppendAsync(KvSegment[] segments)
+    {
+        await _store!.Begin(_request!, _model!.Config.Layers, _model.Config.ModelDim);
+        return await _store.Append(_request!.RequestId, segments);
     }
 
     private KvSegment Segment(int position)
@@ -383,7 +407,7 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
                 await Task.WhenAny(inflight);
             }
 
-            PumpCheckpoint();
+            PumpCheckpoint(flush: true);
         }
     }
 

@@ -134,6 +134,7 @@ public sealed partial class MoeDeploymentGrain(
         State.Routes = Plan(config, silos, spec.Shadows, epoch: 0, version: 1);
         await stored.WriteStateAsync();
         await WarmAsync(State.Routes.Replicas);
+        await PrepareSilosAsync(epoch: 0);
         State.Phase = DeploymentPhase.Ready;
         State.LoadTime = watch.Elapsed;
         await stored.WriteStateAsync();
@@ -319,6 +320,7 @@ public sealed partial class MoeDeploymentGrain(
         var dead = routes.DeadSilos.Append(silo).ToArray();
         State.Routes = Plan(config, live, State.Spec!.Shadows, epoch, routes.Version + 1) with { DeadSilos = dead };
         await WarmAsync(State.Routes.Replicas);
+        await PrepareSilosAsync(epoch);
         State.Phase = DeploymentPhase.Ready;
         var took = time.GetElapsedTime(reported);
         Record(new MoeFailureEvent(DateTime.UtcNow, silo, "restart", reason, 0, 0, took, epoch));
@@ -398,6 +400,14 @@ public sealed partial class MoeDeploymentGrain(
         return loaded;
     }
 
+    /// <summary>Has every active silo load the attention side, so that sessions open (or resume) there without loading it.</summary>
+    private async Task PrepareSilosAsync(int epoch)
+    {
+        var spec = State.Spec!;
+        await Task.WhenAll(resources.ActiveSilos().Select(s => BestEffort(
+            GrainFactory.GetGrain<IMoeSiloGrain>(MoeSilos.Key(s.Statistics?.NodeId ?? "", s.Silo.ToString())).Prepare(spec, epoch))));
+    }
+
     private void Publish(ExpertRoutingTable routes)
     {
         foreach (var session in _sessions.Keys)
@@ -471,7 +481,7 @@ public sealed partial class MoeDeploymentGrain(
     {
         try
         {
-            await call.WaitAsync(TimeSpan.FromSeconds(5));
+            await call.WaitAsync(WarmTimeout);
         }
         catch (Exception)
         {

@@ -83,42 +83,91 @@ public sealed class ExpertRouter
         // Healthy candidates in table order, then the suspected ones as a last resort.
         var order = candidates.Where(c => !IsSuspected(c.Silo)).Concat(candidates.Where(c => IsSuspected(c.Silo))).ToList();
         var reroute = _spec.Recovery == RecoveryMode.Reroute;
+
+        // A call that missed its deadline is not given up: whichever of the late calls and the replay answers first wins.
+        var pending = new List<(Task<float[]> Call, ExpertReplica Replica, long Started)>();
         Exception? last = null;
-        for (var attempt = 0; attempt < order.Count; attempt++)
+        for (var attempt = 0; attempt < order.Count && (reroute || attempt == 0); attempt++)
         {
             var replica = order[attempt];
-            var grain = _resolve(replica);
-            var started = _time.GetTimestamp();
             if (attempt > 0)
             {
                 Replays++;
             }
 
-            try
+            var grain = _resolve(replica);
+            var call = attempt == 0 ? grain.Run(routed) : grain.Replay(routed);
+            pending.Add((call, replica, _time.GetTimestamp()));
+            var deadline = reroute ? Task.Delay(Deadline, _time) : null;
+            while (true)
             {
-                var call = attempt == 0 ? grain.Run(routed) : grain.Replay(routed);
-                var output = reroute ? await call.WaitAsync(Deadline, _time) : await call;
-                Observe(_time.GetElapsedTime(started).TotalMilliseconds);
-                return output;
-            }
-            catch (Exception error) when (error is not ArgumentException)
-            {
-                if (error is TimeoutException)
+                var done = await Task.WhenAny(deadline is null ? pending.Select(p => (Task)p.Call) : pending.Select(p => (Task)p.Call).Append(deadline));
+                if (done == deadline)
                 {
                     Timeouts++;
+                    Suspect(replica, new TimeoutException($"{replica.Key} did not answer within {Deadline.TotalMilliseconds:0} ms"));
+                    _ = TrustAgainWhenAnsweredAsync(call, replica.Silo);
+                    break;
                 }
 
-                last = error;
-                _suspected[replica.Silo] = _time.GetTimestamp();
-                _onFailure(replica, error);
-                if (!reroute)
+                var answered = pending.First(p => p.Call == done);
+                if (answered.Call.IsCompletedSuccessfully)
+                {
+                    Observe(_time.GetElapsedTime(answered.Started).TotalMilliseconds);
+                    return answered.Call.Result;
+                }
+
+                pending.Remove(answered);
+                last = answered.Call.Exception?.InnerException ?? answered.Call.Exception;
+                if (last is ArgumentException)
+                {
+                    // Bad input fails on every replica alike: nothing to replay.
+                    throw last;
+                }
+
+                Suspect(answered.Replica, last!);
+                if (answered.Call == call)
                 {
                     break;
                 }
             }
         }
 
+        // Every candidate was tried: wait for any late call still out.
+        while (pending.Count > 0)
+        {
+            var done = await Task.WhenAny(pending.Select(p => p.Call));
+            var answered = pending.First(p => p.Call == done);
+            if (done.IsCompletedSuccessfully)
+            {
+                return done.Result;
+            }
+
+            pending.Remove(answered);
+            last = done.Exception?.InnerException ?? done.Exception;
+        }
+
         throw new ExpertUnavailableException($"Expert ({layer}, {expert}) of {Table.Deployment} failed on every replica: {last?.Message}", last);
+    }
+
+    private void Suspect(ExpertReplica replica, Exception error)
+    {
+        _suspected[replica.Silo] = _time.GetTimestamp();
+        _onFailure(replica, error);
+    }
+
+    private async Task TrustAgainWhenAnsweredAsync(Task<float[]> call, string silo)
+    {
+        try
+        {
+            await call;
+        }
+        catch (Exception)
+        {
+            return;
+        }
+
+        _suspected.Remove(silo);
     }
 
     private void Observe(double milliseconds)

@@ -1,0 +1,89 @@
+using System.Diagnostics;
+using Orleans.LIFL.Client.MoE;
+
+namespace Orleans.LIFL.Benchmarks.MoeFailover;
+
+/// <summary>When each token of each concurrent generation arrived (Stopwatch timestamps), and the figures taken from that.</summary>
+internal sealed class TokenTimelines
+{
+    private readonly List<long>[] _arrivals;
+    private readonly List<int>[] _tokens;
+
+    public TokenTimelines(int sessions)
+    {
+        _arrivals = [.. Enumerable.Range(0, sessions).Select(_ => new List<long>())];
+        _tokens = [.. Enumerable.Range(0, sessions).Select(_ => new List<int>())];
+    }
+
+    public int Sessions => _arrivals.Length;
+
+    public IReadOnlyList<int> Tokens(int session) => _tokens[session];
+
+    public int Count(int session)
+    {
+        lock (_arrivals[session])
+        {
+            return _arrivals[session].Count;
+        }
+    }
+
+    public void Add(int session, GeneratedToken token)
+    {
+        lock (_arrivals[session])
+        {
+            if (token.Index != _tokens[session].Count)
+            {
+                throw new InvalidOperationException($"Session {session} got token {token.Index} after {_tokens[session].Count} tokens: a gap or a repeat.");
+            }
+
+            _arrivals[session].Add(Stopwatch.GetTimestamp());
+            _tokens[session].Add(token.Token);
+        }
+    }
+
+    /// <summary>Tokens per second over all sessions, from the first token of any to the last of any.</summary>
+    public double TokensPerSecond()
+    {
+        var first = _arrivals.Where(a => a.Count > 0).Min(a => a[0]);
+        var last = _arrivals.Where(a => a.Count > 0).Max(a => a[^1]);
+        var tokens = _arrivals.Sum(a => a.Count - 1);
+        return tokens / Stopwatch.GetElapsedTime(first, last).TotalSeconds;
+    }
+
+    /// <summary>The gaps between consecutive tokens (ms) arriving in [<paramref name="from"/>, <paramref name="to"/>).</summary>
+    public List<double> Gaps(long from = long.MinValue, long to = long.MaxValue) =>
+        [.. _arrivals.SelectMany(a => a.Zip(a.Skip(1)).Where(p => p.Second >= from && p.Second < to).Select(p => Stopwatch.GetElapsedTime(p.First, p.Second).TotalMilliseconds))];
+
+    /// <summary>
+    /// The stall of a failure at <paramref name="failedAt"/>: the largest gap, in any session, that spans the failure or
+    /// starts within <paramref name="window"/> after it (later gaps belong to the cluster's new steady state, not to the failure).
+    /// </summary>
+    public double StallAfter(long failedAt, TimeSpan window)
+    {
+        var until = failedAt + (long)(window.TotalSeconds * Stopwatch.Frequency);
+        return _arrivals.Where(a => a.Count > 1 && a[^1] > failedAt)
+            .Select(a => a.Zip(a.Skip(1)).Where(p => p.Second > failedAt && p.First <= until)
+                .Max(p => Stopwatch.GetElapsedTime(p.First, p.Second).TotalMilliseconds))
+            .DefaultIfEmpty(double.NaN)
+            .Max();
+    }
+
+    /// <summary>Per session, the gaps (ms) from the one spanning <paramref name="failedAt"/> to the last starting <paramref name="window"/> after it.</summary>
+    public List<double[]> GapsAround(long failedAt, TimeSpan window)
+    {
+        var until = failedAt + (long)(window.TotalSeconds * Stopwatch.Frequency);
+        return [.. _arrivals.Select(a => a.Zip(a.Skip(1)).Where(p => p.Second > failedAt && p.First <= until)
+            .Select(p => Math.Round(Stopwatch.GetElapsedTime(p.First, p.Second).TotalMilliseconds, 1)).ToArray())];
+    }
+
+    public static double Percentile(List<double> values, double p)
+    {
+        if (values.Count == 0)
+        {
+            return double.NaN;
+        }
+
+        var sorted = values.Order().ToList();
+        return sorted[(int)Math.Clamp(Math.Ceiling(p / 100 * sorted.Count) - 1, 0, sorted.Count - 1)];
+    }
+}
