@@ -10,12 +10,13 @@ internal static class LiflCommandLine
 {
     public static RootCommand Create()
     {
-        var root = new RootCommand("lifl: run the Orleans.LIFL demo, federated jobs, benchmarks and cluster silos.")
+        var root = new RootCommand("lifl: run the Orleans.LIFL demo, federated jobs, MoE generation, benchmarks and cluster silos.")
         {
             DemoCommand.Create(),
             BenchCommand.Create(),
             Silo.SiloCommand.Create(),
             Fl.FlCommand.Create(),
+            Moe.MoeCommand.Create(),
         };
         return root;
     }

@@ -215,12 +215,12 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                     sessionStall,
                     withCheckpoints.Count > 0 ? withCheckpoints.Average() : null,
                     withoutCheckpoints.Count > 0 ? withoutCheckpoints.Average() : null,
-                    gaps.Count > 0 ? TokenTimelines.Percentile(gaps, 50) : null,
-                    gaps.Count > 0 ? TokenTimelines.Percentile(gaps, 99) : null,
+                    gaps.Count > 0 ? GenerationTimelines.Percentile(gaps, 50) : null,
+                    gaps.Count > 0 ? GenerationTimelines.Percentile(gaps, 99) : null,
                     withCheckpoints.Count > 0 ? 100 * (1 - withCheckpoints.Zip(withoutCheckpoints).Average(p => p.First / p.Second)) : null,
                     withCheckpoints.Count > 1 ? 100 * StandardError([.. withCheckpoints.Zip(withoutCheckpoints).Select(p => p.First / p.Second)]) : null,
-                    TokenTimelines.Percentile(after, 50),
-                    TokenTimelines.Percentile(after, 99),
+                    GenerationTimelines.Percentile(after, 50),
+                    GenerationTimelines.Percentile(after, 99),
                     identical)
                 {
                     ExpertFailureGapsMs = expertRun.GapsAround(expertKilledAt, StallWindow),
@@ -248,37 +248,20 @@ public sealed class MoeFailoverBenchmark : IBenchmark
         }
 
         /// <summary>Runs one generation per prompt at once; kills <paramref name="victim"/> once every one has <paramref name="killAfter"/> tokens.</summary>
-        private async Task<(TokenTimelines Timelines, long KilledAt)> GenerateAsync(MoeClient client, string deployment, int tokens, SiloProcess? victim, int killAfter)
+        private async Task<(GenerationTimelines Timelines, long KilledAt)> GenerateAsync(MoeClient client, string deployment, int tokens, SiloProcess? victim, int killAfter)
         {
             using var patience = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             patience.CancelAfter(PhasePatience);
-            var timelines = new TokenTimelines(prompts.Length);
-            long killedAt = 0;
-            var killed = 0;
-            await Task.WhenAll(Enumerable.Range(0, prompts.Length).Select(async session =>
+            Func<GenerationTimelines, Task>? kill = victim is null ? null : _ =>
             {
-                var options = new GenerationOptions { MaxTokens = tokens };
-                await foreach (var token in client.GenerateAsync(deployment, prompts[session], options, patience.Token))
-                {
-                    timelines.Add(session, token);
-                    if (victim is not null && Volatile.Read(ref killed) == 0
-                        && Enumerable.Range(0, timelines.Sessions).All(s => timelines.Count(s) >= killAfter) && Interlocked.Exchange(ref killed, 1) == 0)
-                    {
-                        Volatile.Write(ref killedAt, Stopwatch.GetTimestamp());
-                        victim.Kill();
-                    }
-                }
-            }));
-            if (victim is not null && killed == 0)
-            {
-                throw new InvalidOperationException($"The generations ended before each had {killAfter} tokens: nothing was killed.");
-            }
-
-            return (timelines, killedAt);
+                victim.Kill();
+                return Task.CompletedTask;
+            };
+            return await ConcurrentGenerations.RunAsync(client, deployment, prompts, new GenerationOptions { MaxTokens = tokens }, killAfter, kill, patience.Token);
         }
 
         /// <summary>Whether every session's tokens are the local decode's; a difference is reported.</summary>
-        private bool Check(TokenTimelines timelines, string phase)
+        private bool Check(GenerationTimelines timelines, string phase)
         {
             for (var s = 0; s < timelines.Sessions; s++)
             {

@@ -63,7 +63,7 @@ internal static class FlCommand
                         DpNoiseMultiplier = parse.GetValue(noise),
                     },
                 };
-                var target = new FlClusterTarget(parse.GetValue(cluster) ?? [], parse.GetValue(clusterId), Secret: null);
+                var target = new ClusterTarget(parse.GetValue(cluster) ?? [], parse.GetValue(clusterId), Secret: null);
                 await FlRunConsole.RunAsync(options, target, parse.GetValue(json), parse.GetValue(verbose), token);
                 return ExitCodes.Success;
             },

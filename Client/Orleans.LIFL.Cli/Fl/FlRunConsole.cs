@@ -11,21 +11,17 @@ using Spectre.Console;
 
 namespace Orleans.LIFL.Cli.Fl;
 
-/// <summary>Where a federated run's grains live: an embedded silo in this process, or a cluster reached through gateways.</summary>
-/// <param name="Gateways">Empty: an embedded silo.</param>
-internal sealed record FlClusterTarget(IReadOnlyList<string> Gateways, string? ClusterId, string? Secret);
-
 /// <summary>Runs a <see cref="FederatedRun"/> with a progress bar per round and a line per published round, and writes its JSON.</summary>
 internal static class FlRunConsole
 {
-    public static async Task<FederatedRunResult> RunAsync(FederatedRunOptions options, FlClusterTarget target, FileInfo? json, bool verbose, CancellationToken cancellationToken)
+    public static async Task<FederatedRunResult> RunAsync(FederatedRunOptions options, ClusterTarget target, FileInfo? json, bool verbose, CancellationToken cancellationToken)
     {
         if (options.Problem() is { } problem)
         {
             throw new CommandFailedException(problem);
         }
 
-        using var host = BuildHost(target, verbose);
+        using var host = ClusterTarget.BuildHost(target, verbose);
         await host.StartAsync(cancellationToken);
         try
         {
@@ -66,29 +62,6 @@ internal static class FlRunConsole
         {
             await host.StopAsync(CancellationToken.None);
         }
-    }
-
-    private static IHost BuildHost(FlClusterTarget target, bool verbose)
-    {
-        var builder = Host.CreateApplicationBuilder();
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(verbose ? LogLevel.Information : LogLevel.Warning);
-        if (target.Gateways.Count == 0)
-        {
-            builder.UseLiflSilo(silo => silo.AddMemoryGrainStorageAsDefault());
-            return builder.Build();
-        }
-
-        if (target.ClusterId is { } clusterId)
-        {
-            builder.Configuration["Lifl:Cluster:ClusterId"] = clusterId;
-        }
-
-        var secret = target.Secret ?? Environment.GetEnvironmentVariable("LIFL_SECRET")
-            ?? throw new CommandFailedException("connecting to a cluster needs its secret: set LIFL_SECRET (or --secret).");
-        builder.Configuration["Lifl:Cluster:Secret"] = secret;
-        builder.UseLiflClient(client => client.UseStaticGateways([.. target.Gateways]));
-        return builder.Build();
     }
 
     private static async Task WriteJsonAsync(FileInfo file, FederatedRunOptions options, FederatedRunResult result, CancellationToken cancellationToken)

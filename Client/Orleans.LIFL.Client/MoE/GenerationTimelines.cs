@@ -1,21 +1,22 @@
 using System.Diagnostics;
-using Orleans.LIFL.Client.MoE;
+namespace Orleans.LIFL.Client.MoE;
 
-namespace Orleans.LIFL.Benchmarks.MoeFailover;
-
-/// <summary>When each token of each concurrent generation arrived (Stopwatch timestamps), and the figures taken from that.</summary>
-internal sealed class TokenTimelines
+/// <summary>When each token of each of several concurrent generations arrived (Stopwatch timestamps), and the figures taken from that: tokens/s, gaps, the stall around a failure.</summary>
+public sealed class GenerationTimelines
 {
     private readonly List<long>[] _arrivals;
     private readonly List<int>[] _tokens;
 
-    public TokenTimelines(int sessions)
+    public GenerationTimelines(int sessions)
     {
         _arrivals = [.. Enumerable.Range(0, sessions).Select(_ => new List<long>())];
         _tokens = [.. Enumerable.Range(0, sessions).Select(_ => new List<int>())];
     }
 
     public int Sessions => _arrivals.Length;
+
+    /// <summary>The request id of each generation (set by <see cref="ConcurrentGenerations"/>).</summary>
+    public string[] RequestIds { get; init; } = [];
 
     public IReadOnlyList<int> Tokens(int session) => _tokens[session];
 
@@ -85,5 +86,48 @@ internal sealed class TokenTimelines
 
         var sorted = values.Order().ToList();
         return sorted[(int)Math.Clamp(Math.Ceiling(p / 100 * sorted.Count) - 1, 0, sorted.Count - 1)];
+    }
+}
+
+/// <summary>Several generations at once on one deployment, with a failure injected once every one has a few tokens.</summary>
+public static class ConcurrentGenerations
+{
+    /// <summary>
+    /// Runs one generation per prompt at once (request ids in <see cref="GenerationTimelines.RequestIds"/>). Once every one has <paramref name="failAfterTokens"/> tokens,
+    /// <paramref name="fail"/> runs (once); the returned timestamp is when it started (0: it did not run).
+    /// </summary>
+    public static async Task<(GenerationTimelines Timelines, long FailedAt)> RunAsync(
+        MoeClient client, string deployment, IReadOnlyList<int[]> prompts, GenerationOptions options, int failAfterTokens, Func<GenerationTimelines, Task>? fail,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        ArgumentNullException.ThrowIfNull(prompts);
+        ArgumentNullException.ThrowIfNull(options);
+        var run = Guid.NewGuid().ToString("N")[..12];
+        var timelines = new GenerationTimelines(prompts.Count) { RequestIds = [.. Enumerable.Range(0, prompts.Count).Select(i => $"{run}-{i}")] };
+        long failedAt = 0;
+        var failed = 0;
+        Task failing = Task.CompletedTask;
+        await Task.WhenAll(Enumerable.Range(0, prompts.Count).Select(async session =>
+        {
+            var own = options with { RequestId = timelines.RequestIds[session] };
+            await foreach (var token in client.GenerateAsync(deployment, prompts[session], own, cancellationToken).ConfigureAwait(false))
+            {
+                timelines.Add(session, token);
+                if (fail is not null && Volatile.Read(ref failed) == 0
+                    && Enumerable.Range(0, timelines.Sessions).All(s => timelines.Count(s) >= failAfterTokens) && Interlocked.Exchange(ref failed, 1) == 0)
+                {
+                    Volatile.Write(ref failedAt, Stopwatch.GetTimestamp());
+                    failing = fail(timelines);
+                }
+            }
+        })).ConfigureAwait(false);
+        await failing.ConfigureAwait(false);
+        if (fail is not null && failed == 0)
+        {
+            throw new InvalidOperationException($"The generations ended before each had {failAfterTokens} tokens: the failure was not injected.");
+        }
+
+        return (timelines, failedAt);
     }
 }
