@@ -57,6 +57,7 @@ public static partial class SiloProgram
         {
             throw new InvalidOperationException("Lifl:Silo:Storage (--storage) is postgres, but no Lifl:PostgreSql:ConnectionString (--postgres, LIFL_POSTGRES) is set.");
         }
+        var dashboard = builder.Configuration.GetValue<bool>("Lifl:Dashboard:Enabled");
         builder.UseLiflSilo(silo =>
         {
             silo.Services.Configure<EndpointOptions>(o => o.Enabled = true);
@@ -84,6 +85,10 @@ public static partial class SiloProgram
 
             silo.AddMemoryStreams("Default");
             silo.Services.AddSingleton<Grains.Demo.DemoJournal>();
+            if (dashboard)
+            {
+                silo.AddLiflDashboard();
+            }
         });
 
         using var host = builder.Build();
@@ -97,8 +102,10 @@ public static partial class SiloProgram
         var silo = host.Services.GetRequiredService<Runtime.ILocalSiloDetails>();
         var cluster = host.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ClusterOptions>>().Value;
         var dataplane = host.Services.GetRequiredService<Runtime.Dataplane.INodeDataplane>();
+        var dashboardAddress = dashboard ? host.Services.GetRequiredService<Dashboard.DashboardServer>().Address?.ToString() : null;
         await output.WriteLineAsync(
-            $"{SiloSettings.ReadyMarker} silo={silo.SiloAddress} gateway={silo.GatewayAddress?.ToString() ?? "none"} cluster={cluster.ClusterId} pool={(dataplane.Pool is null ? "none" : dataplane.PoolName)}")
+            $"{SiloSettings.ReadyMarker} silo={silo.SiloAddress} gateway={silo.GatewayAddress?.ToString() ?? "none"} cluster={cluster.ClusterId} pool={(dataplane.Pool is null ? "none" : dataplane.PoolName)}"
+            + (dashboardAddress is null ? "" : $" dashboard={dashboardAddress}"))
             .ConfigureAwait(false);
         await output.FlushAsync(cancellationToken).ConfigureAwait(false);
 

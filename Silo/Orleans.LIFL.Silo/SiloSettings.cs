@@ -23,6 +23,10 @@ public static class SiloSettings
         ["--pool"] = "Lifl:Dataplane:PoolName",
         ["--ebpf"] = "Lifl:Dataplane:Ebpf",
         ["--storage"] = "Lifl:Silo:Storage",
+        ["--dashboard"] = "Lifl:Dashboard:Enabled",
+        ["--dashboard-port"] = "Lifl:Dashboard:Port",
+        ["--dashboard-listen"] = "Lifl:Dashboard:ListenAddress",
+        ["--dashboard-token"] = "Lifl:Dashboard:AccessToken",
     };
 
     /// <summary>Short environment variables, for containers and scripts.</summary>

@@ -21,6 +21,10 @@ internal static class SiloCommand
         ("--pool", "Name of the node's shared-memory pool (default lifl-CLUSTERID)."),
         ("--ebpf", "true or false: redirect messages between this node's silos with eBPF (default true; needs root)."),
         ("--storage", "memory or postgres: where grain state is kept (default postgres with --postgres, else memory)."),
+        ("--dashboard", "true: serve the web dashboard's API from this silo (default false)."),
+        ("--dashboard-port", "The dashboard's port (default 8080; 0 picks a free one)."),
+        ("--dashboard-listen", "The dashboard's address (default 127.0.0.1; any other needs --dashboard-token)."),
+        ("--dashboard-token", "A token (at least 16 characters) every dashboard request must carry."),
     ];
 
     public static Command Create()

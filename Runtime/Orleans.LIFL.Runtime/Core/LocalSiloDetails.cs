@@ -23,6 +23,9 @@ public interface ILocalSiloDetails
 
     /// <summary>The grains with an activation on this silo now (stateless workers included once each).</summary>
     IReadOnlyCollection<GrainId> GetActiveGrains();
+
+    /// <summary>Every silo of the membership table as this silo last read it, dead ones included, sorted by address.</summary>
+    IReadOnlyList<MembershipEntry> Members { get; }
 }
 
 internal sealed class LocalSiloDetails(Core.Silo silo) : ILocalSiloDetails
@@ -40,6 +43,8 @@ internal sealed class LocalSiloDetails(Core.Silo silo) : ILocalSiloDetails
     public IReadOnlyList<SiloAddress> ActiveSilos => silo.Membership.CurrentView.ActiveSilos;
 
     public IReadOnlyCollection<GrainId> GetActiveGrains() => silo.Catalog.Enumerate().Select(a => a.GrainId).ToHashSet();
+
+    public IReadOnlyList<MembershipEntry> Members => [.. silo.Membership.CurrentView.Members.Values.OrderBy(m => m.Silo)];
 }
 
 internal sealed class ClusterResources(Core.Silo silo) : LIFL.Placement.IClusterResources

@@ -1,0 +1,127 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Orleans.LIFL.Dashboard;
+
+/// <summary>
+/// The dashboard's HTTP server, hosted by a silo: Kestrel on <see cref="DashboardOptions.ListenAddress"/> (loopback by
+/// default), JSON endpoints under <c>/api</c> and a server-sent-event stream of snapshots at <c>/api/events</c>.
+/// </summary>
+public sealed partial class DashboardServer(
+    IOptions<DashboardOptions> options, DashboardSnapshots snapshots, ILoggerFactory loggerFactory, ILogger<DashboardServer> logger) : IHostedService, IAsyncDisposable
+{
+    internal static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    private WebApplication? _app;
+
+    /// <summary>The address it serves, once started (e.g. http://127.0.0.1:8080).</summary>
+    public Uri? Address { get; private set; }
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        if (settings.Problem() is { } problem)
+        {
+            throw new InvalidOperationException($"The dashboard cannot start: {problem}.");
+        }
+
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Services.AddSingleton(loggerFactory);
+        builder.Services.AddSingleton(snapshots);
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Parse(settings.ListenAddress), settings.Port));
+        var app = builder.Build();
+        if (settings.AccessToken is { Length: > 0 } token)
+        {
+            var expected = Encoding.UTF8.GetBytes(token);
+            app.Use(async (context, next) =>
+            {
+                if (Authorized(context.Request, expected))
+                {
+                    await next(context);
+                    return;
+                }
+
+                LogRefused(logger, context.Connection.RemoteIpAddress?.ToString() ?? "?", context.Request.Path);
+                context.Response.StatusCode = StatusCodes.Status401Unauthorized;
+                context.Response.Headers.WWWAuthenticate = "Bearer";
+                await context.Response.WriteAsJsonAsync(new { error = "this dashboard needs its access token (Authorization: Bearer TOKEN)" }, Json);
+            });
+        }
+
+        app.MapGet("/api/cluster", () => Results.Json(snapshots.Cluster(), Json));
+        app.MapGet("/api/dataplane", () => Results.Json(snapshots.Dataplane(), Json));
+        app.MapGet("/api/events", StreamAsync);
+        await app.StartAsync(cancellationToken);
+        _app = app;
+        Address = new Uri(app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+        LogServing(logger, Address);
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_app is { } app)
+        {
+            await app.StopAsync(cancellationToken);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_app is { } app)
+        {
+            await app.DisposeAsync();
+        }
+    }
+
+    /// <summary>Server-sent events: a "cluster" and a "dataplane" snapshot every refresh period, until the client goes.</summary>
+    private async Task StreamAsync(HttpContext context)
+    {
+        context.Response.Headers.ContentType = "text/event-stream";
+        context.Response.Headers.CacheControl = "no-cache";
+        var aborted = context.RequestAborted;
+        using var timer = new PeriodicTimer(options.Value.RefreshPeriod);
+        try
+        {
+            do
+            {
+                await WriteEventAsync(context.Response, "cluster", snapshots.Cluster(), aborted);
+                await WriteEventAsync(context.Response, "dataplane", snapshots.Dataplane(), aborted);
+            }
+            while (await timer.WaitForNextTickAsync(aborted));
+        }
+        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+        {
+            // The browser left.
+        }
+    }
+
+    private static async Task WriteEventAsync<T>(HttpResponse response, string name, T value, CancellationToken cancellationToken)
+    {
+        await response.WriteAsync($"event: {name}\ndata: {JsonSerializer.Serialize(value, Json)}\n\n", cancellationToken);
+        await response.Body.FlushAsync(cancellationToken);
+    }
+
+    private static bool Authorized(HttpRequest request, byte[] expected)
+    {
+        var header = request.Headers.Authorization.ToString();
+        var presented = header.StartsWith("Bearer ", StringComparison.Ordinal) ? header["Bearer ".Length..] : request.Query["access_token"].ToString();
+        return presented.Length > 0 && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(presented), expected);
+    }
+
+    [LoggerMessage(EventId = 8001, Level = LogLevel.Information, Message = "Dashboard at {Address}")]
+    private static partial void LogServing(ILogger logger, Uri address);
+
+    [LoggerMessage(EventId = 8002, Level = LogLevel.Warning, Message = "Dashboard refused a request from {Remote} for {Path}: no or a wrong access token")]
+    private static partial void LogRefused(ILogger logger, string remote, PathString path);
+}

@@ -1,0 +1,152 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.LIFL.Hosting;
+using Orleans.LIFL.Runtime.Dataplane;
+using Orleans.LIFL.TestingHost;
+using Xunit;
+
+namespace Orleans.LIFL.Dashboard.Tests;
+
+/// <summary>The dashboard's JSON endpoints and event stream, served by the silos of an in-process cluster.</summary>
+public sealed class DashboardApiTests
+{
+    private const string Token = "dashboard-token-0123456789";
+
+    /// <summary>/api/cluster lists every silo with its status and figures; a killed silo shows as dead.</summary>
+    [Fact]
+    public async Task The_cluster_view_lists_the_silos_and_shows_a_killed_one_dead()
+    {
+        await using var cluster = await StartAsync(silos: 2);
+        using var http = new HttpClient { BaseAddress = Address(cluster.Silos[0]) };
+        var view = await GetJsonAsync(http, "/api/cluster");
+        var silos = view.GetProperty("silos").EnumerateArray().ToList();
+        Assert.Equal(cluster.Silos.Select(s => s.Address.ToString()).Order(), silos.Select(s => s.GetProperty("address").GetString()!).Order());
+        Assert.All(silos, s => Assert.Equal("active", s.GetProperty("status").GetString()));
+        var self = silos.Single(s => s.GetProperty("address").GetString() == cluster.Silos[0].Address.ToString());
+        Assert.True(self.GetProperty("memory_mb").GetDouble() > 0);
+        Assert.True(self.GetProperty("activations").GetInt32() >= 0);
+        Assert.Equal(JsonValueKind.Number, self.GetProperty("cpu").ValueKind);
+
+        var victim = cluster.Silos[1];
+        await cluster.KillSiloAsync(victim);
+        var started = DateTime.UtcNow;
+        string? status;
+        do
+        {
+            Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(20), "the killed silo never showed as dead");
+            view = await GetJsonAsync(http, "/api/cluster");
+            status = view.GetProperty("silos").EnumerateArray().Single(s => s.GetProperty("address").GetString() == victim.Address.ToString()).GetProperty("status").GetString();
+        }
+        while (status != "dead" && await Delay());
+
+        Assert.Equal("dead", status);
+    }
+
+    /// <summary>/api/dataplane reports the node's pool and whether eBPF redirection is in effect.</summary>
+    [Fact]
+    public async Task The_dataplane_view_reports_the_pool()
+    {
+        await using var cluster = await StartAsync(silos: 1);
+        using var http = new HttpClient { BaseAddress = Address(cluster.Silos[0]) };
+        var dataplane = await GetJsonAsync(http, "/api/dataplane");
+        var expected = cluster.Silos[0].Services.GetRequiredService<INodeDataplane>();
+        Assert.Equal(expected.PoolName, dataplane.GetProperty("pool").GetString());
+        Assert.Equal(expected.Pool is not null, dataplane.GetProperty("pool_attached").GetBoolean());
+        Assert.Equal(expected.EbpfActive, dataplane.GetProperty("ebpf_active").GetBoolean());
+    }
+
+    /// <summary>The event stream sends a cluster and a dataplane snapshot as server-sent events.</summary>
+    [Fact]
+    public async Task The_event_stream_sends_snapshots()
+    {
+        await using var cluster = await StartAsync(silos: 1);
+        using var http = new HttpClient { BaseAddress = Address(cluster.Silos[0]) };
+        using var response = await http.GetAsync("/api/events", HttpCompletionOption.ResponseHeadersRead, TestContext.Current.CancellationToken);
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(TestContext.Current.CancellationToken));
+        var events = new Dictionary<string, JsonElement>();
+        string? name = null;
+        while (events.Count < 2 && await reader.ReadLineAsync(TestContext.Current.CancellationToken) is { } line)
+        {
+            if (line.StartsWith("event: ", StringComparison.Ordinal))
+            {
+                name = line["event: ".Length..];
+            }
+            else if (line.StartsWith("data: ", StringComparison.Ordinal) && name is not null)
+            {
+                events[name] = JsonDocument.Parse(line["data: ".Length..]).RootElement.Clone();
+            }
+        }
+
+        Assert.Equal(cluster.Silos[0].Address.ToString(), events["cluster"].GetProperty("silos")[0].GetProperty("address").GetString());
+        Assert.True(events["dataplane"].TryGetProperty("bytes_handed_off", out _));
+    }
+
+    /// <summary>With an access token configured, requests without it (or with a wrong one) are refused; with it they are served.</summary>
+    [Fact]
+    public async Task Requests_without_the_access_token_are_refused()
+    {
+        await using var cluster = await StartAsync(silos: 1, o => o.AccessToken = Token);
+        using var http = new HttpClient { BaseAddress = Address(cluster.Silos[0]) };
+        Assert.Equal(HttpStatusCode.Unauthorized, (await http.GetAsync("/api/cluster", TestContext.Current.CancellationToken)).StatusCode);
+        using (var wrong = new HttpRequestMessage(HttpMethod.Get, "/api/cluster"))
+        {
+            wrong.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Token + "x");
+            Assert.Equal(HttpStatusCode.Unauthorized, (await http.SendAsync(wrong, TestContext.Current.CancellationToken)).StatusCode);
+        }
+
+        using (var right = new HttpRequestMessage(HttpMethod.Get, "/api/cluster"))
+        {
+            right.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Token);
+            Assert.Equal(HttpStatusCode.OK, (await http.SendAsync(right, TestContext.Current.CancellationToken)).StatusCode);
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync($"/api/dataplane?access_token={Token}", TestContext.Current.CancellationToken)).StatusCode);
+    }
+
+    /// <summary>Binding beyond loopback without a token is refused at start-up, naming the setting.</summary>
+    [Fact]
+    public void Listening_beyond_loopback_needs_a_token()
+    {
+        var options = new DashboardOptions { ListenAddress = "0.0.0.0" };
+        Assert.Contains("Lifl:Dashboard:AccessToken", options.Problem(), StringComparison.Ordinal);
+        Assert.Null(new DashboardOptions { ListenAddress = "0.0.0.0", AccessToken = Token }.Problem());
+        Assert.Contains("16 characters", new DashboardOptions { AccessToken = "short" }.Problem(), StringComparison.Ordinal);
+        Assert.Contains("Port", new DashboardOptions { Port = 70000 }.Problem(), StringComparison.Ordinal);
+        Assert.Null(new DashboardOptions().Problem());
+    }
+
+    private static async Task<InProcessTestCluster> StartAsync(int silos, Action<DashboardOptions>? configure = null)
+    {
+        var pool = "d" + Guid.NewGuid().ToString("N")[..12];
+        return await InProcessTestCluster.StartAsync(options =>
+        {
+            options.InitialSilosCount = silos;
+            options.ConfigureSilo = silo => silo
+                .AddMemoryGrainStorageAsDefault()
+                .Configure<DataplaneOptions>(d => d.PoolName = pool)
+                .AddLiflDashboard(o =>
+                {
+                    o.Port = 0;
+                    configure?.Invoke(o);
+                });
+        });
+    }
+
+    private static Uri Address(InProcessSiloHandle silo) => silo.Services.GetRequiredService<DashboardServer>().Address!;
+
+    private static async Task<JsonElement> GetJsonAsync(HttpClient http, string path)
+    {
+        using var response = await http.GetAsync(path, TestContext.Current.CancellationToken);
+        response.EnsureSuccessStatusCode();
+        return JsonDocument.Parse(await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken)).RootElement.Clone();
+    }
+
+    private static async Task<bool> Delay()
+    {
+        await Task.Delay(50, TestContext.Current.CancellationToken);
+        return true;
+    }
+}
