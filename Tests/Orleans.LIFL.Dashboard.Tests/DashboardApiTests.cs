@@ -2,6 +2,10 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
+using Orleans.LIFL.Client.MoE;
+using Orleans.LIFL.Grains.FL;
+using Orleans.LIFL.Grains.MoE;
+using Orleans.LIFL.Grains.MoE.Model;
 using Orleans.LIFL.Hosting;
 using Orleans.LIFL.Runtime.Dataplane;
 using Orleans.LIFL.TestingHost;
@@ -106,6 +110,68 @@ public sealed class DashboardApiTests
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync($"/api/dataplane?access_token={Token}", TestContext.Current.CancellationToken)).StatusCode);
     }
 
+    /// <summary>/api/fl/jobs lists a created job with its phase, round and algorithm.</summary>
+    [Fact]
+    public async Task The_FL_view_lists_the_jobs()
+    {
+        var pool = "d" + Guid.NewGuid().ToString("N")[..12];
+        await using var cluster = await StartAsync(silos: 1, pool: pool);
+        using var attachment = Orleans.LIFL.Dataplane.SharedBufferPool.Acquire(pool);
+        var definition = new FlJobDefinition
+        {
+            Model = new ModelSpec([new TensorSpec("w", [4, 3])]),
+            Algorithm = "fedadam",
+            Rounds = 3,
+            ClientsPerRound = 2,
+            GoalUpdates = 2,
+        };
+        using (var initial = attachment.Rent(12 * sizeof(float)))
+        {
+            initial.AsSpan<float>().Fill(0.5f);
+            await cluster.Client.GetGrain<IFlJobGrain>("dash-job").Create(definition, initial);
+        }
+
+        using var http = new HttpClient { BaseAddress = Address(cluster.Silos[0]) };
+        var job = (await GetJsonAsync(http, "/api/fl/jobs")).GetProperty("jobs").EnumerateArray().Single();
+        Assert.Equal("dash-job", job.GetProperty("job_id").GetString());
+        Assert.Equal("fedadam", job.GetProperty("algorithm").GetString());
+        Assert.Equal(1, job.GetProperty("round").GetInt32());
+        Assert.Equal(3, job.GetProperty("rounds").GetInt32());
+        Assert.Equal("collecting", job.GetProperty("phase").GetString());
+    }
+
+    /// <summary>/api/moe shows where a deployment's experts and shadows run, and a killed expert silo as dead with its failure event.</summary>
+    [Fact]
+    public async Task The_MoE_view_shows_experts_per_silo_and_a_failure()
+    {
+        await using var cluster = await StartAsync(silos: 3);
+        var moe = new MoeClient(cluster.Client);
+        var config = new MoeConfig { Layers = 2, ModelDim = 32, Heads = 4, Experts = 4, TopK = 2, FeedForwardDim = 48, MaxSequence = 128 };
+        await moe.DeployAsync("dash-moe", new MoeDeploymentSpec { Config = config, Seed = 3, Shadows = 1 });
+        using var http = new HttpClient { BaseAddress = Address(cluster.Silos[0]) };
+        var deployment = (await GetJsonAsync(http, "/api/moe")).GetProperty("deployments").EnumerateArray().Single();
+        Assert.Equal("ready", deployment.GetProperty("phase").GetString());
+        var silos = deployment.GetProperty("expert_silos").EnumerateArray().ToList();
+        Assert.Equal(8, silos.Sum(s => s.GetProperty("primaries").GetInt32()));
+        Assert.Equal(8, silos.Sum(s => s.GetProperty("shadows").GetInt32()));
+
+        var victim = cluster.Silos[2];
+        await cluster.KillSiloAsync(victim);
+        var started = DateTime.UtcNow;
+        JsonElement view;
+        do
+        {
+            Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(20), "the failure never showed");
+            view = (await GetJsonAsync(http, "/api/moe")).GetProperty("deployments")[0];
+        }
+        while (!view.GetProperty("events").EnumerateArray().Any(e => e.GetProperty("kind").GetString() == "expert-silo") && await Delay());
+
+        var failure = view.GetProperty("events").EnumerateArray().First(e => e.GetProperty("kind").GetString() == "expert-silo");
+        Assert.Equal(victim.Address.ToString(), failure.GetProperty("silo").GetString());
+        Assert.DoesNotContain(view.GetProperty("expert_silos").EnumerateArray(), s => s.GetProperty("silo").GetString() == victim.Address.ToString());
+        Assert.Equal(8, view.GetProperty("expert_silos").EnumerateArray().Sum(s => s.GetProperty("primaries").GetInt32()));
+    }
+
     /// <summary>Binding beyond loopback without a token is refused at start-up, naming the setting.</summary>
     [Fact]
     public void Listening_beyond_loopback_needs_a_token()
@@ -118,9 +184,9 @@ public sealed class DashboardApiTests
         Assert.Null(new DashboardOptions().Problem());
     }
 
-    private static async Task<InProcessTestCluster> StartAsync(int silos, Action<DashboardOptions>? configure = null)
+    private static async Task<InProcessTestCluster> StartAsync(int silos, Action<DashboardOptions>? configure = null, string? pool = null)
     {
-        var pool = "d" + Guid.NewGuid().ToString("N")[..12];
+        pool ??= "d" + Guid.NewGuid().ToString("N")[..12];
         return await InProcessTestCluster.StartAsync(options =>
         {
             options.InitialSilosCount = silos;

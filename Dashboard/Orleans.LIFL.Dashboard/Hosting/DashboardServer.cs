@@ -20,7 +20,11 @@ namespace Orleans.LIFL.Dashboard;
 public sealed partial class DashboardServer(
     IOptions<DashboardOptions> options, DashboardSnapshots snapshots, ILoggerFactory loggerFactory, ILogger<DashboardServer> logger) : IHostedService, IAsyncDisposable
 {
-    internal static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    internal static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+    };
 
     private WebApplication? _app;
 
@@ -61,6 +65,8 @@ public sealed partial class DashboardServer(
 
         app.MapGet("/api/cluster", () => Results.Json(snapshots.Cluster(), Json));
         app.MapGet("/api/dataplane", () => Results.Json(snapshots.Dataplane(), Json));
+        app.MapGet("/api/fl/jobs", async () => Results.Json(new { jobs = await snapshots.FlJobsAsync() }, Json));
+        app.MapGet("/api/moe", async () => Results.Json(new { deployments = await snapshots.MoeAsync() }, Json));
         app.MapGet("/api/events", StreamAsync);
         await app.StartAsync(cancellationToken);
         _app = app;

@@ -168,6 +168,7 @@ public sealed partial class FlJobGrain(
             State.ModelVersion = 0;
             State.Revision++;
             await stored.WriteStateAsync();
+            await GrainFactory.GetGrain<Index.IWorkloadIndexGrain>(Index.WorkloadIndexes.FlJobs).Add(JobId);
             LogCreated(logger, JobId, definition.AlgorithmName, definition.Model.Parameters, definition.Rounds, definition.ClientsPerRound);
             await TryStartRoundAsync(deadlinePassed: false);
             ArmDeadline(definition.RoundDeadline);

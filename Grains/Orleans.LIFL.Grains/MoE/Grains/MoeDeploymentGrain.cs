@@ -133,6 +133,7 @@ public sealed partial class MoeDeploymentGrain(
         State.Phase = DeploymentPhase.Deploying;
         State.Routes = Plan(config, silos, spec.Shadows, epoch: 0, version: 1);
         await stored.WriteStateAsync();
+        await GrainFactory.GetGrain<Index.IWorkloadIndexGrain>(Index.WorkloadIndexes.MoeDeployments).Add(GrainId.Key);
         await WarmAsync(State.Routes.Replicas);
         await PrepareSilosAsync(epoch: 0);
         State.Phase = DeploymentPhase.Ready;
