@@ -33,6 +33,21 @@ public sealed class DashboardApiTests
         Assert.True(self.GetProperty("activations").GetInt32() >= 0);
         Assert.Equal(JsonValueKind.Number, self.GetProperty("cpu").ValueKind);
 
+        // Calls show per grain method over the cluster, and as a rate on every silo from the second read on.
+        var index = cluster.Client.GetGrain<Grains.Index.IWorkloadIndexGrain>("dashboard-test");
+        for (var i = 0; i < 3; i++)
+        {
+            await index.List();
+        }
+
+        view = await GetJsonAsync(http, "/api/cluster");
+        var list = view.GetProperty("grain_methods").EnumerateArray().Single(m => m.GetProperty("method").GetString() == "IWorkloadIndexGrain.List");
+        Assert.Equal(3, list.GetProperty("calls").GetInt64());
+        Assert.Equal(0, list.GetProperty("errors").GetInt64());
+        Assert.True(list.GetProperty("p99_ms").GetDouble() > 0);
+        Assert.All(view.GetProperty("silos").EnumerateArray(), s => Assert.Equal(JsonValueKind.Number, s.GetProperty("calls_per_second").ValueKind));
+        Assert.Contains(view.GetProperty("silos").EnumerateArray(), s => s.GetProperty("activations_by_type").TryGetProperty("workloadindex", out _));
+
         var victim = cluster.Silos[1];
         await cluster.KillSiloAsync(victim);
         var started = DateTime.UtcNow;
@@ -46,6 +61,8 @@ public sealed class DashboardApiTests
         while (status != "dead" && await Delay());
 
         Assert.Equal("dead", status);
+        var died = view.GetProperty("membership_events").EnumerateArray().Last(e => e.GetProperty("silo").GetString() == victim.Address.ToString());
+        Assert.Equal(("active", "dead"), (died.GetProperty("from").GetString(), died.GetProperty("to").GetString()));
     }
 
     /// <summary>/api/dataplane reports the node's pool and whether eBPF redirection is in effect.</summary>

@@ -1,3 +1,4 @@
+using Orleans.LIFL.Grains.Diagnostics;
 using Orleans.LIFL.Grains.FL;
 using Orleans.LIFL.Grains.Index;
 using Orleans.LIFL.Grains.MoE;
@@ -10,9 +11,33 @@ namespace Orleans.LIFL.Dashboard;
 /// <summary>One silo as the cluster view shows it.</summary>
 /// <param name="Status">The membership status, lower case: active, joining, shuttingdown, dead…</param>
 /// <param name="Cpu">CPU use in percent, as the silo last reported it (null for a silo not active or not heard from).</param>
-public sealed record SiloView(string Address, string Name, string Status, double? Cpu, double? MemoryMb, int? Activations, string? Node, DateTime StartTimeUtc);
+/// <param name="CallsPerSecond">Calls its activations completed per second since the dashboard's previous read (null on the first).</param>
+/// <param name="ErrorRate">The share of those calls that failed.</param>
+public sealed record SiloView(
+    string Address,
+    string Name,
+    string Status,
+    double? Cpu,
+    double? MemoryMb,
+    int? Activations,
+    string? Node,
+    DateTime StartTimeUtc,
+    long? Calls = null,
+    long? Errors = null,
+    double? CallsPerSecond = null,
+    double? ErrorRate = null,
+    double? LatencyP50Ms = null,
+    double? LatencyP99Ms = null,
+    IReadOnlyDictionary<string, int>? ActivationsByType = null);
 
-public sealed record ClusterViewSnapshot(DateTime AtUtc, string Silo, IReadOnlyList<SiloView> Silos);
+/// <summary>A grain method over the whole cluster: calls and errors summed over the silos, latency of the slowest silo.</summary>
+public sealed record GrainMethodView(string GrainType, string Method, long Calls, long Errors, double P50Ms, double P99Ms);
+
+/// <summary>A silo's membership changed: it joined, or its status moved (to dead, say).</summary>
+public sealed record MembershipEventView(DateTime AtUtc, string Silo, string Name, string? From, string To);
+
+public sealed record ClusterViewSnapshot(
+    DateTime AtUtc, string Silo, IReadOnlyList<SiloView> Silos, IReadOnlyList<GrainMethodView> GrainMethods, IReadOnlyList<MembershipEventView> MembershipEvents);
 
 public sealed record DataplaneSnapshot(
     string Node,
@@ -52,23 +77,97 @@ public sealed class DashboardSnapshots(ILocalSiloDetails silo, IClusterResources
     /// <summary>How long one workload's grain may take to answer before the dashboard shows it as unreadable.</summary>
     private static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(3);
 
-    public ClusterViewSnapshot Cluster()
+    /// <summary>Membership events kept for the view (the newest).</summary>
+    private const int EventsKept = 200;
+
+    private readonly Lock _lock = new();
+    private readonly Dictionary<string, string> _statuses = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (long Calls, long Errors, DateTime At)> _previousCalls = new(StringComparer.Ordinal);
+    private readonly List<MembershipEventView> _events = [];
+
+    /// <summary>
+    /// Every silo of the membership table with its figures (each active silo's own report: calls, errors, latency,
+    /// activations per grain type; rates since the previous read), the grain methods over the cluster, and the
+    /// membership events seen.
+    /// </summary>
+    public async Task<ClusterViewSnapshot> ClusterAsync()
     {
         var statistics = resources.ActiveSilos().ToDictionary(s => s.Silo, s => s.Statistics);
-        var silos = silo.Members.Select(m =>
+        var members = silo.Members;
+        var reports = await Task.WhenAll(statistics.Select(async s =>
         {
-            var figures = statistics.GetValueOrDefault(m.Silo);
-            return new SiloView(
-                m.Silo.ToString(),
-                m.SiloName,
-                m.Status.ToString().ToLowerInvariant(),
-                figures?.CpuUsagePercent,
-                figures is null ? null : Math.Round(figures.MemoryUsageBytes / 1e6, 1),
-                figures?.ActivationCount,
-                figures?.NodeId,
-                m.StartTime);
-        }).ToList();
-        return new ClusterViewSnapshot(DateTime.UtcNow, silo.SiloAddress.ToString(), silos);
+            try
+            {
+                return await grains.GetGrain<ISiloReportGrain>(SiloReports.Key(s.Value?.NodeId ?? "", s.Key.ToString())).Report().WaitAsync(ReadTimeout);
+            }
+            catch (Exception)
+            {
+                return null; // A silo that does not answer now shows without call figures.
+            }
+        }));
+        var bySilo = reports.OfType<SiloReport>().ToDictionary(r => r.Silo, StringComparer.Ordinal);
+        var now = DateTime.UtcNow;
+        lock (_lock)
+        {
+            var silos = members.Select(m =>
+            {
+                var address = m.Silo.ToString();
+                var figures = statistics.GetValueOrDefault(m.Silo);
+                var status = m.Status.ToString().ToLowerInvariant();
+                RecordTransition(now, m, address, status);
+                var view = new SiloView(
+                    address, m.SiloName, status, figures?.CpuUsagePercent, figures is null ? null : Math.Round(figures.MemoryUsageBytes / 1e6, 1),
+                    figures?.ActivationCount, figures?.NodeId, m.StartTime);
+                if (bySilo.TryGetValue(address, out var report))
+                {
+                    double? rate = null;
+                    double? errorRate = null;
+                    if (_previousCalls.TryGetValue(address, out var previous) && report.AtUtc > previous.At && report.Calls >= previous.Calls)
+                    {
+                        var calls = report.Calls - previous.Calls;
+                        rate = Math.Round(calls / (report.AtUtc - previous.At).TotalSeconds, 1);
+                        errorRate = calls == 0 ? 0 : Math.Round((double)(report.Errors - previous.Errors) / calls, 4);
+                    }
+
+                    _previousCalls[address] = (report.Calls, report.Errors, report.AtUtc);
+                    view = view with
+                    {
+                        Calls = report.Calls,
+                        Errors = report.Errors,
+                        CallsPerSecond = rate,
+                        ErrorRate = errorRate,
+                        LatencyP50Ms = report.P50Ms,
+                        LatencyP99Ms = report.P99Ms,
+                        ActivationsByType = report.ActivationsByType,
+                    };
+                }
+
+                return view;
+            }).ToList();
+            var methods = bySilo.Values.SelectMany(r => r.Methods)
+                .GroupBy(m => (m.GrainType, m.Method))
+                .Select(g => new GrainMethodView(g.Key.GrainType, g.Key.Method, g.Sum(m => m.Calls), g.Sum(m => m.Errors), g.Max(m => m.P50Ms), g.Max(m => m.P99Ms)))
+                .OrderByDescending(m => m.Calls)
+                .ToList();
+            return new ClusterViewSnapshot(now, silo.SiloAddress.ToString(), silos, methods, [.. _events]);
+        }
+    }
+
+    private void RecordTransition(DateTime now, Runtime.MembershipService.MembershipEntry member, string address, string status)
+    {
+        var known = _statuses.TryGetValue(address, out var before);
+        if (known && before == status)
+        {
+            return;
+        }
+
+        _statuses[address] = status;
+        // A silo first seen is reported as having joined when it started; later changes when the dashboard saw them.
+        _events.Add(known ? new MembershipEventView(now, address, member.SiloName, before, status) : new MembershipEventView(member.StartTime, address, member.SiloName, null, status));
+        if (_events.Count > EventsKept)
+        {
+            _events.RemoveRange(0, _events.Count - EventsKept);
+        }
     }
 
     public DataplaneSnapshot Dataplane()

@@ -63,7 +63,7 @@ public sealed partial class DashboardServer(
             });
         }
 
-        app.MapGet("/api/cluster", () => Results.Json(snapshots.Cluster(), Json));
+        app.MapGet("/api/cluster", async () => Results.Json(await snapshots.ClusterAsync(), Json));
         app.MapGet("/api/dataplane", () => Results.Json(snapshots.Dataplane(), Json));
         app.MapGet("/api/fl/jobs", async () => Results.Json(new { jobs = await snapshots.FlJobsAsync() }, Json));
         app.MapGet("/api/moe", async () => Results.Json(new { deployments = await snapshots.MoeAsync() }, Json));
@@ -101,7 +101,7 @@ public sealed partial class DashboardServer(
         {
             do
             {
-                await WriteEventAsync(context.Response, "cluster", snapshots.Cluster(), aborted);
+                await WriteEventAsync(context.Response, "cluster", await snapshots.ClusterAsync(), aborted);
                 await WriteEventAsync(context.Response, "dataplane", snapshots.Dataplane(), aborted);
             }
             while (await timer.WaitForNextTickAsync(aborted));

@@ -25,6 +25,9 @@ public abstract class RequestBase : TurnContext
     /// <summary>When the call was sent (<see cref="Stopwatch"/> ticks).</summary>
     internal long SentTimestamp { get; set; }
 
+    /// <summary>When the callee's activation started running it (<see cref="Stopwatch"/> ticks), for its latency statistics.</summary>
+    internal long StartedTimestamp { get; set; }
+
     /// <summary>How many times the call was re-routed after reaching a silo or activation that no longer hosts the grain.</summary>
     internal int ForwardCount { get; set; }
 

@@ -136,6 +136,11 @@ internal sealed partial class ActivationData : IThreadPoolWorkItem
         }
 
         _environment.Statistics.RequestCompleted(error is not null);
+        if (timerTick is null && request.StartedTimestamp != 0)
+        {
+            _environment.Statistics.Calls.Record(GrainId.Type, request.Method, _environment.Time.GetElapsedTime(request.StartedTimestamp), error is not null);
+        }
+
         if (timerTick is not null)
         {
             timerTick.OnTickCompleted(error);
@@ -320,6 +325,7 @@ internal sealed partial class ActivationData : IThreadPoolWorkItem
             return;
         }
 
+        request.StartedTimestamp = _environment.Time.GetTimestamp();
         object target;
         try
         {

@@ -93,6 +93,9 @@ internal sealed class RuntimeStatistics
 
     public long DeadlocksDetected => Volatile.Read(ref _deadlocksDetected);
 
+    /// <summary>Calls per grain type and method: counts, errors and latency.</summary>
+    public Diagnostics.GrainCallStatistics Calls { get; } = new();
+
     public void ActivationCreated() => Interlocked.Increment(ref _activationsCreated);
 
     public void ActivationFailed() => Interlocked.Increment(ref _activationsFailed);

@@ -78,6 +78,7 @@ public static class SiloHostingExtensions
         services.AddSingleton<IGrainFactory>(sp => sp.GetRequiredService<Silo>().GrainFactory);
         services.AddSingleton<Runtime.ILocalSiloDetails>(sp => new Runtime.LocalSiloDetails(sp.GetRequiredService<Silo>()));
         services.AddSingleton<IClusterResources>(sp => new Runtime.ClusterResources(sp.GetRequiredService<Silo>()));
+        services.AddSingleton<LIFL.Diagnostics.ISiloDiagnostics>(sp => new Runtime.Diagnostics.SiloDiagnostics(sp.GetRequiredService<Silo>()));
         services.AddSingleton<IClusterClient>(sp => new EmbeddedClusterClient(sp.GetRequiredService<Silo>().GrainFactory, sp));
         services.AddHostedService<SiloHostedService>();
         PlacementService.AddDefaultDirectors(services);
