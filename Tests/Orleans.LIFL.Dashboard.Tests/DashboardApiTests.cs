@@ -189,6 +189,22 @@ public sealed class DashboardApiTests
         Assert.Equal(8, view.GetProperty("expert_silos").EnumerateArray().Sum(s => s.GetProperty("primaries").GetInt32()));
     }
 
+    /// <summary>The bundled web UI is served: the page, its script (with the charting library in it) and its styles.</summary>
+    [Fact]
+    public async Task The_web_UI_is_served()
+    {
+        await using var cluster = await StartAsync(silos: 1);
+        using var http = new HttpClient { BaseAddress = Address(cluster.Silos[0]) };
+        using var page = await http.GetAsync("/", TestContext.Current.CancellationToken);
+        Assert.Equal("text/html", page.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("<script src=\"app.js\">", await page.Content.ReadAsStringAsync(TestContext.Current.CancellationToken), StringComparison.Ordinal);
+        var script = await http.GetStringAsync("/app.js", TestContext.Current.CancellationToken);
+        Assert.Contains("/api/events", script, StringComparison.Ordinal);
+        Assert.Contains("uplot", script, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/uPlot.min.css", TestContext.Current.CancellationToken)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/secrets.txt", TestContext.Current.CancellationToken)).StatusCode);
+    }
+
     /// <summary>Binding beyond loopback without a token is refused at start-up, naming the setting.</summary>
     [Fact]
     public void Listening_beyond_loopback_needs_a_token()

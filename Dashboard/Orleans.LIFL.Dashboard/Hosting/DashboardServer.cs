@@ -68,6 +68,8 @@ public sealed partial class DashboardServer(
         app.MapGet("/api/fl/jobs", async () => Results.Json(new { jobs = await snapshots.FlJobsAsync() }, Json));
         app.MapGet("/api/moe", async () => Results.Json(new { deployments = await snapshots.MoeAsync() }, Json));
         app.MapGet("/api/events", StreamAsync);
+        app.MapGet("/", () => StaticFile("index.html"));
+        app.MapGet("/{file}", (string file) => StaticFile(file));
         await app.StartAsync(cancellationToken);
         _app = app;
         Address = new Uri(app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
@@ -88,6 +90,23 @@ public sealed partial class DashboardServer(
         {
             await app.DisposeAsync();
         }
+    }
+
+    private static readonly Dictionary<string, string> ContentTypes = new(StringComparer.OrdinalIgnoreCase)
+    {
+        [".html"] = "text/html; charset=utf-8",
+        [".js"] = "text/javascript; charset=utf-8",
+        [".css"] = "text/css; charset=utf-8",
+        [".map"] = "application/json",
+    };
+
+    /// <summary>A file of the bundled web UI (embedded in this assembly at build time).</summary>
+    private static IResult StaticFile(string file)
+    {
+        var stream = typeof(DashboardServer).Assembly.GetManifestResourceStream("wwwroot/" + file);
+        return stream is null || !ContentTypes.TryGetValue(Path.GetExtension(file), out var type)
+            ? Results.NotFound(new { error = $"no such file: {file}" })
+            : Results.Stream(stream, type);
     }
 
     /// <summary>Server-sent events: a "cluster" and a "dataplane" snapshot every refresh period, until the client goes.</summary>

@@ -1,0 +1,126 @@
+// The dashboard's UI: views fed by the silo's JSON endpoints and its server-sent-event stream.
+import uPlot from "uplot";
+
+const token = new URLSearchParams(location.search).get("access_token");
+const withToken = (path) => (token ? `${path}${path.includes("?") ? "&" : "?"}access_token=${encodeURIComponent(token)}` : path);
+const text = (value) => (value === null || value === undefined ? "–" : String(value));
+const fixed = (value, digits = 1) => (typeof value === "number" ? value.toFixed(digits) : "–");
+
+function rows(table, items, cells) {
+  const body = document.querySelector(`#${table} tbody`);
+  body.replaceChildren(...items.map((item) => {
+    const row = document.createElement("tr");
+    for (const cell of cells(item)) {
+      const td = document.createElement("td");
+      if (cell instanceof Node) td.append(cell); else td.textContent = text(cell);
+      row.append(td);
+    }
+    return row;
+  }));
+}
+
+function status(value) {
+  const span = document.createElement("span");
+  span.textContent = value;
+  span.className = `status-${value}`;
+  return span;
+}
+
+async function getJson(path) {
+  const response = await fetch(withToken(path));
+  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  return response.json();
+}
+
+// Views and navigation.
+function show(view) {
+  for (const section of document.querySelectorAll(".view")) section.classList.toggle("active", section.id === view);
+  for (const link of document.querySelectorAll("nav a")) link.classList.toggle("active", link.dataset.view === view);
+}
+window.addEventListener("hashchange", () => show(location.hash.slice(1) || "cluster"));
+show(location.hash.slice(1) || "cluster");
+
+// Cluster: the table, the methods, the membership events, and calls/s per silo over time.
+const callsSeries = { times: [], silos: new Map() };
+let callsChart = null;
+
+function chart(element, title, seriesNames, data, yLabel) {
+  const series = [{}, ...seriesNames.map((name, i) => ({ label: name, stroke: ["#3b6fd8", "#d8733b", "#2f9e5a", "#9b4fd1", "#c23b6a"][i % 5], width: 2 }))];
+  return new uPlot({ title, width: 720, height: 240, series, axes: [{}, { label: yLabel }] }, data, document.getElementById(element));
+}
+
+function renderCluster(view) {
+  rows("silos", view.silos, (s) => [s.address, s.name, status(s.status), fixed(s.cpu), fixed(s.memory_mb), s.activations, fixed(s.calls_per_second), s.errors, fixed(s.latency_p50_ms, 2), fixed(s.latency_p99_ms, 2)]);
+  rows("methods", view.grain_methods.slice(0, 50), (m) => [m.grain_type, m.method, m.calls, m.errors, fixed(m.p50_ms, 2), fixed(m.p99_ms, 2)]);
+  rows("membership", [...view.membership_events].reverse(), (e) => [new Date(e.at_utc).toLocaleTimeString(), e.silo, e.from, e.to]);
+
+  callsSeries.times.push(Date.parse(view.at_utc) / 1000);
+  for (const s of view.silos) if (!callsSeries.silos.has(s.address)) callsSeries.silos.set(s.address, new Array(callsSeries.times.length - 1).fill(null));
+  for (const [address, values] of callsSeries.silos) values.push(view.silos.find((s) => s.address === address)?.calls_per_second ?? null);
+  if (callsSeries.times.length > 300) { callsSeries.times.shift(); for (const values of callsSeries.silos.values()) values.shift(); }
+  const data = [callsSeries.times, ...callsSeries.silos.values()];
+  if (!callsChart || callsChart.series.length !== data.length) {
+    callsChart?.destroy();
+    callsChart = chart("calls-chart", "calls/s per silo", [...callsSeries.silos.keys()], data, "calls/s");
+  } else {
+    callsChart.setData(data);
+  }
+}
+
+// FL: jobs, and round / aggregation time per round of the most recent job.
+let roundsChart = null;
+function renderFl(jobs) {
+  rows("jobs", jobs, (j) => [j.job_id ?? j.name, j.algorithm, j.phase ?? j.error, j.round !== undefined ? `${j.round} / ${j.rounds}` : "–", j.accepted, j.rejected,
+    (j.aggregators ?? []).map((a) => `${a.role}@${a.silo}`).join(", ")]);
+  const job = jobs.filter((j) => j.history && j.history.length > 0).at(-1);
+  if (!job) return;
+  const data = [job.history.map((r) => r.round), job.history.map((r) => r.round_milliseconds), job.history.map((r) => r.aggregation_milliseconds)];
+  roundsChart?.destroy();
+  roundsChart = new uPlot({
+    title: `job ${job.job_id}`, width: 720, height: 240, scales: { x: { time: false } },
+    series: [{ label: "round" }, { label: "round ms", stroke: "#3b6fd8", width: 2 }, { label: "aggregation ms", stroke: "#d8733b", width: 2 }],
+    axes: [{ label: "round" }, { label: "ms" }],
+  }, data, document.getElementById("rounds-chart"));
+}
+
+// MoE: deployments with their experts per silo, and the failure events.
+function renderMoe(deployments) {
+  rows("deployments", deployments, (d) => [d.deployment ?? d.name, d.phase ?? d.error, d.epoch, d.sessions,
+    (d.expert_silos ?? []).map((s) => `${s.silo} (${s.status}): ${s.primaries} / ${s.shadows}`).join("; ")]);
+  const failures = deployments.flatMap((d) => (d.events ?? []).map((e) => ({ ...e, deployment: d.deployment })));
+  failures.sort((a, b) => Date.parse(b.at_utc) - Date.parse(a.at_utc));
+  rows("failures", failures, (e) => [new Date(e.at_utc).toLocaleTimeString(), e.deployment, e.kind, e.silo, e.promoted_experts, e.new_shadows, e.recovery_time]);
+}
+
+function renderDataplane(pool) {
+  const entries = [
+    ["node", pool.node], ["pool", pool.pool], ["attached", pool.pool_attached], ["capacity MB", fixed(pool.capacity_bytes / 1e6, 0)],
+    ["used MB", fixed(pool.used_bytes / 1e6)], ["resident MB", fixed(pool.resident_bytes / 1e6)], ["live buffers", pool.live_buffers],
+    ["processes attached", pool.attached_processes], ["bytes handed off", pool.bytes_handed_off], ["bytes copied", pool.bytes_copied],
+    ["eBPF redirect", pool.ebpf_active ? "active" : `off (${text(pool.ebpf_unavailable_reason)})`], ["messages redirected", pool.ebpf_messages_redirected],
+  ];
+  document.getElementById("pool").replaceChildren(...entries.flatMap(([name, value]) => {
+    const dt = document.createElement("dt"); dt.textContent = name;
+    const dd = document.createElement("dd"); dd.textContent = text(value);
+    return [dt, dd];
+  }));
+}
+
+// Live: the event stream carries the cluster and the dataplane; FL and MoE are polled.
+const connection = document.getElementById("connection");
+const events = new EventSource(withToken("/api/events"));
+events.addEventListener("open", () => { connection.textContent = "live"; });
+events.addEventListener("error", () => { connection.textContent = "reconnecting…"; });
+events.addEventListener("cluster", (e) => renderCluster(JSON.parse(e.data)));
+events.addEventListener("dataplane", (e) => renderDataplane(JSON.parse(e.data)));
+
+async function poll() {
+  try {
+    renderFl((await getJson("/api/fl/jobs")).jobs);
+    renderMoe((await getJson("/api/moe")).deployments);
+  } catch (error) {
+    connection.textContent = `error: ${error.message}`;
+  }
+}
+poll();
+setInterval(poll, 2000);
