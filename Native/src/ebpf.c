@@ -13,12 +13,14 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/magic.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -491,13 +493,52 @@ fail: {
 }
 }
 
+/* Whether a TCP port of this machine is free: nothing is bound to it on any address (binding the wildcard address
+ * fails while any socket holds the port, listening or lingering). */
+static int port_is_free(uint16_t port)
+{
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_ANY)};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int free_port;
+
+    if (fd < 0)
+        return 0;
+    free_port = bind(fd, (struct sockaddr *)&address, sizeof(address)) == 0;
+    close(fd);
+    return free_port;
+}
+
+/* Drops the registered ports nothing holds any more: silos killed with SIGKILL never unregister theirs, and the map
+ * is bounded. Returns how many were dropped. */
+static int prune_stale_ports(int ports_fd)
+{
+    uint16_t key, next, stale[1024];
+    int count = 0, dropped = 0;
+    uint16_t *previous = NULL;
+
+    while (count < (int)(sizeof(stale) / sizeof(stale[0])) && bpf_map_get_next_key(ports_fd, previous, &next) == 0) {
+        key = next;
+        previous = &key;
+        if (port_is_free(key))
+            stale[count++] = key;
+    }
+    for (int i = 0; i < count; i++)
+        if (bpf_map_delete_elem(ports_fd, &stale[i]) == 0)
+            dropped++;
+    return dropped;
+}
+
 int lifl_ebpf_add_port(lifl_ebpf *ebpf, uint16_t port)
 {
     __u8 registered = 1;
 
     if (!ebpf || port == 0)
         return LIFL_E_INVAL;
-    return bpf_map_update_elem(ebpf->ports_fd, &port, &registered, BPF_ANY) < 0 ? LIFL_E_SYS : LIFL_OK;
+    if (bpf_map_update_elem(ebpf->ports_fd, &port, &registered, BPF_ANY) == 0)
+        return LIFL_OK;
+    if (errno == E2BIG && prune_stale_ports(ebpf->ports_fd) > 0 && bpf_map_update_elem(ebpf->ports_fd, &port, &registered, BPF_ANY) == 0)
+        return LIFL_OK;
+    return LIFL_E_SYS;
 }
 
 int lifl_ebpf_remove_port(lifl_ebpf *ebpf, uint16_t port)

@@ -782,6 +782,36 @@ static int test_unpin_stops_new_connections_only(lifl_ebpf *ebpf, int listener, 
     return 0;
 }
 
+/* Silos killed with SIGKILL never unregister their ports: when the bounded map is full, registering prunes the ports
+ * nothing holds any more, and keeps those in use (the live silo's). */
+static int test_full_port_map_drops_stale_ports(lifl_ebpf *ebpf, uint16_t live_port)
+{
+    char path[512];
+    int registered = 0;
+
+    for (uint16_t port = 20000; port < 21100; port++) {
+        if (port == live_port)
+            continue;
+        int status = lifl_ebpf_add_port(ebpf, port);
+        CHECK(status == LIFL_OK, "lifl_ebpf_add_port(%u) after %d ports: %d (%s)", port, registered, status, strerror(errno));
+        registered++;
+    }
+    snprintf(path, sizeof(path), "%s/silo_ports", pin_dir);
+    int ports_fd = bpf_obj_get(path);
+    CHECK(ports_fd >= 0, "bpf_obj_get %s: %s", path, strerror(errno));
+    __u8 value;
+    uint16_t last = 21099;
+    int live = bpf_map_lookup_elem(ports_fd, &live_port, &value) == 0;
+    int newest = bpf_map_lookup_elem(ports_fd, &last, &value) == 0;
+    for (uint16_t port = 20000; port < 21100; port++)
+        if (port != live_port)
+            lifl_ebpf_remove_port(ebpf, port);
+    close(ports_fd);
+    CHECK(live, "the live silo's port %u was pruned", live_port);
+    CHECK(newest, "the last port registered is missing");
+    return 0;
+}
+
 static int run(lifl_ebpf *ebpf)
 {
     uint16_t silo_port, other_port;
@@ -808,6 +838,7 @@ static int run(lifl_ebpf *ebpf)
     RUN(test_close_gives_eof(other_listener, other_port));
     RUN(measure_rtt(silo_listener, silo_port, "redirected (registered port)"));
     RUN(measure_rtt(other_listener, other_port, "TCP/IP (unregistered port)"));
+    RUN(test_full_port_map_drops_stale_ports(ebpf, silo_port));
     RUN(test_second_open_reuses_the_pins(ebpf));
     RUN(test_failed_load_leaves_nothing());
     RUN(test_racing_opens_load_once());

@@ -25,43 +25,55 @@ internal static class FlRunConsole
         await host.StartAsync(cancellationToken);
         try
         {
-            var grains = host.Services.GetRequiredService<IGrainFactory>();
-            var pool = host.Services.GetRequiredService<SharedBufferPool>();
-            var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("FederatedRun");
-            AnsiConsole.MarkupLine(
-                $"job [bold]{Markup.Escape(options.JobId)}[/]: {Markup.Escape(options.Algorithm)}, {options.Model} on Fashion-MNIST, {options.Clients} clients "
-                + $"({Markup.Escape(options.Partition)}{(options.Partition == "dirichlet" ? $", α={options.Alpha.ToString(CultureInfo.InvariantCulture)}" : "")}), "
-                + $"{options.ClientsPerRound ?? options.Clients} per round, {options.Rounds} rounds, on {(target.Gateways.Count == 0 ? "an embedded silo" : string.Join(", ", target.Gateways))}");
-
-            var result = AnsiConsole.Profile.Capabilities.Interactive
-                ? await AnsiConsole.Progress().AutoClear(false).HideCompleted(false)
-                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new SpinnerColumn())
-                    .StartAsync(context => FederatedRun.RunAsync(grains, pool, options, new RoundBars(context, options.Rounds), logger, cancellationToken))
-                : await FederatedRun.RunAsync(grains, pool, options, new RoundLines(), logger, cancellationToken);
-
-            if (AnsiConsole.Profile.Capabilities.Interactive)
-            {
-                foreach (var round in result.Rounds)
-                {
-                    AnsiConsole.MarkupLine(Describe(round));
-                }
-            }
-
-            AnsiConsole.MarkupLine(
-                $"final test accuracy [bold]{result.FinalAccuracy:P2}[/] after {result.Rounds.Count} rounds in {result.Duration.TotalSeconds:0.0} s "
-                + $"(median aggregation {Median(result.Rounds.Select(r => r.AggregationMs)):0.0} ms)");
-            if (json is not null)
-            {
-                await WriteJsonAsync(json, options, result, cancellationToken);
-                AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(json.FullName)}[/]");
-            }
-
-            return result;
+            var where = target.Gateways.Count == 0 ? "an embedded silo" : string.Join(", ", target.Gateways);
+            return await RunOnAsync(
+                options, host.Services.GetRequiredService<IGrainFactory>(), host.Services.GetRequiredService<SharedBufferPool>(),
+                host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("FederatedRun"), where, json, cancellationToken);
         }
         finally
         {
             await host.StopAsync(CancellationToken.None);
         }
+    }
+
+    /// <summary>Runs the job on a cluster the caller has already started (<paramref name="where"/> says which, for the header line).</summary>
+    public static async Task<FederatedRunResult> RunOnAsync(
+        FederatedRunOptions options, IGrainFactory grains, SharedBufferPool pool, ILogger logger, string where, FileInfo? json, CancellationToken cancellationToken)
+    {
+        if (options.Problem() is { } problem)
+        {
+            throw new CommandFailedException(problem);
+        }
+
+        AnsiConsole.MarkupLine(
+            $"job [bold]{Markup.Escape(options.JobId)}[/]: {Markup.Escape(options.Algorithm)}, {options.Model} on Fashion-MNIST, {options.Clients} clients "
+            + $"({Markup.Escape(options.Partition)}{(options.Partition == "dirichlet" ? $", α={options.Alpha.ToString(CultureInfo.InvariantCulture)}" : "")}), "
+            + $"{options.ClientsPerRound ?? options.Clients} per round, {options.Rounds} rounds, on {Markup.Escape(where)}");
+
+        var result = AnsiConsole.Profile.Capabilities.Interactive
+            ? await AnsiConsole.Progress().AutoClear(false).HideCompleted(false)
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new SpinnerColumn())
+                .StartAsync(context => FederatedRun.RunAsync(grains, pool, options, new RoundBars(context, options.Rounds), logger, cancellationToken))
+            : await FederatedRun.RunAsync(grains, pool, options, new RoundLines(), logger, cancellationToken);
+
+        if (AnsiConsole.Profile.Capabilities.Interactive)
+        {
+            foreach (var round in result.Rounds)
+            {
+                AnsiConsole.MarkupLine(Describe(round));
+            }
+        }
+
+        AnsiConsole.MarkupLine(
+            $"final test accuracy [bold]{result.FinalAccuracy:P2}[/] after {result.Rounds.Count} rounds in {result.Duration.TotalSeconds:0.0} s "
+            + $"(median aggregation {Median(result.Rounds.Select(r => r.AggregationMs)):0.0} ms)");
+        if (json is not null)
+        {
+            await WriteJsonAsync(json, options, result, cancellationToken);
+            AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(json.FullName)}[/]");
+        }
+
+        return result;
     }
 
     private static async Task WriteJsonAsync(FileInfo file, FederatedRunOptions options, FederatedRunResult result, CancellationToken cancellationToken)
