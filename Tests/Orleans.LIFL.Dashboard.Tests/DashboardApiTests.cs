@@ -217,22 +217,8 @@ public sealed class DashboardApiTests
         Assert.Null(new DashboardOptions().Problem());
     }
 
-    private static async Task<InProcessTestCluster> StartAsync(int silos, Action<DashboardOptions>? configure = null, string? pool = null)
-    {
-        pool ??= "d" + Guid.NewGuid().ToString("N")[..12];
-        return await InProcessTestCluster.StartAsync(options =>
-        {
-            options.InitialSilosCount = silos;
-            options.ConfigureSilo = silo => silo
-                .AddMemoryGrainStorageAsDefault()
-                .Configure<DataplaneOptions>(d => d.PoolName = pool)
-                .AddLiflDashboard(o =>
-                {
-                    o.Port = 0;
-                    configure?.Invoke(o);
-                });
-        });
-    }
+    private static Task<InProcessTestCluster> StartAsync(int silos, Action<DashboardOptions>? configure = null, string? pool = null) =>
+        DashboardClusters.StartAsync(silos, pool ?? DashboardClusters.NewPoolName(), everySilo: true, configure);
 
     private static Uri Address(InProcessSiloHandle silo) => silo.Services.GetRequiredService<DashboardServer>().Address!;
 

@@ -70,7 +70,7 @@ function renderCluster(view) {
 // FL: jobs, and round / aggregation time per round of the most recent job.
 let roundsChart = null;
 function renderFl(jobs) {
-  rows("jobs", jobs, (j) => [j.job_id ?? j.name, j.algorithm, j.phase ?? j.error, j.round !== undefined ? `${j.round} / ${j.rounds}` : "–", j.accepted, j.rejected,
+  rows("jobs", jobs, (j) => [j.job_id ?? j.name, j.algorithm, j.phase ?? j.error, j.round !== undefined ? `${Math.min(j.round, j.rounds)} / ${j.rounds}` : "–", j.accepted, j.rejected,
     (j.aggregators ?? []).map((a) => `${a.role}@${a.silo}`).join(", ")]);
   const job = jobs.filter((j) => j.history && j.history.length > 0).at(-1);
   if (!job) return;
@@ -123,4 +123,4 @@ async function poll() {
   }
 }
 poll();
-setInterval(poll, 2000);
+setInterval(poll, 1000);
