@@ -58,6 +58,9 @@ public sealed record DataplaneSnapshot(
 /// <summary>A silo's share of a deployment's experts, and whether the silo is alive.</summary>
 public sealed record ExpertSiloView(string Silo, string Status, int Primaries, int Shadows);
 
+/// <summary>A failure the deployment handled; <paramref name="RecoveryMs"/> is from the report to the table (or restart) being ready.</summary>
+public sealed record MoeFailureView(DateTime AtUtc, string Silo, string Kind, string Detail, int PromotedExperts, int NewShadows, double RecoveryMs, int Epoch);
+
 public sealed record MoeDeploymentView(
     string Deployment,
     string Phase,
@@ -66,7 +69,7 @@ public sealed record MoeDeploymentView(
     int Sessions,
     double LoadMs,
     IReadOnlyList<ExpertSiloView> ExpertSilos,
-    IReadOnlyList<MoeFailureEvent> Events);
+    IReadOnlyList<MoeFailureView> Events);
 
 /// <summary>A workload the dashboard could not read (its grain failed or did not answer in time).</summary>
 public sealed record UnreadableWorkload(string Name, string Error);
@@ -209,7 +212,9 @@ public sealed class DashboardSnapshots(ILocalSiloDetails silo, IClusterResources
                 .ToList();
             return (object)new MoeDeploymentView(
                 status.Deployment, status.Phase.ToString().ToLowerInvariant(), status.Epoch, status.Routes?.Version ?? 0, status.Sessions,
-                Math.Round(status.LoadTime.TotalMilliseconds, 1), perSilo, status.Events);
+                Math.Round(status.LoadTime.TotalMilliseconds, 1), perSilo,
+                [.. status.Events.Select(e => new MoeFailureView(
+                    e.AtUtc, e.Silo, e.Kind, e.Detail, e.PromotedExperts, e.NewShadows, Math.Round(e.RecoveryTime.TotalMilliseconds, 1), e.Epoch))]);
         });
     }
 

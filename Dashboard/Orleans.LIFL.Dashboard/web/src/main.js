@@ -50,7 +50,8 @@ function chart(element, title, seriesNames, data, yLabel) {
 }
 
 function renderCluster(view) {
-  rows("silos", view.silos, (s) => [s.address, s.name, status(s.status), fixed(s.cpu), fixed(s.memory_mb), s.activations, fixed(s.calls_per_second), s.errors, fixed(s.latency_p50_ms, 2), fixed(s.latency_p99_ms, 2)]);
+  rows("silos", view.silos, (s) => [s.address, s.name, status(s.status), fixed(s.cpu), fixed(s.memory_mb), s.activations, fixed(s.calls_per_second), s.errors, fixed(s.latency_p50_ms, 2), fixed(s.latency_p99_ms, 2),
+    Object.entries(s.activations_by_type ?? {}).sort((a, b) => b[1] - a[1]).map(([type, count]) => `${type} ${count}`).join(", ")]);
   rows("methods", view.grain_methods.slice(0, 50), (m) => [m.grain_type, m.method, m.calls, m.errors, fixed(m.p50_ms, 2), fixed(m.p99_ms, 2)]);
   rows("membership", [...view.membership_events].reverse(), (e) => [new Date(e.at_utc).toLocaleTimeString(), e.silo, e.from, e.to]);
 
@@ -74,6 +75,10 @@ function renderFl(jobs) {
     (j.aggregators ?? []).map((a) => `${a.role}@${a.silo}`).join(", ")]);
   const job = jobs.filter((j) => j.history && j.history.length > 0).at(-1);
   if (!job) return;
+  rows("rounds", [...job.history].reverse(), (r) => [r.round, r.accepted,
+    `${r.rejected}${Object.keys(r.rejected_by_reason ?? {}).length ? ` (${Object.entries(r.rejected_by_reason).map(([k, v]) => `${k} ${v}`).join(", ")})` : ""}`,
+    fixed(r.round_milliseconds, 0), fixed(r.aggregation_milliseconds, 1), `${r.aggregators} / ${r.hierarchy_depth}`, `${r.cold_starts} / ${r.warm_starts}`,
+    typeof r.accuracy === "number" ? `${(100 * r.accuracy).toFixed(2)} %` : "–"]);
   const data = [job.history.map((r) => r.round), job.history.map((r) => r.round_milliseconds), job.history.map((r) => r.aggregation_milliseconds)];
   roundsChart?.destroy();
   roundsChart = new uPlot({
@@ -89,7 +94,7 @@ function renderMoe(deployments) {
     (d.expert_silos ?? []).map((s) => `${s.silo} (${s.status}): ${s.primaries} / ${s.shadows}`).join("; ")]);
   const failures = deployments.flatMap((d) => (d.events ?? []).map((e) => ({ ...e, deployment: d.deployment })));
   failures.sort((a, b) => Date.parse(b.at_utc) - Date.parse(a.at_utc));
-  rows("failures", failures, (e) => [new Date(e.at_utc).toLocaleTimeString(), e.deployment, e.kind, e.silo, e.promoted_experts, e.new_shadows, e.recovery_time]);
+  rows("failures", failures, (e) => [new Date(e.at_utc).toLocaleTimeString(), e.deployment, e.kind, e.silo, e.promoted_experts, e.new_shadows, fixed(e.recovery_ms)]);
 }
 
 function renderDataplane(pool) {
