@@ -93,6 +93,9 @@ public sealed partial class MoeDeploymentGrain(
     private static readonly TimeSpan WarmTimeout = TimeSpan.FromMinutes(2);
     private static readonly TimeSpan PingTimeout = TimeSpan.FromMilliseconds(500);
     private static readonly TimeSpan MembershipWatchPeriod = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long the baseline waits for the cluster to declare a reported silo dead before calling it a false alarm.</summary>
+    private static readonly TimeSpan VerdictPatience = TimeSpan.FromMinutes(1);
     private readonly Dictionary<string, string> _sessions = new(StringComparer.Ordinal);
     private readonly HashSet<string> _recovering = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _reportedAt = new(StringComparer.Ordinal);
@@ -302,6 +305,14 @@ public sealed partial class MoeDeploymentGrain(
         var reported = _reportedAt.TryGetValue(silo, out var at) ? at : time.GetTimestamp();
         while (resources.ActiveSilos().Any(s => s.Silo.ToString() == silo))
         {
+            if (time.GetElapsedTime(reported) > VerdictPatience)
+            {
+                // The cluster keeps the silo: it was slow, not dead, and the baseline restarts for deaths only.
+                _reportedAt.Remove(silo);
+                Record(new MoeFailureEvent(DateTime.UtcNow, silo, "false-alarm", reason, 0, 0, time.GetElapsedTime(reported), State.Routes!.Epoch));
+                return;
+            }
+
             await Task.Delay(TimeSpan.FromMilliseconds(50), time);
         }
 
