@@ -97,15 +97,36 @@ public sealed class ExpertRouter
 
             var grain = _resolve(replica);
             var call = attempt == 0 ? grain.Run(routed) : grain.Replay(routed);
-            pending.Add((call, replica, _time.GetTimestamp()));
-            var deadline = reroute ? Task.Delay(Deadline, _time) : null;
+            var attemptStarted = _time.GetTimestamp();
+            pending.Add((call, replica, attemptStarted));
+
+            // WaitAsync's timer goes away with the answer: no timer outlives a call that answered in time.
+            var deadline = Deadline;
             while (true)
             {
-                var done = await Task.WhenAny(deadline is null ? pending.Select(p => (Task)p.Call) : pending.Select(p => (Task)p.Call).Append(deadline));
-                if (done == deadline)
+                var any = Task.WhenAny(pending.Select(p => p.Call));
+                Task<float[]>? done;
+                if (!reroute)
+                {
+                    done = await any;
+                }
+                else
+                {
+                    var remaining = deadline - _time.GetElapsedTime(attemptStarted);
+                    try
+                    {
+                        done = await any.WaitAsync(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero, _time);
+                    }
+                    catch (TimeoutException)
+                    {
+                        done = null;
+                    }
+                }
+
+                if (done is null)
                 {
                     Timeouts++;
-                    Suspect(replica, new TimeoutException($"{replica.Key} did not answer within {Deadline.TotalMilliseconds:0} ms"));
+                    Suspect(replica, new TimeoutException($"{replica.Key} did not answer within {deadline.TotalMilliseconds:0} ms"));
                     _ = TrustAgainWhenAnsweredAsync(call, replica.Silo);
                     break;
                 }
