@@ -98,6 +98,11 @@ public sealed class MoeModelTests : IDisposable
             Assert.Equal(weights.Layers[1].Router, loaded.Layers[1].Router);
             var expert = loaded.LoadExpert(1, 3);
             Assert.Equal(weights.LoadExpert(1, 3).Down, expert.Down);
+            var (config, alone) = MoeWeights.ReadExpert(path, 1, 3);
+            Assert.Equal(Tiny, config);
+            Assert.Equal(expert.Gate, alone.Gate);
+            Assert.Equal(expert.Up, alone.Up);
+            Assert.Equal(expert.Down, alone.Down);
             Assert.Equal(3 * Tiny.Layers * Tiny.Experts + (7 * Tiny.Layers) + 3, file.Tensors.Count);
             Assert.Equal([(long)Tiny.ModelDim, Tiny.FeedForwardDim], file.Info("model.layers.1.block_sparse_moe.experts.3.w2.weight").Shape);
 

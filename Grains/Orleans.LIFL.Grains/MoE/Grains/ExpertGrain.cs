@@ -74,12 +74,13 @@ public sealed class ExpertGrain : Grain, IExpertGrain
         var (deployment, _, layer, expert, _) = ExpertKeys.Parse(GrainId.Key);
         var spec = await GrainFactory.GetGrain<IMoeDeploymentGrain>(deployment).GetSpec()
             ?? throw new InvalidOperationException($"Deployment {deployment} of expert {GrainId.Key} is not deployed.");
-        _modelDim = MoeModelCache.ConfigOf(spec).ModelDim;
         var watch = Stopwatch.StartNew();
-        _weights = spec.WeightsPath is { } path
+        var (config, weights) = spec.WeightsPath is { } path
             ? MoeWeights.ReadExpert(path, layer, expert)
-            : MoeWeights.RandomExpert(spec.Config!, spec.Seed, layer, expert);
+            : (spec.Config!, MoeWeights.RandomExpert(spec.Config!, spec.Seed, layer, expert));
         _loadTime = watch.Elapsed;
+        _modelDim = config.ModelDim;
+        _weights = weights;
     }
 
     public Task<ExpertLoaded> Warm() => Task.FromResult(Loaded());

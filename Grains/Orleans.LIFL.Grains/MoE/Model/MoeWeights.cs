@@ -96,13 +96,13 @@ public sealed class MoeWeights
         return (JsonSerializer.Deserialize<MoeConfig>(json) ?? throw new InvalidDataException($"{file.Path}: '{ConfigKey}' is empty.")).Validated();
     }
 
-    /// <summary>Reads one expert's three matrices from a weights file, and nothing else of it.</summary>
-    public static ExpertWeights ReadExpert(string path, int layer, int expert)
+    /// <summary>Reads one expert's three matrices from a weights file, and nothing else of it but the header (which gives the configuration).</summary>
+    public static (MoeConfig Config, ExpertWeights Weights) ReadExpert(string path, int layer, int expert)
     {
         using var file = SafeTensorsFile.Open(path);
         var config = ReadConfig(file);
         CheckExpert(config, layer, expert);
-        return ReadExpert(file, config, layer, expert);
+        return (config, ReadExpert(file, config, layer, expert));
     }
 
     private static ExpertWeights ReadExpert(SafeTensorsFile file, MoeConfig config, int layer, int expert)
