@@ -101,7 +101,7 @@ public sealed class DashboardSnapshots(ILocalSiloDetails silo, IClusterResources
         {
             try
             {
-                return await grains.GetGrain<ISiloReportGrain>(SiloReports.Key(s.Value?.NodeId ?? "", s.Key.ToString())).Report().WaitAsync(ReadTimeout);
+                return await grains.GetGrain<ISiloMonitorGrain>(SiloMonitors.Key(s.Value?.NodeId ?? "", s.Key.ToString())).Report().WaitAsync(ReadTimeout);
             }
             catch (Exception)
             {

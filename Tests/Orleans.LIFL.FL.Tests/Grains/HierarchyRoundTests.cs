@@ -111,7 +111,7 @@ public sealed class HierarchyRoundTests
         var gone = "127.0.0.1:1@1"; // a silo address no active silo has
 
         async Task<string> PlacedAsync(InProcessSiloHandle caller, string node, string silo, string name) =>
-            (await caller.GrainFactory.GetGrain<ISiloMonitorGrain>(LocalityAwarePlacement.Key(node, silo, name)).Sample(resetPeak: false)).Silo;
+            (await caller.GrainFactory.GetGrain<Orleans.LIFL.Grains.Diagnostics.ISiloMonitorGrain>(LocalityAwarePlacement.Key(node, silo, name)).Sample(resetPeak: false)).Silo;
 
         Assert.Equal(a1.Address.ToString(), await PlacedAsync(b0, "nodeA", a1.Address.ToString(), "named-silo"));
         Assert.Equal(b0.Address.ToString(), await PlacedAsync(a0, "nodeB", gone, "same-node"));

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using Orleans.LIFL.Grains.Diagnostics;
 using Orleans.LIFL.Grains.FL.Hierarchy;
 using Orleans.LIFL.Placement;
 
@@ -125,7 +126,7 @@ public sealed partial class FlJobGrain
         {
             try
             {
-                return await GrainFactory.GetGrain<ISiloMonitorGrain>(LocalityAwarePlacement.Key(NodeOf(s.Silo, s.Statistics), s.Silo.ToString(), "monitor")).Sample(resetPeak);
+                return await GrainFactory.GetGrain<ISiloMonitorGrain>(SiloMonitors.Key(NodeOf(s.Silo, s.Statistics), s.Silo.ToString())).Sample(resetPeak);
             }
             catch (Exception error) when (error is SiloUnavailableException or GrainCallTimeoutException or RuntimeUnavailableException)
             {

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using Microsoft.Extensions.Logging;
 using Orleans.LIFL.Dataplane;
+using Orleans.LIFL.Grains.Diagnostics;
 using Orleans.LIFL.Grains.FL.Algorithms;
 using Orleans.LIFL.Grains.FL.Hierarchy;
 using Orleans.LIFL.Persistence;
