@@ -8,8 +8,8 @@ using Orleans.LIFL.Serialization;
 namespace Orleans.LIFL.Grains.Diagnostics;
 
 /// <summary>
-/// A silo's figures, one grain per silo, placed there by its key (<see cref="SiloMonitors.Key"/>, see
-/// <see cref="LocalityAwarePlacement"/>): its resources for an FL job's round metrics (CPU seconds, peak memory, bytes
+/// A silo's figures, one grain per silo, pinned there by its key (<see cref="SiloMonitors.Key"/>, see
+/// <see cref="SiloPinnedPlacement"/>): its resources for an FL job's round metrics (CPU seconds, peak memory, bytes
 /// copied and handed off), and its calls and activations for the dashboard.
 /// </summary>
 public interface ISiloMonitorGrain : IGrainWithStringKey
@@ -68,7 +68,7 @@ public sealed record SiloReport(
     [property: Id(6)] MethodCallReport[] Methods,
     [property: Id(7)] Dictionary<string, int> ActivationsByType);
 
-[LocalityAwarePlacement]
+[SiloPinnedPlacement]
 public sealed class SiloMonitorGrain(SharedBufferPool pool, IClusterResources resources, ISiloDiagnostics diagnostics) : Grain, ISiloMonitorGrain
 {
     public Task<SiloSample> Sample(bool resetPeak)

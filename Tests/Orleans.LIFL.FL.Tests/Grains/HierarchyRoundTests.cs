@@ -6,6 +6,7 @@ using Orleans.LIFL.Grains.FL.Hierarchy;
 using Orleans.LIFL.Hosting;
 using Orleans.LIFL.Runtime.Dataplane;
 using Orleans.LIFL.Serialization;
+using Orleans.LIFL.TestGrains.FL;
 using Orleans.LIFL.TestingHost;
 using Xunit;
 
@@ -111,7 +112,7 @@ public sealed class HierarchyRoundTests
         var gone = "127.0.0.1:1@1"; // a silo address no active silo has
 
         async Task<string> PlacedAsync(InProcessSiloHandle caller, string node, string silo, string name) =>
-            (await caller.GrainFactory.GetGrain<Orleans.LIFL.Grains.Diagnostics.ISiloMonitorGrain>(LocalityAwarePlacement.Key(node, silo, name)).Sample(resetPeak: false)).Silo;
+            await caller.GrainFactory.GetGrain<ILocalityProbeGrain>(LocalityAwarePlacement.Key(node, silo, name)).Silo();
 
         Assert.Equal(a1.Address.ToString(), await PlacedAsync(b0, "nodeA", a1.Address.ToString(), "named-silo"));
         Assert.Equal(b0.Address.ToString(), await PlacedAsync(a0, "nodeB", gone, "same-node"));

@@ -91,6 +91,28 @@ public sealed class MoeGrainTests
         Assert.All(status.Routes.Candidates, c => Assert.Equal(2, c.Select(r => r.Silo).Distinct().Count()));
     }
 
+    /// <summary>
+    /// An expert replica is pinned to its silo: after that silo dies a call to it fails at once, naming the silo, instead
+    /// of re-activating the replica on another silo (where its shadow may run) behind the deployment's back.
+    /// </summary>
+    [Fact]
+    public async Task An_expert_replica_is_not_reactivated_off_its_dead_silo()
+    {
+        await using var bed = await MoeTestBed.StartAsync();
+        var deployment = MoeTestBed.NewName("d");
+        var status = await bed.Client.DeployAsync(deployment, MoeTestBed.Spec(RecoveryMode.Restart));
+        var victim = bed.Cluster.Silos[^1];
+        var replica = status.Routes!.Replicas.First(r => r.Silo == victim.Address.ToString());
+        var expert = bed.Cluster.Client.GetGrain<IExpertGrain>(replica.Key);
+        Assert.Equal(victim.Address.ToString(), (await expert.Ping()).Silo);
+
+        await bed.Cluster.KillSiloAsync(victim);
+
+        var refused = await Assert.ThrowsAsync<SiloUnavailableException>(() => expert.Ping());
+        Assert.Contains(victim.Address.ToString(), refused.Message, StringComparison.Ordinal);
+        Assert.All(bed.Cluster.Silos.Where(s => s != victim), s => Assert.NotEqual(s, bed.Cluster.FindSiloHosting(expert)));
+    }
+
     /// <summary>The session's silo killed mid-generation: the next incarnation restores the checkpoint elsewhere and the stream goes on without a gap, a repeat or a different token.</summary>
     [Fact]
     public async Task Killing_the_session_silo_resumes_from_the_checkpoint_with_the_same_tokens()

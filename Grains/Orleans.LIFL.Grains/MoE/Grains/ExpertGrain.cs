@@ -9,7 +9,9 @@ namespace Orleans.LIFL.Grains.MoE;
 /// <summary>
 /// Tarragon's expert worker for one (layer, expert) replica: stateless and deterministic, so any replica answers a
 /// replayed call with the same bits. It loads its weights when activated (a shadow is activated, hence loaded, before it
-/// is needed) and then only computes. Its key names the silo the deployment chose for it (see <see cref="ExpertKeys"/>).
+/// is needed) and then only computes. Its key names the silo the deployment chose for it (see <see cref="ExpertKeys"/>),
+/// and it runs nowhere else (<see cref="SiloPinnedPlacement"/>): a replica whose silo died is replaced by the
+/// deployment on a silo that holds no replica of the same expert, never silently re-activated beside its shadow.
 /// </summary>
 public interface IExpertGrain : IGrainWithStringKey
 {
@@ -61,7 +63,7 @@ public static class ExpertKeys
     }
 }
 
-[LocalityAwarePlacement]
+[SiloPinnedPlacement]
 public sealed class ExpertGrain : Grain, IExpertGrain
 {
     private ExpertWeights? _weights;

@@ -5,7 +5,7 @@ using Orleans.LIFL.Grains.MoE.Model;
 namespace Orleans.LIFL.Grains.MoE;
 
 /// <summary>
-/// One per silo (its key names the silo, see <see cref="LocalityAwarePlacement"/>): loads a deployment's attention
+/// One per silo (pinned to the silo its key names, see <see cref="SiloPinnedPlacement"/>): loads a deployment's attention
 /// side into the silo's process ahead of time, so that a session opened or resumed on the silo after a failure does
 /// not wait for the weights — Tarragon's healthy attention workers already hold them.
 /// </summary>
@@ -20,7 +20,7 @@ public static class MoeSilos
     public static string Key(string node, string silo) => LocalityAwarePlacement.Key(node, silo, "moe");
 }
 
-[LocalityAwarePlacement]
+[SiloPinnedPlacement]
 public sealed class MoeSiloGrain : Grain, IMoeSiloGrain
 {
     public Task<TimeSpan> Prepare(MoeDeploymentSpec spec, int epoch)
