@@ -172,6 +172,27 @@ public sealed class DashboardApiTests
         Assert.Equal(8, silos.Sum(s => s.GetProperty("primaries").GetInt32()));
         Assert.Equal(8, silos.Sum(s => s.GetProperty("shadows").GetInt32()));
 
+        // A finished generation shows as a session with its tokens, and in the series second by second.
+        var generated = 0;
+        await foreach (var _ in moe.GenerateAsync("dash-moe", MoeClient.Tokenize("api "), new GenerationOptions { MaxTokens = 30, RequestId = "dash-request" }, TestContext.Current.CancellationToken))
+        {
+            generated++;
+        }
+
+        var waited = DateTime.UtcNow;
+        JsonElement session;
+        while (!((deployment = (await GetJsonAsync(http, "/api/moe")).GetProperty("deployments")[0])
+            .GetProperty("sessions").EnumerateArray().FirstOrDefault(s => s.GetProperty("request_id").GetString() == "dash-request") is { ValueKind: JsonValueKind.Object } found
+            && (session = found).GetProperty("state").GetString() == "done"))
+        {
+            Assert.True(DateTime.UtcNow - waited < TimeSpan.FromSeconds(20), "the finished session never showed");
+            await Delay();
+        }
+
+        Assert.Equal((30, 30), (generated, session.GetProperty("tokens").GetInt32()));
+        Assert.True(session.GetProperty("tbt_p50_ms").GetDouble() > 0);
+        Assert.Equal(30, deployment.GetProperty("series").EnumerateArray().Sum(s => s.GetProperty("tokens_per_second").GetInt32()));
+
         var victim = cluster.Silos[2];
         await cluster.KillSiloAsync(victim);
         var started = DateTime.UtcNow;
@@ -185,6 +206,7 @@ public sealed class DashboardApiTests
 
         var failure = view.GetProperty("events").EnumerateArray().First(e => e.GetProperty("kind").GetString() == "expert-silo");
         Assert.Equal(victim.Address.ToString(), failure.GetProperty("silo").GetString());
+        Assert.True(failure.TryGetProperty("stall_ms", out _));
         Assert.DoesNotContain(view.GetProperty("expert_silos").EnumerateArray(), s => s.GetProperty("silo").GetString() == victim.Address.ToString());
         Assert.Equal(8, view.GetProperty("expert_silos").EnumerateArray().Sum(s => s.GetProperty("primaries").GetInt32()));
     }

@@ -87,6 +87,28 @@ public sealed class DashboardBrowserTests
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(directory.FullName, "fl-running.png"), FullPage = true });
         await page.ClickAsync("nav a[data-view=cluster]");
 
+        // Generations keep running across the kill: the MoE view charts their tokens and the failure's stall.
+        using var generating = new CancellationTokenSource();
+        var prompt = MoeClient.Tokenize("dashboard ");
+        var generations = Task.Run(async () =>
+        {
+            var tokens = 0;
+            while (!generating.IsCancellationRequested)
+            {
+                await foreach (var _ in moe.GenerateAsync("browser-moe", prompt, new GenerationOptions { MaxTokens = 60 }, CancellationToken.None))
+                {
+                    tokens++;
+                }
+            }
+
+            return tokens;
+        });
+        await page.ClickAsync("nav a[data-view=moe]");
+        await Assertions.Expect(page.Locator("#sessions tbody")).ToContainTextAsync("done", new LocatorAssertionsToContainTextOptions { Timeout = 20_000 });
+        await Assertions.Expect(page.Locator("#tokens-chart canvas")).ToHaveCountAsync(1);
+        await Assertions.Expect(page.Locator("#tokens-title")).ToContainTextAsync("browser-moe");
+        await page.ClickAsync("nav a[data-view=cluster]");
+
         var victim = cluster.Silos.First(s => s != dashboardSilo);
         await cluster.KillSiloAsync(victim);
         var row = page.Locator("#silos tbody tr", new PageLocatorOptions { HasText = victim.Address.ToString() });
@@ -95,7 +117,11 @@ public sealed class DashboardBrowserTests
 
         await page.ClickAsync("nav a[data-view=moe]");
         await Assertions.Expect(page.Locator("#deployments tbody")).ToContainTextAsync("browser-moe");
-        await Assertions.Expect(page.Locator("#failures tbody")).ToContainTextAsync(victim.Address.ToString(), new LocatorAssertionsToContainTextOptions { Timeout = 20_000 });
+        var failure = page.Locator("#failures tbody tr", new PageLocatorOptions { HasText = victim.Address.ToString() });
+        await Assertions.Expect(failure).ToHaveCountAsync(1, new LocatorAssertionsToHaveCountOptions { Timeout = 20_000 });
+        await Assertions.Expect(failure.Locator("td").Nth(7)).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^\d+\.\d$"), new LocatorAssertionsToHaveTextOptions { Timeout = 20_000 });
+        generating.Cancel();
+        Assert.True(await generations > 0);
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(directory.FullName, "moe.png"), FullPage = true });
 
         await page.ClickAsync("nav a[data-view=dataplane]");

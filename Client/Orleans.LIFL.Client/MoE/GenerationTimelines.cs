@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Orleans.LIFL.Grains.MoE;
 namespace Orleans.LIFL.Client.MoE;
 
 /// <summary>When each token of each of several concurrent generations arrived (Stopwatch timestamps), and the figures taken from that: tokens/s, gaps, the stall around a failure.</summary>
@@ -77,16 +78,7 @@ public sealed class GenerationTimelines
             .Select(p => Math.Round(Stopwatch.GetElapsedTime(p.First, p.Second).TotalMilliseconds, 1)).ToArray())];
     }
 
-    public static double Percentile(List<double> values, double p)
-    {
-        if (values.Count == 0)
-        {
-            return double.NaN;
-        }
-
-        var sorted = values.Order().ToList();
-        return sorted[(int)Math.Clamp(Math.Ceiling(p / 100 * sorted.Count) - 1, 0, sorted.Count - 1)];
-    }
+    public static double Percentile(List<double> values, double p) => TokenTelemetry.Percentile(values, p);
 }
 
 /// <summary>Several generations at once on one deployment, with a failure injected once every one has a few tokens.</summary>

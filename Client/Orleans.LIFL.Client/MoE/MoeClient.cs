@@ -93,6 +93,8 @@ public sealed class MoeClient(IClusterClient client)
         var (session, opened) = await OpenAsync(request, incarnation, restore: false, options, cancellationToken).ConfigureAwait(false);
         incarnation = InferenceSessions.Parse(opened.Session).Incarnation;
         var next = 0;
+        long lastArrival = 0;
+        var resumed = false;
         while (next < request.MaxTokens)
         {
             TokenBatch? batch = null;
@@ -125,7 +127,19 @@ public sealed class MoeClient(IClusterClient client)
 
                 (session, opened) = await OpenAsync(request, incarnation + 1, restore, options, cancellationToken).ConfigureAwait(false);
                 incarnation = InferenceSessions.Parse(opened.Session).Incarnation;
+                resumed = true;
                 continue;
+            }
+
+            if (batch.Tokens.Length > 0)
+            {
+                if (resumed && lastArrival != 0)
+                {
+                    // What this client waited across the failure: the deployment charts it as the failure's stall.
+                    _ = Deployment(deployment).ReportResumeGap(opened.Session, Stopwatch.GetElapsedTime(lastArrival).TotalMilliseconds);
+                }
+
+                (lastArrival, resumed) = (Stopwatch.GetTimestamp(), false);
             }
 
             foreach (var token in batch.Tokens)

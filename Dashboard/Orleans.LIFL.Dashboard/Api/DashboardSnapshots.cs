@@ -58,18 +58,27 @@ public sealed record DataplaneSnapshot(
 /// <summary>A silo's share of a deployment's experts, and whether the silo is alive.</summary>
 public sealed record ExpertSiloView(string Silo, string Status, int Primaries, int Shadows);
 
-/// <summary>A failure the deployment handled; <paramref name="RecoveryMs"/> is from the report to the table (or restart) being ready.</summary>
-public sealed record MoeFailureView(DateTime AtUtc, string Silo, string Kind, string Detail, int PromotedExperts, int NewShadows, double RecoveryMs, int Epoch);
+/// <summary>
+/// A failure the deployment handled; <paramref name="RecoveryMs"/> is from the report to the table (or restart) being
+/// ready, <paramref name="StallMs"/> the longest gap between tokens around it (as sessions and clients saw it).
+/// </summary>
+public sealed record MoeFailureView(
+    DateTime AtUtc, string Silo, string Kind, string Detail, int PromotedExperts, int NewShadows, double RecoveryMs, int Epoch, double? StallMs);
+
+/// <summary>One second of a deployment's decoding: <paramref name="T"/> is its start in Unix seconds.</summary>
+public sealed record MoeSecondView(long T, int TokensPerSecond, double TbtP50Ms, double TbtP99Ms, double TbtMaxMs);
 
 public sealed record MoeDeploymentView(
     string Deployment,
     string Phase,
     int Epoch,
     long RoutesVersion,
-    int Sessions,
+    int ActiveSessions,
     double LoadMs,
     IReadOnlyList<ExpertSiloView> ExpertSilos,
-    IReadOnlyList<MoeFailureView> Events);
+    IReadOnlyList<MoeFailureView> Events,
+    IReadOnlyList<MoeSessionView> Sessions,
+    IReadOnlyList<MoeSecondView> Series);
 
 /// <summary>A workload the dashboard could not read (its grain failed or did not answer in time).</summary>
 public sealed record UnreadableWorkload(string Name, string Error);
@@ -197,13 +206,18 @@ public sealed class DashboardSnapshots(ILocalSiloDetails silo, IClusterResources
     public Task<List<object>> FlJobsAsync() =>
         ReadAllAsync(WorkloadIndexes.FlJobs, async name => (object)await grains.GetGrain<IFlJobGrain>(name).Status());
 
-    /// <summary>Every MoE deployment: its phase, where its experts and shadows run and whether those silos live, its failures.</summary>
+    /// <summary>
+    /// Every MoE deployment: its phase, where its experts and shadows run and whether those silos live, its failures with
+    /// their stalls, its recent requests and its tokens and time between tokens second by second.
+    /// </summary>
     public Task<List<object>> MoeAsync()
     {
         var statuses = silo.Members.ToDictionary(m => m.Silo.ToString(), m => m.Status.ToString().ToLowerInvariant(), StringComparer.Ordinal);
         return ReadAllAsync(WorkloadIndexes.MoeDeployments, async name =>
         {
-            var status = await grains.GetGrain<IMoeDeploymentGrain>(name).Status();
+            var deployment = grains.GetGrain<IMoeDeploymentGrain>(name);
+            var status = await deployment.Status();
+            var telemetry = await deployment.Telemetry();
             var rows = status.Routes?.Candidates ?? [];
             var perSilo = rows.SelectMany(c => c.Select((replica, rank) => (replica.Silo, Primary: rank == 0)))
                 .GroupBy(r => r.Silo, StringComparer.Ordinal)
@@ -214,7 +228,10 @@ public sealed class DashboardSnapshots(ILocalSiloDetails silo, IClusterResources
                 status.Deployment, status.Phase.ToString().ToLowerInvariant(), status.Epoch, status.Routes?.Version ?? 0, status.Sessions,
                 Math.Round(status.LoadTime.TotalMilliseconds, 1), perSilo,
                 [.. status.Events.Select(e => new MoeFailureView(
-                    e.AtUtc, e.Silo, e.Kind, e.Detail, e.PromotedExperts, e.NewShadows, Math.Round(e.RecoveryTime.TotalMilliseconds, 1), e.Epoch))]);
+                    e.AtUtc, e.Silo, e.Kind, e.Detail, e.PromotedExperts, e.NewShadows, Math.Round(e.RecoveryTime.TotalMilliseconds, 1), e.Epoch,
+                    telemetry.Stalls.FirstOrDefault(s => s.Describes(e))?.StallMs))],
+                telemetry.Sessions,
+                [.. telemetry.Series.Select(s => new MoeSecondView(s.Second, s.Tokens, s.TbtP50Ms, s.TbtP99Ms, s.MaxGapMs))]);
         });
     }
 

@@ -76,7 +76,7 @@ public sealed class MoeGrainTests
         var deployment = MoeTestBed.NewName("d");
         var spec = MoeTestBed.Spec() with { Config = MoeTestBed.SlowConfig };
         await bed.Client.DeployAsync(deployment, spec);
-        var (tokens, killed) = await GenerateAndKillAsync(bed, deployment, afterTokens: 5, (silos, sessionSilo) => silos.First(s => s != sessionSilo));
+        var (tokens, killed, requestId) = await GenerateAndKillAsync(bed, deployment, afterTokens: 5, (silos, sessionSilo) => silos.First(s => s != sessionSilo));
 
         Assert.Equal(MoeTestBed.Reference(Prompt, 120, config: MoeTestBed.SlowConfig), tokens.Select(t => t.Token));
         Assert.Equal(Enumerable.Range(0, 120), tokens.Select(t => t.Index));
@@ -89,6 +89,18 @@ public sealed class MoeGrainTests
         Assert.Contains(killed.Address.ToString(), status.Routes!.DeadSilos);
         Assert.DoesNotContain(status.Routes.Replicas, r => r.Silo == killed.Address.ToString());
         Assert.All(status.Routes.Candidates, c => Assert.Equal(2, c.Select(r => r.Silo).Distinct().Count()));
+
+        // The telemetry saw every token, second by second, and the stall the failure caused.
+        var (telemetry, _) = await TelemetryAsync(
+            bed, deployment, t => t.Sessions.Any(s => s.RequestId == requestId && s.State == "done") && t.Stalls.Any(s => s.Describes(failure)));
+        var session = telemetry.Sessions.Single(s => s.RequestId == requestId);
+        Assert.Equal((120, 120, 0), (session.Tokens, session.MaxTokens, session.Incarnation));
+        Assert.True(session.Replays > 0, "the session replayed no expert call");
+        Assert.Equal(120, telemetry.Series.Sum(s => s.Tokens));
+        var stall = telemetry.Stalls.Single(s => s.Describes(failure)).StallMs;
+        Assert.NotNull(stall);
+        Assert.True(stall >= session.TbtP50Ms, $"stall {stall} ms is shorter than the median gap {session.TbtP50Ms} ms");
+        Assert.True(session.MaxGapMs >= stall, $"the session's longest gap {session.MaxGapMs} ms is shorter than the stall {stall} ms");
     }
 
     /// <summary>
@@ -120,11 +132,21 @@ public sealed class MoeGrainTests
         await using var bed = await MoeTestBed.StartAsync();
         var deployment = MoeTestBed.NewName("d");
         await bed.Client.DeployAsync(deployment, MoeTestBed.Spec() with { Config = MoeTestBed.SlowConfig });
-        var (tokens, _) = await GenerateAndKillAsync(bed, deployment, afterTokens: 30, (_, sessionSilo) => sessionSilo);
+        var (tokens, killed, requestId) = await GenerateAndKillAsync(bed, deployment, afterTokens: 30, (_, sessionSilo) => sessionSilo);
 
         Assert.Equal(MoeTestBed.Reference(Prompt, 120, config: MoeTestBed.SlowConfig), tokens.Select(t => t.Token));
         Assert.Equal(Enumerable.Range(0, 120), tokens.Select(t => t.Index));
         Assert.Contains(tokens, t => t.Incarnation > 0);
+
+        // The client's wait across the move is the failure's stall, and the request shows under its new incarnation.
+        var (telemetry, status) = await TelemetryAsync(
+            bed, deployment, t => t.Sessions.Any(s => s.RequestId == requestId && s.State == "done") && t.Stalls.Any(s => s.Silo == killed.Address.ToString() && s.StallMs is not null));
+        var session = telemetry.Sessions.Single(s => s.RequestId == requestId);
+        Assert.Equal(tokens[^1].Incarnation, session.Incarnation);
+        Assert.Equal(120, session.Tokens);
+        var stall = telemetry.Stalls.First(s => s.Silo == killed.Address.ToString() && s.StallMs is not null).StallMs;
+        Assert.True(session.MaxGapMs >= stall, $"the request's longest gap {session.MaxGapMs} ms is shorter than the stall {stall} ms");
+        Assert.Contains(status.Events, e => e.Silo == killed.Address.ToString());
     }
 
     /// <summary>The baseline restarts everything after an expert silo dies, and the request still completes with the failure-free tokens.</summary>
@@ -134,7 +156,7 @@ public sealed class MoeGrainTests
         await using var bed = await MoeTestBed.StartAsync();
         var deployment = MoeTestBed.NewName("b");
         await bed.Client.DeployAsync(deployment, MoeTestBed.Spec(RecoveryMode.Restart) with { Config = MoeTestBed.SlowConfig });
-        var (tokens, _) = await GenerateAndKillAsync(bed, deployment, afterTokens: 5, (silos, sessionSilo) => silos.First(s => s != sessionSilo));
+        var (tokens, _, _) = await GenerateAndKillAsync(bed, deployment, afterTokens: 5, (silos, sessionSilo) => silos.First(s => s != sessionSilo));
 
         Assert.Equal(MoeTestBed.Reference(Prompt, 120, config: MoeTestBed.SlowConfig), tokens.Select(t => t.Token));
         Assert.Equal(Enumerable.Range(0, 120), tokens.Select(t => t.Index));
@@ -176,7 +198,7 @@ public sealed class MoeGrainTests
     /// Generates 120 tokens of <see cref="MoeTestBed.SlowConfig"/>'s model and, once <paramref name="afterTokens"/> have
     /// arrived, kills the silo <paramref name="choose"/> picks (given the running silos and the session's first silo).
     /// </summary>
-    private static async Task<(List<GeneratedToken> Tokens, InProcessSiloHandle Killed)> GenerateAndKillAsync(
+    private static async Task<(List<GeneratedToken> Tokens, InProcessSiloHandle Killed, string RequestId)> GenerateAndKillAsync(
         MoeTestBed bed, string deployment, int afterTokens, Func<IReadOnlyList<InProcessSiloHandle>, InProcessSiloHandle, InProcessSiloHandle> choose)
     {
         var requestId = MoeTestBed.NewName("r");
@@ -195,7 +217,22 @@ public sealed class MoeGrainTests
             }
         }
 
-        return (tokens, killed!);
+        return (tokens, killed!, requestId);
+    }
+
+    /// <summary>The deployment's telemetry (and status) once <paramref name="condition"/> holds: sessions report one-way, a little after the tokens.</summary>
+    private static async Task<(MoeTelemetry Telemetry, DeploymentStatus Status)> TelemetryAsync(MoeTestBed bed, string deployment, Func<MoeTelemetry, bool> condition)
+    {
+        var grain = bed.Client.Deployment(deployment);
+        var started = DateTime.UtcNow;
+        MoeTelemetry telemetry;
+        while (!condition(telemetry = await grain.Telemetry()))
+        {
+            Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(30), "the telemetry did not get there in time");
+            await Task.Delay(20, TestContext.Current.CancellationToken);
+        }
+
+        return (telemetry, await grain.Status());
     }
 
     private static async Task<DeploymentStatus> WaitAsync(MoeTestBed bed, string deployment, Func<DeploymentStatus, bool> condition)

@@ -88,13 +88,40 @@ function renderFl(jobs) {
   }, data, document.getElementById("rounds-chart"));
 }
 
-// MoE: deployments with their experts per silo, and the failure events.
+// MoE: deployments with their experts per silo, their requests, tokens/s and time between tokens over time, and the failures with their stalls.
+let tokensChart = null;
+let tokensChartKey = "";
 function renderMoe(deployments) {
-  rows("deployments", deployments, (d) => [d.deployment ?? d.name, d.phase ?? d.error, d.epoch, d.sessions,
+  rows("deployments", deployments, (d) => [d.deployment ?? d.name, d.phase ?? d.error, d.epoch, d.active_sessions,
     (d.expert_silos ?? []).map((s) => `${s.silo} (${s.status}): ${s.primaries} / ${s.shadows}`).join("; ")]);
+  const sessions = deployments.flatMap((d) => (d.sessions ?? []).map((s) => ({ ...s, deployment: d.deployment })));
+  sessions.sort((a, b) => Date.parse(b.opened_utc) - Date.parse(a.opened_utc));
+  rows("sessions", sessions.slice(0, 20), (s) => [s.request_id, s.deployment, s.incarnation, s.silo, status(s.state), `${s.tokens} / ${s.max_tokens}`,
+    fixed(s.tokens_per_second), fixed(s.tbt_p50_ms, 2), fixed(s.tbt_p99_ms, 2), fixed(s.max_gap_ms), s.replays]);
   const failures = deployments.flatMap((d) => (d.events ?? []).map((e) => ({ ...e, deployment: d.deployment })));
   failures.sort((a, b) => Date.parse(b.at_utc) - Date.parse(a.at_utc));
-  rows("failures", failures, (e) => [new Date(e.at_utc).toLocaleTimeString(), e.deployment, e.kind, e.silo, e.promoted_experts, e.new_shadows, fixed(e.recovery_ms)]);
+  rows("failures", failures, (e) => [new Date(e.at_utc).toLocaleTimeString(), e.deployment, e.kind, e.silo, e.promoted_experts, e.new_shadows, fixed(e.recovery_ms), fixed(e.stall_ms)]);
+
+  // The deployment that decoded most recently: its tokens/s (left axis) and time between tokens (right axis), second by second.
+  const active = deployments.filter((d) => (d.series ?? []).length > 0).sort((a, b) => a.series.at(-1).t - b.series.at(-1).t).at(-1);
+  document.getElementById("tokens-title").textContent = active ? `Tokens per second and time between tokens: ${active.deployment}` : "Tokens per second and time between tokens";
+  if (!active) return;
+  const series = active.series;
+  const data = [series.map((s) => s.t), series.map((s) => s.tokens_per_second), series.map((s) => s.tbt_p50_ms), series.map((s) => s.tbt_p99_ms), series.map((s) => s.tbt_max_ms)];
+  if (!tokensChart || tokensChartKey !== active.deployment) {
+    tokensChart?.destroy();
+    tokensChartKey = active.deployment;
+    tokensChart = new uPlot({
+      width: 720, height: 260,
+      scales: { x: { time: true }, tps: {}, ms: {} },
+      series: [{}, { label: "tokens/s", scale: "tps", stroke: "#3b6fd8", width: 2 },
+        { label: "TBT p50 ms", scale: "ms", stroke: "#2f9e5a", width: 1.5 }, { label: "TBT p99 ms", scale: "ms", stroke: "#d8733b", width: 1.5 },
+        { label: "longest gap ms", scale: "ms", stroke: "#c23b6a", width: 1.5, dash: [4, 3] }],
+      axes: [{}, { scale: "tps", label: "tokens/s" }, { scale: "ms", side: 1, label: "ms", grid: { show: false } }],
+    }, data, document.getElementById("tokens-chart"));
+  } else {
+    tokensChart.setData(data);
+  }
 }
 
 function renderDataplane(pool) {

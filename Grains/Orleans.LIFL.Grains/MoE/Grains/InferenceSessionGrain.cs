@@ -67,6 +67,7 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
     private MoeModel? _model;
     private KvCache? _cache;
     private ExpertRouter? _router;
+    private TokenMeter? _meter;
     private Sampling? _sampling;
     private IMoeDeploymentGrain? _deployment;
     private IKvCheckpointStoreGrain? _store;
@@ -136,6 +137,7 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         }
 
         _request = request;
+        _meter = new TokenMeter(GrainId.Key, GrainContext.Silo.ToString(), request.MaxTokens, time);
         _opened = new SessionOpened(
             GrainId.Key, GrainContext.Silo.ToString(), restoredPositions, _tokens.Count, time.GetElapsedTime(started), attachment.Routes.Epoch, spec.Recovery);
         LogOpened(logger, GrainId.Key, GrainContext.Silo.ToString(), restoredPositions, _tokens.Count);
@@ -175,6 +177,8 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         {
             _running = false;
             Signal();
+            var state = _failure is not null ? "failed" : _aborted ? "aborted" : Finished ? "done" : "stopped";
+            _ = _deployment!.ReportTokens(_meter!.Final(_tokens.Count, state, _router!.Replays));
         }
 
         if (!_aborted && !_closed)
@@ -268,6 +272,10 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
             var next = _sampling!.Next(logits, position);
             _outputs[position] = next;
             _tokens.Add(next);
+            if (_meter!.Token(_tokens.Count, _router!.Replays) is { } second)
+            {
+                _ = _deployment!.ReportTokens(second);
+            }
         }
         else
         {

@@ -40,6 +40,21 @@ public interface IMoeDeploymentGrain : IGrainWithStringKey
     [OneWay]
     Task ReportSessionFailure(string session, string silo);
 
+    /// <summary>One second of a session's tokens (see <see cref="TokenMeter"/>), for the telemetry.</summary>
+    [AlwaysInterleave]
+    [OneWay]
+    Task ReportTokens(SessionTokenReport report);
+
+    /// <summary>A client waited <paramref name="gapMs"/> between two tokens while its request moved to <paramref name="session"/> (a new incarnation).</summary>
+    [AlwaysInterleave]
+    [OneWay]
+    Task ReportResumeGap(string session, double gapMs);
+
+    /// <summary>Recent requests, tokens and time between tokens second by second, and each failure event's stall.</summary>
+    [AlwaysInterleave]
+    [ReadOnly]
+    Task<MoeTelemetry> Telemetry();
+
     /// <summary>Null when not deployed.</summary>
     [AlwaysInterleave]
     [ReadOnly]
@@ -99,6 +114,7 @@ public sealed partial class MoeDeploymentGrain(
     private readonly Dictionary<string, string> _sessions = new(StringComparer.Ordinal);
     private readonly HashSet<string> _recovering = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _reportedAt = new(StringComparer.Ordinal);
+    private readonly TokenTelemetry _telemetry = new(time);
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private MoeDeploymentState State => stored.State;
@@ -188,6 +204,36 @@ public sealed partial class MoeDeploymentGrain(
         RequestRecovery(silo, $"session {session} was lost");
         return Task.CompletedTask;
     }
+
+    public Task ReportTokens(SessionTokenReport report)
+    {
+        try
+        {
+            _telemetry.Record(report);
+        }
+        catch (ArgumentException error)
+        {
+            LogBadTelemetry(logger, GrainId.Key, error.Message);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task ReportResumeGap(string session, double gapMs)
+    {
+        try
+        {
+            _telemetry.RecordResume(session, gapMs);
+        }
+        catch (ArgumentException error)
+        {
+            LogBadTelemetry(logger, GrainId.Key, error.Message);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task<MoeTelemetry> Telemetry() => Task.FromResult(_telemetry.Snapshot(State.Events));
 
     public Task<MoeDeploymentSpec?> GetSpec() => Task.FromResult(State.Spec);
 
@@ -550,4 +596,7 @@ public sealed partial class MoeDeploymentGrain(
 
     [LoggerMessage(EventId = 7207, Level = LogLevel.Warning, Message = "Expert replica {Replica} did not load: {Reason}")]
     private static partial void LogWarmFailed(ILogger logger, string replica, string reason);
+
+    [LoggerMessage(EventId = 7208, Level = LogLevel.Warning, Message = "Deployment {Deployment}: a token report was refused: {Reason}")]
+    private static partial void LogBadTelemetry(ILogger logger, string deployment, string reason);
 }
