@@ -105,6 +105,42 @@ public sealed class DashboardApiTests
         Assert.True(events["dataplane"].TryGetProperty("bytes_handed_off", out _));
     }
 
+    /// <summary>
+    /// Open pages share the server's one sample per refresh period: five event streams do not make the dashboard ask the
+    /// silos for their reports five times as often.
+    /// </summary>
+    [Fact]
+    public async Task Event_streams_share_one_cluster_sample_per_period()
+    {
+        var period = TimeSpan.FromMilliseconds(100);
+        await using var cluster = await DashboardClusters.StartAsync(2, DashboardClusters.NewPoolName(), everySilo: false, o => o.RefreshPeriod = period);
+        using var http = new HttpClient { BaseAddress = Address(cluster.Silos[0]) };
+        async Task<long> ReportsAsync() => (await GetJsonAsync(http, "/api/cluster")).GetProperty("grain_methods").EnumerateArray()
+            .Where(m => m.GetProperty("method").GetString() == "ISiloMonitorGrain.Report").Sum(m => m.GetProperty("calls").GetInt64());
+
+        var before = await ReportsAsync();
+        var started = DateTime.UtcNow;
+        var streams = await Task.WhenAll(Enumerable.Range(0, 5).Select(async _ =>
+        {
+            using var response = await http.GetAsync("/api/events", HttpCompletionOption.ResponseHeadersRead, TestContext.Current.CancellationToken);
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(TestContext.Current.CancellationToken));
+            var clusterEvents = 0;
+            while (clusterEvents < 10 && await reader.ReadLineAsync(TestContext.Current.CancellationToken) is { } line)
+            {
+                clusterEvents += line == "event: cluster" ? 1 : 0;
+            }
+
+            return clusterEvents;
+        }));
+        var elapsed = DateTime.UtcNow - started;
+        var during = await ReportsAsync() - before;
+
+        Assert.All(streams, count => Assert.Equal(10, count));
+        // One sample per period asks both silos; the two /api/cluster reads ask them once more each.
+        var samplesAtMost = elapsed / period + 3;
+        Assert.True(during <= 2 * samplesAtMost, $"{during} silo reports in {elapsed.TotalMilliseconds:F0} ms: the five streams did not share the sample (at most {2 * samplesAtMost:F0})");
+    }
+
     /// <summary>With an access token configured, requests without it (or with a wrong one) are refused; with it they are served.</summary>
     [Fact]
     public async Task Requests_without_the_access_token_are_refused()

@@ -83,8 +83,12 @@ public sealed record MoeDeploymentView(
 /// <summary>A workload the dashboard could not read (its grain failed or did not answer in time).</summary>
 public sealed record UnreadableWorkload(string Name, string Error);
 
-/// <summary>What the dashboard's endpoints return, read from the silo that serves it.</summary>
-public sealed class DashboardSnapshots(ILocalSiloDetails silo, IClusterResources resources, INodeDataplane dataplane, IGrainFactory grains)
+/// <summary>
+/// What the dashboard's endpoints return, read from the silo that serves it. The server samples the cluster once per
+/// refresh period (<see cref="Latest"/>), which every event stream shares; <c>/api/cluster</c> reads afresh.
+/// </summary>
+public sealed class DashboardSnapshots(
+    ILocalSiloDetails silo, IClusterResources resources, INodeDataplane dataplane, IGrainFactory grains, Microsoft.Extensions.Options.IOptions<DashboardOptions> options)
 {
     /// <summary>How long one workload's grain may take to answer before the dashboard shows it as unreadable.</summary>
     private static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(3);
@@ -96,11 +100,24 @@ public sealed class DashboardSnapshots(ILocalSiloDetails silo, IClusterResources
     private readonly Dictionary<string, string> _statuses = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (long Calls, long Errors, DateTime At)> _previousCalls = new(StringComparer.Ordinal);
     private readonly List<MembershipEventView> _events = [];
+    private ClusterViewSnapshot? _latest;
+
+    /// <summary>The newest cluster snapshot taken (by the server's sampler or a reader); null before the first.</summary>
+    public ClusterViewSnapshot? Latest
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _latest;
+            }
+        }
+    }
 
     /// <summary>
     /// Every silo of the membership table with its figures (each active silo's own report: calls, errors, latency,
-    /// activations per grain type; rates since the previous read), the grain methods over the cluster, and the
-    /// membership events seen.
+    /// activations per grain type; rates over at least half a refresh period), the grain methods over the cluster, and
+    /// the membership events seen.
     /// </summary>
     public async Task<ClusterViewSnapshot> ClusterAsync()
     {
@@ -134,14 +151,19 @@ public sealed class DashboardSnapshots(ILocalSiloDetails silo, IClusterResources
                 {
                     double? rate = null;
                     double? errorRate = null;
-                    if (_previousCalls.TryGetValue(address, out var previous) && report.AtUtc > previous.At && report.Calls >= previous.Calls)
+                    var known = _previousCalls.TryGetValue(address, out var previous) && report.AtUtc > previous.At && report.Calls >= previous.Calls;
+                    if (known)
                     {
                         var calls = report.Calls - previous.Calls;
                         rate = Math.Round(calls / (report.AtUtc - previous.At).TotalSeconds, 1);
                         errorRate = calls == 0 ? 0 : Math.Round((double)(report.Errors - previous.Errors) / calls, 4);
                     }
 
-                    _previousCalls[address] = (report.Calls, report.Errors, report.AtUtc);
+                    // Reads closer together than half a refresh period rate against the same earlier sample (no jittery rates from two readers).
+                    if (!known || report.AtUtc - previous.At >= options.Value.RefreshPeriod / 2)
+                    {
+                        _previousCalls[address] = (report.Calls, report.Errors, report.AtUtc);
+                    }
                     view = view with
                     {
                         Calls = report.Calls,
@@ -161,7 +183,13 @@ public sealed class DashboardSnapshots(ILocalSiloDetails silo, IClusterResources
                 .Select(g => new GrainMethodView(g.Key.GrainType, g.Key.Method, g.Sum(m => m.Calls), g.Sum(m => m.Errors), g.Max(m => m.P50Ms), g.Max(m => m.P99Ms)))
                 .OrderByDescending(m => m.Calls)
                 .ToList();
-            return new ClusterViewSnapshot(now, silo.SiloAddress.ToString(), silos, methods, [.. _events]);
+            var snapshot = new ClusterViewSnapshot(now, silo.SiloAddress.ToString(), silos, methods, [.. _events]);
+            if (_latest is null || snapshot.AtUtc >= _latest.AtUtc)
+            {
+                _latest = snapshot;
+            }
+
+            return snapshot;
         }
     }
 

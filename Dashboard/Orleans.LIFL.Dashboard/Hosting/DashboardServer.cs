@@ -26,7 +26,10 @@ public sealed partial class DashboardServer(
         Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
     };
 
+    private readonly CancellationTokenSource _stopping = new();
     private WebApplication? _app;
+    private Task _sampling = Task.CompletedTask;
+    private int _disposed;
 
     /// <summary>The address it serves, once started (e.g. http://127.0.0.1:8080).</summary>
     public Uri? Address { get; private set; }
@@ -72,12 +75,19 @@ public sealed partial class DashboardServer(
         app.MapGet("/{file}", (string file) => StaticFile(file));
         await app.StartAsync(cancellationToken);
         _app = app;
+        _sampling = SampleAsync(settings.RefreshPeriod, _stopping.Token);
         Address = new Uri(app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
         LogServing(logger, Address);
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        if (Volatile.Read(ref _disposed) == 0)
+        {
+            await _stopping.CancelAsync();
+        }
+
+        await _sampling;
         if (_app is { } app)
         {
             await app.StopAsync(cancellationToken);
@@ -86,9 +96,53 @@ public sealed partial class DashboardServer(
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _stopping.CancelAsync();
+        await _sampling;
+        _stopping.Dispose();
         if (_app is { } app)
         {
             await app.DisposeAsync();
+        }
+    }
+
+    /// <summary>
+    /// Samples the cluster once per refresh period, whoever watches: membership changes are seen when they happen,
+    /// rates cover steady intervals, and any number of open pages costs one round of silo reports per period.
+    /// </summary>
+    private async Task SampleAsync(TimeSpan period, CancellationToken stopping)
+    {
+        using var timer = new PeriodicTimer(period);
+        string? failing = null;
+        try
+        {
+            do
+            {
+                try
+                {
+                    await snapshots.ClusterAsync();
+                    failing = null;
+                }
+                catch (Exception error) when (error is not OperationCanceledException)
+                {
+                    // Logged when it starts failing (or fails otherwise), not every period.
+                    if (failing != error.Message)
+                    {
+                        LogSampleFailed(logger, error.Message);
+                    }
+
+                    failing = error.Message;
+                }
+            }
+            while (await timer.WaitForNextTickAsync(stopping));
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            // The silo stops.
         }
     }
 
@@ -109,7 +163,7 @@ public sealed partial class DashboardServer(
             : Results.Stream(stream, type);
     }
 
-    /// <summary>Server-sent events: a "cluster" and a "dataplane" snapshot every refresh period, until the client goes.</summary>
+    /// <summary>Server-sent events: the sampler's newest "cluster" snapshot and a "dataplane" one every refresh period, until the client goes.</summary>
     private async Task StreamAsync(HttpContext context)
     {
         context.Response.Headers.ContentType = "text/event-stream";
@@ -120,7 +174,7 @@ public sealed partial class DashboardServer(
         {
             do
             {
-                await WriteEventAsync(context.Response, "cluster", await snapshots.ClusterAsync(), aborted);
+                await WriteEventAsync(context.Response, "cluster", snapshots.Latest ?? await snapshots.ClusterAsync(), aborted);
                 await WriteEventAsync(context.Response, "dataplane", snapshots.Dataplane(), aborted);
             }
             while (await timer.WaitForNextTickAsync(aborted));
@@ -146,6 +200,9 @@ public sealed partial class DashboardServer(
 
     [LoggerMessage(EventId = 8001, Level = LogLevel.Information, Message = "Dashboard at {Address}")]
     private static partial void LogServing(ILogger logger, Uri address);
+
+    [LoggerMessage(EventId = 8003, Level = LogLevel.Warning, Message = "Dashboard could not sample the cluster: {Reason}")]
+    private static partial void LogSampleFailed(ILogger logger, string reason);
 
     [LoggerMessage(EventId = 8002, Level = LogLevel.Warning, Message = "Dashboard refused a request from {Remote} for {Path}: no or a wrong access token")]
     private static partial void LogRefused(ILogger logger, string remote, PathString path);

@@ -55,7 +55,9 @@ function renderCluster(view) {
   rows("methods", view.grain_methods.slice(0, 50), (m) => [m.grain_type, m.method, m.calls, m.errors, fixed(m.p50_ms, 2), fixed(m.p99_ms, 2)]);
   rows("membership", [...view.membership_events].reverse(), (e) => [new Date(e.at_utc).toLocaleTimeString(), e.silo, e.from, e.to]);
 
-  callsSeries.times.push(Date.parse(view.at_utc) / 1000);
+  const at = Date.parse(view.at_utc) / 1000;
+  if (callsSeries.times.length > 0 && at <= callsSeries.times.at(-1)) return; // the same sample again
+  callsSeries.times.push(at);
   for (const s of view.silos) if (!callsSeries.silos.has(s.address)) callsSeries.silos.set(s.address, new Array(callsSeries.times.length - 1).fill(null));
   for (const [address, values] of callsSeries.silos) values.push(view.silos.find((s) => s.address === address)?.calls_per_second ?? null);
   if (callsSeries.times.length > 300) { callsSeries.times.shift(); for (const values of callsSeries.silos.values()) values.shift(); }
