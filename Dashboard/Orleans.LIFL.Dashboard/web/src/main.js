@@ -50,7 +50,7 @@ function chart(element, title, seriesNames, data, yLabel) {
 }
 
 function renderCluster(view) {
-  rows("silos", view.silos, (s) => [s.address, s.name, status(s.status), fixed(s.cpu), fixed(s.memory_mb), s.activations, fixed(s.calls_per_second), s.errors, fixed(s.latency_p50_ms, 2), fixed(s.latency_p99_ms, 2),
+  rows("silos", view.silos, (s) => [s.address, s.name, status(s.status), fixed(s.cpu), fixed(s.memory_mb), s.activations, fixed(s.calls_per_second), s.errors, typeof s.error_rate === "number" ? `${(100 * s.error_rate).toFixed(2)} %` : "–", fixed(s.latency_p50_ms, 2), fixed(s.latency_p99_ms, 2),
     Object.entries(s.activations_by_type ?? {}).sort((a, b) => b[1] - a[1]).map(([type, count]) => `${type} ${count}`).join(", ")]);
   rows("methods", view.grain_methods.slice(0, 50), (m) => [m.grain_type, m.method, m.calls, m.errors, fixed(m.p50_ms, 2), fixed(m.p99_ms, 2)]);
   rows("membership", [...view.membership_events].reverse(), (e) => [new Date(e.at_utc).toLocaleTimeString(), e.silo, e.from, e.to]);
@@ -70,23 +70,36 @@ function renderCluster(view) {
   }
 }
 
+// Where a round's aggregators ran: "role×count@silo", per silo.
+function placement(hierarchy) {
+  const bySilo = new Map();
+  for (const a of hierarchy) {
+    const roles = bySilo.get(a.silo) ?? new Map();
+    roles.set(a.role, (roles.get(a.role) ?? 0) + 1);
+    bySilo.set(a.silo, roles);
+  }
+  return [...bySilo].map(([silo, roles]) => `${[...roles].map(([role, count]) => `${role}×${count}`).join(" ")} @${silo}`).join("; ");
+}
+
 // FL: jobs, and round / aggregation time per round of the most recent job.
 let roundsChart = null;
 function renderFl(jobs) {
-  rows("jobs", jobs, (j) => [j.job_id ?? j.name, j.algorithm, j.phase ?? j.error, j.round !== undefined ? `${Math.min(j.round, j.rounds)} / ${j.rounds}` : "–", j.accepted, j.rejected,
+  rows("jobs", jobs, (j) => [j.job_id ?? j.name, j.algorithm, j.phase ?? j.error, j.round !== undefined ? `${Math.min(j.round, j.rounds)} / ${j.rounds}` : "–",
+    j.selected ? `${j.selected.length} / ${j.available_clients}` : "–", j.goal, j.accepted, j.rejected,
     (j.aggregators ?? []).map((a) => `${a.role}@${a.silo}`).join(", ")]);
   const job = jobs.filter((j) => j.history && j.history.length > 0).at(-1);
   if (!job) return;
   rows("rounds", [...job.history].reverse(), (r) => [r.round, r.accepted,
     `${r.rejected}${Object.keys(r.rejected_by_reason ?? {}).length ? ` (${Object.entries(r.rejected_by_reason).map(([k, v]) => `${k} ${v}`).join(", ")})` : ""}`,
-    fixed(r.round_milliseconds, 0), fixed(r.aggregation_milliseconds, 1), `${r.aggregators} / ${r.hierarchy_depth}`, `${r.cold_starts} / ${r.warm_starts}`,
+    fixed(r.round_milliseconds, 0), fixed(r.aggregation_milliseconds, 1), `${r.aggregators} / ${r.hierarchy_depth}`, placement(r.hierarchy ?? []), `${r.cold_starts} / ${r.warm_starts}`,
     typeof r.accuracy === "number" ? `${(100 * r.accuracy).toFixed(2)} %` : "–"]);
   const data = [job.history.map((r) => r.round), job.history.map((r) => r.round_milliseconds), job.history.map((r) => r.aggregation_milliseconds)];
   roundsChart?.destroy();
+  // Aggregation takes a small part of a round: it gets its own axis (right).
   roundsChart = new uPlot({
-    title: `job ${job.job_id}`, width: 720, height: 240, scales: { x: { time: false } },
-    series: [{ label: "round" }, { label: "round ms", stroke: "#3b6fd8", width: 2 }, { label: "aggregation ms", stroke: "#d8733b", width: 2 }],
-    axes: [{ label: "round" }, { label: "ms" }],
+    title: `job ${job.job_id}`, width: 720, height: 240, scales: { x: { time: false }, round: {}, aggregation: {} },
+    series: [{ label: "round" }, { label: "round ms", scale: "round", stroke: "#3b6fd8", width: 2 }, { label: "aggregation ms", scale: "aggregation", stroke: "#d8733b", width: 2 }],
+    axes: [{ label: "round" }, { scale: "round", label: "round ms" }, { scale: "aggregation", side: 1, label: "aggregation ms", grid: { show: false } }],
   }, data, document.getElementById("rounds-chart"));
 }
 
