@@ -60,6 +60,9 @@ public sealed partial class SiloProcess : IAsyncDisposable
     /// <summary>The node's shared pool the silo maps (null when it has none).</summary>
     public string? PoolName { get; private set; }
 
+    /// <summary>The dashboard it serves (started with <c>--dashboard true</c>), from its ready line.</summary>
+    public Uri? Dashboard { get; private set; }
+
     public bool HasExited => _process.HasExited;
 
     public Task Exited => _process.WaitForExitAsync();
@@ -141,6 +144,7 @@ public sealed partial class SiloProcess : IAsyncDisposable
         silo.SiloAddress = match.Groups["silo"].Value;
         silo.Gateway = match.Groups["gateway"].Value;
         silo.PoolName = match.Groups["pool"] is { Success: true, Value: not "none" } pool ? pool.Value : null;
+        silo.Dashboard = match.Groups["dashboard"] is { Success: true } dashboard ? new Uri(dashboard.Value) : null;
         return silo;
     }
 
@@ -275,7 +279,7 @@ public sealed partial class SiloProcess : IAsyncDisposable
         }
     }
 
-    [GeneratedRegex(@"silo=(?<silo>\S+) gateway=(?<gateway>\S+)( cluster=\S+ pool=(?<pool>\S+))?")]
+    [GeneratedRegex(@"silo=(?<silo>\S+) gateway=(?<gateway>\S+)( cluster=\S+ pool=(?<pool>\S+))?( dashboard=(?<dashboard>\S+))?")]
     private static partial Regex ReadyLine();
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Orleans.LIFL.Client.MoE;
 using Orleans.LIFL.Grains.MoE;
 using Orleans.LIFL.Grains.MoE.Model;
@@ -23,7 +24,7 @@ public sealed class MoeProcessTests(PostgresServer postgres)
     [Fact]
     public async Task Killing_an_expert_silo_leaves_the_output_bit_identical()
     {
-        await using var cluster = await ProcessCluster.StartAsync(postgres, 3);
+        await using var cluster = await ProcessCluster.StartAsync(postgres, 3, _ => ["--dashboard", "true", "--dashboard-port", "0"]);
         var (moe, deployment) = await DeployAsync(cluster, RecoveryMode.Reroute);
         var expertSilo = cluster.Silos[1];
         var tokens = await GenerateAndKillAsync(moe, deployment, expertSilo, afterTokens: 10);
@@ -34,6 +35,36 @@ public sealed class MoeProcessTests(PostgresServer postgres)
         Assert.All(tokens, t => Assert.Equal(cluster.Silos[0].SiloAddress, t.Silo));
         var status = await moe.Deployment(deployment).Status();
         Assert.Contains(status.Events, e => e.Kind == "expert-silo" && e.Silo == expertSilo.SiloAddress && e.PromotedExperts > 0);
+
+        // The dashboard the session's silo process serves shows it all: the silo dead, the session's tokens, the failure's stall.
+        Assert.All(cluster.Silos, s => Assert.NotNull(s.Dashboard));
+        using var http = new HttpClient { BaseAddress = cluster.Silos[0].Dashboard };
+        var started = DateTime.UtcNow;
+        while (true)
+        {
+            var silos = await ReadJsonAsync(http, "/api/cluster");
+            var view = (await ReadJsonAsync(http, "/api/moe")).GetProperty("deployments").EnumerateArray().Single(d => d.GetProperty("deployment").GetString() == deployment);
+            var dead = silos.GetProperty("silos").EnumerateArray().Any(s => s.GetProperty("address").GetString() == expertSilo.SiloAddress && s.GetProperty("status").GetString() == "dead");
+            var session = view.GetProperty("sessions").EnumerateArray().FirstOrDefault(s => s.GetProperty("state").GetString() == "done");
+            var failure = view.GetProperty("events").EnumerateArray().FirstOrDefault(e => e.GetProperty("kind").GetString() == "expert-silo");
+            if (dead && session.ValueKind == JsonValueKind.Object && failure.ValueKind == JsonValueKind.Object && failure.GetProperty("stall_ms").ValueKind == JsonValueKind.Number)
+            {
+                Assert.Equal(Tokens, session.GetProperty("tokens").GetInt32());
+                Assert.Equal(expertSilo.SiloAddress, failure.GetProperty("silo").GetString());
+                Assert.True(failure.GetProperty("stall_ms").GetDouble() <= session.GetProperty("max_gap_ms").GetDouble());
+                break;
+            }
+
+            Assert.True(DateTime.UtcNow - started < ProcessCluster.Patience, $"the dashboard did not show the failure: dead {dead}, session {session}, failure {failure}");
+            await Task.Delay(100, TestContext.Current.CancellationToken);
+        }
+    }
+
+    private static async Task<JsonElement> ReadJsonAsync(HttpClient http, string path)
+    {
+        using var response = await http.GetAsync(path, TestContext.Current.CancellationToken);
+        response.EnsureSuccessStatusCode();
+        return JsonDocument.Parse(await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken)).RootElement.Clone();
     }
 
     /// <summary>kill -9 of the session's silo: the session resumes on another silo from its checkpoint and the client sees the same stream.</summary>
