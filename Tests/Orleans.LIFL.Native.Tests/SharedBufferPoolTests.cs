@@ -18,6 +18,24 @@ public sealed class SharedBufferPoolTests : IDisposable
 
     public void Dispose() => _pool.Dispose();
 
+    /// <summary>A failure of the system (here: the pool's segment name is taken by a directory) names the system's reason, not "Success".</summary>
+    [Fact]
+    public void A_system_failure_names_the_systems_reason()
+    {
+        var name = "t" + Guid.NewGuid().ToString("N")[..12];
+        var squatter = Directory.CreateDirectory($"/dev/shm/lifl.{name}");
+        try
+        {
+            var error = Assert.Throws<DataplaneException>(() => SharedBufferPool.Open(name, 64 * Mebibyte));
+            // The kernel's words for what went wrong (EINVAL or EISDIR here), not what errno happened to hold later.
+            Assert.Matches(@"a system call failed .*\((?!Success\))[A-Z][A-Za-z ]+\)\.$", error.Message);
+        }
+        finally
+        {
+            squatter.Delete();
+        }
+    }
+
     /// <summary>What is written through one handle's span is read through another's: one set of bytes, freed with the last reference.</summary>
     [Fact]
     public void Shared_handles_view_the_same_bytes_and_the_last_dispose_frees_them()
