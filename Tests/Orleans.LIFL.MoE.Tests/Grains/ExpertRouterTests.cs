@@ -100,6 +100,46 @@ public sealed class ExpertRouterTests
         Assert.Equal((1, 1), (router.Replays, router.Timeouts));
     }
 
+    /// <summary>
+    /// When every candidate the session knows has failed, it asks the deployment for its current table (the one it holds
+    /// may be stale) and tries that table's replicas; with no newer table it gives up with the reason.
+    /// </summary>
+    [Fact]
+    public async Task A_stale_table_is_refreshed_once_every_known_replica_failed()
+    {
+        var time = new FakeTimeProvider();
+        var dead = new SiloUnavailableException("silo-a and silo-b are gone");
+        var experts = new Dictionary<string, FakeExpert>
+        {
+            ["a0"] = new(silent: false, failure: dead),
+            ["b0"] = new(silent: false, failure: dead),
+            ["c0"] = new(silent: false),
+        };
+        var newer = Table with
+        {
+            Version = 3,
+            Candidates = [[new ExpertReplica("c0", "silo-c")], Table.Candidates[1]],
+            DeadSilos = ["silo-a", "silo-b"],
+        };
+        var asked = 0;
+        var router = new ExpertRouter(Table, Spec, r => experts[r.Key], time, (_, _) => { }, () =>
+        {
+            asked++;
+            return Task.FromResult<ExpertRoutingTable?>(newer);
+        });
+        var call = router.CallAsync(0, 0, [4f]);
+        await WaitUntilAsync(() => experts["c0"].Calls == 1);
+        experts["c0"].Answer();
+        Assert.Equal(new[] { 8f }, await call);
+        Assert.Equal((1, 1, 3L), (asked, router.Refreshes, router.Table.Version));
+
+        // The deployment has nothing newer: the call fails, naming the expert.
+        var stale = new ExpertRouter(Table, Spec, r => experts[r.Key], time, (_, _) => { }, () => Task.FromResult<ExpertRoutingTable?>(Table));
+        var error = await Assert.ThrowsAsync<ExpertUnavailableException>(() => stale.CallAsync(0, 0, [4f]));
+        Assert.Contains("Expert (0, 0)", error.Message, StringComparison.Ordinal);
+        Assert.Equal(0, stale.Refreshes);
+    }
+
     private static async Task WaitUntilAsync(Func<bool> condition)
     {
         var started = DateTime.UtcNow;

@@ -149,6 +149,54 @@ public sealed class MoeGrainTests
         Assert.Contains(status.Events, e => e.Silo == killed.Address.ToString());
     }
 
+    /// <summary>
+    /// The deployment's own silo dies (it reactivates elsewhere, without its list of sessions, so it cannot send them the
+    /// new shadows), then a second expert silo: the session, finding every replica it knows of an expert dead, fetches the
+    /// current table and goes on with the new shadows; no token changes and the session never moves.
+    /// </summary>
+    [Fact]
+    public async Task A_session_with_a_stale_table_fetches_the_new_shadows()
+    {
+        await using var bed = await MoeTestBed.StartAsync();
+        var deployment = MoeTestBed.NewName("d");
+        var (home, deploymentSilo, other) = (bed.Cluster.Silos[0], bed.Cluster.Silos[1], bed.Cluster.Silos[2]);
+        await deploymentSilo.GrainFactory.GetGrain<IMoeDeploymentGrain>(deployment).Deploy(MoeTestBed.Spec() with { Config = MoeTestBed.SlowConfig });
+        Assert.Equal(deploymentSilo, bed.Cluster.FindSiloHosting(bed.Client.Deployment(deployment)));
+
+        // The session is opened from (hence on) the first silo, and read from there.
+        var requestId = MoeTestBed.NewName("r");
+        var session = home.GrainFactory.GetGrain<IInferenceSessionGrain>(InferenceSessions.Key(requestId, 0));
+        await session.Open(new GenerationRequest { RequestId = requestId, Deployment = deployment, Prompt = Prompt, MaxTokens = 120 }, restore: false);
+        Assert.Equal(home, bed.Cluster.FindSiloHosting(session));
+        var tokens = new List<int>();
+        var killedDeploymentSilo = false;
+        var killedOther = false;
+        TokenBatch batch;
+        do
+        {
+            batch = await session.Read(tokens.Count, TimeSpan.FromSeconds(5));
+            Assert.Null(batch.Failure);
+            tokens.AddRange(batch.Tokens);
+            if (!killedDeploymentSilo && tokens.Count >= 5)
+            {
+                killedDeploymentSilo = true;
+                await bed.Cluster.KillSiloAsync(deploymentSilo);
+            }
+            else if (killedDeploymentSilo && !killedOther && tokens.Count >= 30)
+            {
+                killedOther = true;
+                await WaitAsync(bed, deployment, s => s.Events.Any(e => e.Kind == "expert-silo" && e.Silo == deploymentSilo.Address.ToString() && e.NewShadows > 0));
+                await bed.Cluster.KillSiloAsync(other);
+            }
+        }
+        while (!batch.Done);
+
+        Assert.True(killedOther, "the generation ended before the second failure");
+        Assert.Equal(MoeTestBed.Reference(Prompt, 120, config: MoeTestBed.SlowConfig), tokens);
+        var status = await WaitAsync(bed, deployment, s => s.Events.Any(e => e.Kind == "expert-silo" && e.Silo == other.Address.ToString()));
+        Assert.All(status.Routes!.Replicas, r => Assert.Equal(home.Address.ToString(), r.Silo));
+    }
+
     /// <summary>The baseline restarts everything after an expert silo dies, and the request still completes with the failure-free tokens.</summary>
     [Fact]
     public async Task The_restart_baseline_completes_with_the_same_tokens()

@@ -82,6 +82,9 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
     private bool _aborted;
     private bool _closed;
 
+    /// <summary>How long a session whose table ran out of replicas waits for the deployment to finish handling a failure.</summary>
+    private static readonly TimeSpan RoutesPatience = TimeSpan.FromSeconds(10);
+
     private bool Finished => _request is not null && _tokens.Count >= _request.MaxTokens;
 
     public async Task<SessionOpened> Open(GenerationRequest request, bool restore)
@@ -117,7 +120,10 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         _cache = new KvCache(config);
         _outputs = new int[config.MaxSequence];
         _sampling = new Sampling(request.Temperature, request.Seed);
-        _router = new ExpertRouter(attachment.Routes, spec, r => GrainFactory.GetGrain<IExpertGrain>(r.Key), time, OnExpertFailure);
+        var deployment = _deployment;
+        _router = new ExpertRouter(
+            attachment.Routes, spec, r => GrainFactory.GetGrain<IExpertGrain>(r.Key), time, OnExpertFailure,
+            () => deployment.CurrentRoutes(GrainId.Key, GrainContext.Silo.ToString(), RoutesPatience));
         var restoredPositions = 0;
         if (spec.Checkpointing)
         {

@@ -40,6 +40,15 @@ public interface IMoeDeploymentGrain : IGrainWithStringKey
     [OneWay]
     Task ReportSessionFailure(string session, string silo);
 
+    /// <summary>
+    /// The current routing table, once no failure is being handled (or after <paramref name="wait"/>); registers the
+    /// session so that newer tables are sent to it. A session whose candidates for an expert all failed asks this before
+    /// giving up: its table may be stale (the deployment moved to another silo and no longer knew the session).
+    /// </summary>
+    [AlwaysInterleave]
+    [ResponseTimeout("00:01:00")]
+    Task<ExpertRoutingTable?> CurrentRoutes(string session, string silo, TimeSpan wait);
+
     /// <summary>One second of a session's tokens (see <see cref="TokenMeter"/>), for the telemetry.</summary>
     [AlwaysInterleave]
     [OneWay]
@@ -205,6 +214,23 @@ public sealed partial class MoeDeploymentGrain(
         return Task.CompletedTask;
     }
 
+    public async Task<ExpertRoutingTable?> CurrentRoutes(string session, string silo, TimeSpan wait)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(session);
+        var started = time.GetTimestamp();
+        while (_recovering.Count > 0 && time.GetElapsedTime(started) < wait)
+        {
+            await WaitChangedAsync(wait - time.GetElapsedTime(started));
+        }
+
+        if (State.Routes is not null)
+        {
+            _sessions[session] = silo;
+        }
+
+        return State.Routes;
+    }
+
     public Task ReportTokens(SessionTokenReport report)
     {
         try
@@ -271,6 +297,7 @@ public sealed partial class MoeDeploymentGrain(
         finally
         {
             _recovering.Remove(silo);
+            Changed();
         }
     }
 

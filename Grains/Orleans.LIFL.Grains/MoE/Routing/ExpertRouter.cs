@@ -20,20 +20,31 @@ public sealed class ExpertRouter
     private readonly MoeDeploymentSpec _spec;
     private readonly TimeProvider _time;
     private readonly Action<ExpertReplica, Exception> _onFailure;
+    private readonly Func<Task<ExpertRoutingTable?>>? _refresh;
     private readonly Dictionary<string, long> _suspected = new(StringComparer.Ordinal);
     private HashSet<string> _dead;
     private double _latencyMs;
     private int _samples;
 
     /// <param name="onFailure">Told of each failed or late call (the session reports it to the deployment).</param>
+    /// <param name="refresh">
+    /// Asked for the deployment's current table when every candidate of an expert failed (Reroute mode): the table the
+    /// session holds may be stale (a push was lost, or the deployment moved and no longer knew the session).
+    /// </param>
     public ExpertRouter(
-        ExpertRoutingTable table, MoeDeploymentSpec spec, Func<ExpertReplica, IExpertGrain> resolve, TimeProvider time, Action<ExpertReplica, Exception> onFailure)
+        ExpertRoutingTable table,
+        MoeDeploymentSpec spec,
+        Func<ExpertReplica, IExpertGrain> resolve,
+        TimeProvider time,
+        Action<ExpertReplica, Exception> onFailure,
+        Func<Task<ExpertRoutingTable?>>? refresh = null)
     {
         Table = table ?? throw new ArgumentNullException(nameof(table));
         _spec = spec ?? throw new ArgumentNullException(nameof(spec));
         _resolve = resolve ?? throw new ArgumentNullException(nameof(resolve));
         _time = time ?? throw new ArgumentNullException(nameof(time));
         _onFailure = onFailure ?? throw new ArgumentNullException(nameof(onFailure));
+        _refresh = refresh;
         _dead = [.. table.DeadSilos];
     }
 
@@ -71,8 +82,39 @@ public sealed class ExpertRouter
     public bool IsSuspected(string silo) =>
         _dead.Contains(silo) || (_suspected.TryGetValue(silo, out var since) && _time.GetElapsedTime(since) < SuspicionTime);
 
-    /// <summary>Runs expert (<paramref name="layer"/>, <paramref name="expert"/>) on <paramref name="routed"/>, failing over along its candidates.</summary>
+    /// <summary>
+    /// Runs expert (<paramref name="layer"/>, <paramref name="expert"/>) on <paramref name="routed"/>, failing over along
+    /// its candidates; when all of them failed, once more along those of the deployment's current table, if newer.
+    /// </summary>
     public async Task<float[]> CallAsync(int layer, int expert, float[] routed)
+    {
+        var tried = Table.Version;
+        try
+        {
+            return await CallCandidatesAsync(layer, expert, routed);
+        }
+        catch (ExpertUnavailableException) when (_refresh is not null && _spec.Recovery == RecoveryMode.Reroute)
+        {
+            // A sibling call may have fetched a newer table meanwhile; otherwise only a newer one is worth a second try.
+            if (await _refresh() is { } current)
+            {
+                Update(current);
+            }
+
+            if (Table.Version <= tried)
+            {
+                throw;
+            }
+
+            Refreshes++;
+            return await CallCandidatesAsync(layer, expert, routed);
+        }
+    }
+
+    /// <summary>Times the session's table proved stale and a newer one was fetched.</summary>
+    public int Refreshes { get; private set; }
+
+    private async Task<float[]> CallCandidatesAsync(int layer, int expert, float[] routed)
     {
         var candidates = Table.For(layer, expert);
         if (candidates.Count == 0)
