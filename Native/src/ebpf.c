@@ -508,8 +508,8 @@ static int port_is_free(uint16_t port)
     return free_port;
 }
 
-/* Drops the registered ports nothing holds any more: silos killed with SIGKILL never unregister theirs, and the map
- * is bounded. Returns how many were dropped. */
+/* Drops the registered ports nothing holds any more: silos killed with SIGKILL never unregister theirs, the map is
+ * bounded, and a stale entry captures unrelated sockets. Returns how many were dropped. */
 static int prune_stale_ports(int ports_fd)
 {
     uint16_t key, next, stale[1024];
@@ -534,6 +534,10 @@ int lifl_ebpf_add_port(lifl_ebpf *ebpf, uint16_t port)
 
     if (!ebpf || port == 0)
         return LIFL_E_INVAL;
+    /* Stale ports are dropped first, not only once the map is full: while a dead silo's port stays registered, the
+     * sock_ops program takes any socket on that port number into the sockhash, another program's sockets included
+     * (and a socket can join one sockhash only). One bind attempt per registered port, once per silo start. */
+    prune_stale_ports(ebpf->ports_fd);
     if (bpf_map_update_elem(ebpf->ports_fd, &port, &registered, BPF_ANY) == 0)
         return LIFL_OK;
     if (errno == E2BIG && prune_stale_ports(ebpf->ports_fd) > 0 && bpf_map_update_elem(ebpf->ports_fd, &port, &registered, BPF_ANY) == 0)
