@@ -100,6 +100,7 @@ public sealed class DashboardSnapshots(
     private readonly Dictionary<string, string> _statuses = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (long Calls, long Errors, DateTime At)> _previousCalls = new(StringComparer.Ordinal);
     private readonly List<MembershipEventView> _events = [];
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string[]> _names = new(StringComparer.Ordinal);
     private ClusterViewSnapshot? _latest;
 
     /// <summary>The newest cluster snapshot taken (by the server's sampler or a reader); null before the first.</summary>
@@ -263,9 +264,28 @@ public sealed class DashboardSnapshots(
         });
     }
 
+    /// <summary>
+    /// Reads every workload of <paramref name="index"/>. While the index cannot be read (its silo just died and the
+    /// cluster has not declared it dead yet) the names it last gave are used, so the workloads stay on screen.
+    /// </summary>
     private async Task<List<object>> ReadAllAsync(string index, Func<string, Task<object>> read)
     {
-        var names = await grains.GetGrain<IWorkloadIndexGrain>(index).List().WaitAsync(ReadTimeout);
+        string[] names;
+        try
+        {
+            names = await grains.GetGrain<IWorkloadIndexGrain>(index).List().WaitAsync(ReadTimeout);
+            _names[index] = names;
+        }
+        catch (Exception error)
+        {
+            if (!_names.TryGetValue(index, out var known))
+            {
+                return [new UnreadableWorkload(index, $"{error.GetType().Name}: {error.Message}")];
+            }
+
+            names = known;
+        }
+
         var results = await Task.WhenAll(names.Select(async name =>
         {
             try

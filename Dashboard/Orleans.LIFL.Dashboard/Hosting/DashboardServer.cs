@@ -66,6 +66,21 @@ public sealed partial class DashboardServer(
             });
         }
 
+        // What an endpoint could not read is answered as 503 with the reason (logged), never as a bare 500.
+        app.Use(async (context, next) =>
+        {
+            try
+            {
+                await next(context);
+            }
+            catch (Exception error) when (error is not OperationCanceledException && !context.Response.HasStarted)
+            {
+                LogEndpointFailed(logger, context.Request.Path, error.Message);
+                context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+                await context.Response.WriteAsJsonAsync(new { error = $"{context.Request.Path}: {error.GetType().Name}: {error.Message}" }, Json);
+            }
+        });
+
         app.MapGet("/api/cluster", async () => Results.Json(await snapshots.ClusterAsync(), Json));
         app.MapGet("/api/dataplane", () => Results.Json(snapshots.Dataplane(), Json));
         app.MapGet("/api/fl/jobs", async () => Results.Json(new { jobs = await snapshots.FlJobsAsync() }, Json));
@@ -200,6 +215,9 @@ public sealed partial class DashboardServer(
 
     [LoggerMessage(EventId = 8001, Level = LogLevel.Information, Message = "Dashboard at {Address}")]
     private static partial void LogServing(ILogger logger, Uri address);
+
+    [LoggerMessage(EventId = 8004, Level = LogLevel.Warning, Message = "Dashboard could not answer {Path}: {Reason}")]
+    private static partial void LogEndpointFailed(ILogger logger, PathString path, string reason);
 
     [LoggerMessage(EventId = 8003, Level = LogLevel.Warning, Message = "Dashboard could not sample the cluster: {Reason}")]
     private static partial void LogSampleFailed(ILogger logger, string reason);
