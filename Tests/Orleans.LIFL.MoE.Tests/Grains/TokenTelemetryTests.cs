@@ -88,6 +88,10 @@ public sealed class TokenTelemetryTests
         var telemetry = new TokenTelemetry(new FakeTimeProvider(Start));
         Assert.Contains("not a session key", Assert.Throws<ArgumentException>(() => telemetry.Record(Report("no-incarnation", 0, 1, [], total: 1))).Message, StringComparison.Ordinal);
         Assert.Throws<ArgumentOutOfRangeException>(() => telemetry.RecordResume("a#1", double.NaN));
+        Assert.Throws<ArgumentOutOfRangeException>(() => telemetry.RecordResume("a#1", double.PositiveInfinity));
+        Assert.Contains("gap 1 is NaN ms", Assert.Throws<ArgumentException>(() => telemetry.Record(Report("a#0", 0, 3, [1f, float.NaN], total: 3))).Message, StringComparison.Ordinal);
+        Assert.Contains("2 tokens, 3 gaps", Assert.Throws<ArgumentException>(() => telemetry.Record(Report("a#0", 0, 2, [1f, 1f, 1f], total: 2))).Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => telemetry.Record(Report("a#0", 0, 1, null!, total: 1)));
         Assert.Empty(telemetry.Snapshot([]).Sessions);
     }
 

@@ -30,6 +30,20 @@ public sealed class TokenTelemetry(TimeProvider time, int keepSeconds = 300, int
     {
         ArgumentNullException.ThrowIfNull(report);
         var (requestId, incarnation) = InferenceSessions.Parse(report.Session);
+        if (report.GapsMs is null || report.Silo is null || report.State is null)
+        {
+            throw new ArgumentException($"The token report of {report.Session} lacks its gaps, silo or state.", nameof(report));
+        }
+
+        var bad = Array.FindIndex(report.GapsMs, g => !float.IsFinite(g) || g < 0);
+        if (report.Tokens < 0 || report.TotalTokens < 0 || report.GapsMs.Length > report.Tokens || bad >= 0)
+        {
+            throw new ArgumentException(
+                $"The token report of {report.Session} is inconsistent: {report.Tokens} tokens, {report.GapsMs.Length} gaps"
+                + (bad >= 0 ? $", gap {bad} is {report.GapsMs[bad]} ms" : "") + ".",
+                nameof(report));
+        }
+
         var request = RequestOf(requestId, report.OpenedUtc);
         if (incarnation < request.Incarnation)
         {
@@ -53,7 +67,7 @@ public sealed class TokenTelemetry(TimeProvider time, int keepSeconds = 300, int
     public void RecordResume(string session, double gapMs)
     {
         var (requestId, incarnation) = InferenceSessions.Parse(session);
-        if (double.IsNaN(gapMs) || gapMs < 0)
+        if (!double.IsFinite(gapMs) || gapMs < 0)
         {
             throw new ArgumentOutOfRangeException(nameof(gapMs), gapMs, "a gap between tokens is a non-negative number of milliseconds");
         }
