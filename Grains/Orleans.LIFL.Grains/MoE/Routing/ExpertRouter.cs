@@ -86,40 +86,19 @@ public sealed class ExpertRouter
     /// Runs expert (<paramref name="layer"/>, <paramref name="expert"/>) on <paramref name="routed"/>, failing over along
     /// its candidates; when all of them failed, once more along those of the deployment's current table, if newer.
     /// </summary>
-    public async Task<float[]> CallAsync(int layer, int expert, float[] routed)
-    {
-        var tried = Table.Version;
-        try
-        {
-            return await CallCandidatesAsync(layer, expert, routed);
-        }
-        catch (ExpertUnavailableException) when (_refresh is not null && _spec.Recovery == RecoveryMode.Reroute)
-        {
-            // A sibling call may have fetched a newer table meanwhile; otherwise only a newer one is worth a second try.
-            if (await _refresh() is { } current)
-            {
-                Update(current);
-            }
-
-            if (Table.Version <= tried)
-            {
-                throw;
-            }
-
-            Refreshes++;
-            return await CallCandidatesAsync(layer, expert, routed);
-        }
-    }
+    public Task<float[]> CallAsync(int layer, int expert, float[] routed) => CallAsync(layer, expert, routed, mayRefresh: true);
 
     /// <summary>Times the session's table proved stale and a newer one was fetched.</summary>
     public int Refreshes { get; private set; }
 
-    private async Task<float[]> CallCandidatesAsync(int layer, int expert, float[] routed)
+    private async Task<float[]> CallAsync(int layer, int expert, float[] routed, bool mayRefresh)
     {
+        var tried = Table.Version;
         var candidates = Table.For(layer, expert);
         if (candidates.Count == 0)
         {
-            throw new ExpertUnavailableException($"Expert ({layer}, {expert}) of {Table.Deployment} has no replica left.");
+            return await RefreshOrFailAsync(
+                layer, expert, routed, tried, mayRefresh, new ExpertUnavailableException($"Expert ({layer}, {expert}) of {Table.Deployment} has no replica left."));
         }
 
         // Healthy candidates in table order, then the suspected ones as a last resort.
@@ -210,7 +189,33 @@ public sealed class ExpertRouter
             last = done.Exception?.InnerException ?? done.Exception;
         }
 
-        throw new ExpertUnavailableException($"Expert ({layer}, {expert}) of {Table.Deployment} failed on every replica: {last?.Message}", last);
+        return await RefreshOrFailAsync(
+            layer, expert, routed, tried, mayRefresh,
+            new ExpertUnavailableException($"Expert ({layer}, {expert}) of {Table.Deployment} failed on every replica: {last?.Message}", last));
+    }
+
+    /// <summary>
+    /// Every candidate this table knows failed. The table may be stale (a push was lost, or the deployment moved and no
+    /// longer knew the session): in Reroute mode the deployment's current one is asked for once, and a newer table (or
+    /// one a sibling call fetched meanwhile) gets a second try; otherwise <paramref name="failure"/> stands.
+    /// </summary>
+    private async Task<float[]> RefreshOrFailAsync(int layer, int expert, float[] routed, long tried, bool mayRefresh, ExpertUnavailableException failure)
+    {
+        if (mayRefresh && _refresh is not null && _spec.Recovery == RecoveryMode.Reroute)
+        {
+            if (await _refresh() is { } current)
+            {
+                Update(current);
+            }
+
+            if (Table.Version > tried)
+            {
+                Refreshes++;
+                return await CallAsync(layer, expert, routed, mayRefresh: false);
+            }
+        }
+
+        throw failure;
     }
 
     private void Suspect(ExpertReplica replica, Exception error)
