@@ -161,11 +161,20 @@ public sealed class TokenTelemetry(TimeProvider time, int keepSeconds = 300, int
     public static double Percentile(IEnumerable<double> values, double p)
     {
         ArgumentNullException.ThrowIfNull(values);
-        var sorted = values.Order().ToList();
-        return sorted.Count == 0 ? double.NaN : sorted[(int)Math.Clamp(Math.Ceiling(p / 100 * sorted.Count) - 1, 0, sorted.Count - 1)];
+        return Ranked(values.Order().ToList(), p);
     }
 
     private static double Round(double value) => double.IsNaN(value) ? 0 : Math.Round(value, 2);
+
+    /// <summary>The median and 99th percentile of <paramref name="gaps"/> (ms, rounded; 0 for none), sorting them once.</summary>
+    private static (double P50, double P99) Quantiles(IEnumerable<float> gaps)
+    {
+        var sorted = gaps.Select(g => (double)g).Order().ToList();
+        return (Round(Ranked(sorted, 50)), Round(Ranked(sorted, 99)));
+    }
+
+    private static double Ranked(List<double> sorted, double p) =>
+        sorted.Count == 0 ? double.NaN : sorted[(int)Math.Clamp(Math.Ceiling(p / 100 * sorted.Count) - 1, 0, sorted.Count - 1)];
 
     private sealed class Request(string id, DateTime opened)
     {
@@ -206,11 +215,11 @@ public sealed class TokenTelemetry(TimeProvider time, int keepSeconds = 300, int
         public MoeSessionView View()
         {
             // Tokens per second from the mean time between its newest tokens (a short request has no whole second to count in).
-            var recent = _gaps.Skip(Math.Max(0, _gaps.Count - RateGaps)).ToList();
-            var rate = recent.Count > 0 && recent.Average() > 0 ? 1000 / recent.Average() : 0;
+            var mean = _gaps.Count == 0 ? 0 : _gaps.Skip(Math.Max(0, _gaps.Count - RateGaps)).Average();
+            var rate = mean > 0 ? 1000 / mean : 0;
+            var (p50, p99) = Quantiles(_gaps);
             return new MoeSessionView(
-                id, Incarnation, _silo, State, _tokens, _maxTokens, Math.Round(rate, 1),
-                Round(Percentile(_gaps.Select(g => (double)g), 50)), Round(Percentile(_gaps.Select(g => (double)g), 99)), Math.Round(MaxGapMs, 1),
+                id, Incarnation, _silo, State, _tokens, _maxTokens, Math.Round(rate, 1), p50, p99, Math.Round(MaxGapMs, 1),
                 _replays, Opened, Last);
         }
     }
@@ -254,12 +263,14 @@ public sealed class TokenTelemetry(TimeProvider time, int keepSeconds = 300, int
                 return;
             }
 
-            (_p50, _p99) = (Round(Percentile(_gaps.Select(g => (double)g), 50)), Round(Percentile(_gaps.Select(g => (double)g), 99)));
+            (_p50, _p99) = Quantiles(_gaps);
             _gaps = null;
         }
 
-        public MoeSecond View(long second) => _gaps is null
-            ? new MoeSecond(second, Tokens, _p50, _p99, Math.Round(MaxGapMs, 2))
-            : new MoeSecond(second, Tokens, Round(Percentile(_gaps.Select(g => (double)g), 50)), Round(Percentile(_gaps.Select(g => (double)g), 99)), Math.Round(MaxGapMs, 2));
+        public MoeSecond View(long second)
+        {
+            var (p50, p99) = _gaps is null ? (_p50, _p99) : Quantiles(_gaps);
+            return new MoeSecond(second, Tokens, p50, p99, Math.Round(MaxGapMs, 2));
+        }
     }
 }
