@@ -272,28 +272,24 @@ public sealed class MoeGrainTests
     private static async Task<(MoeTelemetry Telemetry, DeploymentStatus Status)> TelemetryAsync(MoeTestBed bed, string deployment, Func<MoeTelemetry, bool> condition)
     {
         var grain = bed.Client.Deployment(deployment);
-        var started = DateTime.UtcNow;
-        MoeTelemetry telemetry;
-        while (!condition(telemetry = await grain.Telemetry()))
-        {
-            Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(30), "the telemetry did not get there in time");
-            await Task.Delay(20, TestContext.Current.CancellationToken);
-        }
-
-        return (telemetry, await grain.Status());
+        return (await PollAsync(grain.Telemetry, condition, "the telemetry"), await grain.Status());
     }
 
-    private static async Task<DeploymentStatus> WaitAsync(MoeTestBed bed, string deployment, Func<DeploymentStatus, bool> condition)
+    private static Task<DeploymentStatus> WaitAsync(MoeTestBed bed, string deployment, Func<DeploymentStatus, bool> condition) =>
+        PollAsync(bed.Client.Deployment(deployment).Status, condition, "the deployment");
+
+    /// <summary>Reads until <paramref name="condition"/> holds (what grains report one-way or after a failure arrives a little later), at most 30 s.</summary>
+    private static async Task<T> PollAsync<T>(Func<Task<T>> read, Func<T, bool> condition, string what)
     {
         var started = DateTime.UtcNow;
-        DeploymentStatus status;
-        while (!condition(status = await bed.Client.Deployment(deployment).Status()))
+        T value;
+        while (!condition(value = await read()))
         {
-            Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(30), "the deployment did not get there in time");
+            Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(30), $"{what} did not get there in time");
             await Task.Delay(20, TestContext.Current.CancellationToken);
         }
 
-        return status;
+        return value;
     }
 
     private static async Task<List<GeneratedToken>> CollectAsync(IAsyncEnumerable<GeneratedToken> tokens)
