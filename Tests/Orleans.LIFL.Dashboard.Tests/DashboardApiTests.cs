@@ -5,7 +5,6 @@ using Microsoft.Extensions.DependencyInjection;
 using Orleans.LIFL.Client.MoE;
 using Orleans.LIFL.Grains.FL;
 using Orleans.LIFL.Grains.MoE;
-using Orleans.LIFL.Grains.MoE.Model;
 using Orleans.LIFL.Hosting;
 using Orleans.LIFL.Runtime.Dataplane;
 using Orleans.LIFL.TestingHost;
@@ -199,8 +198,7 @@ public sealed class DashboardApiTests
     {
         await using var cluster = await StartAsync(silos: 3);
         var moe = new MoeClient(cluster.Client);
-        var config = new MoeConfig { Layers = 2, ModelDim = 32, Heads = 4, Experts = 4, TopK = 2, FeedForwardDim = 48, MaxSequence = 128 };
-        await moe.DeployAsync("dash-moe", new MoeDeploymentSpec { Config = config, Seed = 3, Shadows = 1 });
+        await moe.DeployAsync("dash-moe", new MoeDeploymentSpec { Config = DashboardClusters.SmallMoe, Seed = 3, Shadows = 1 });
         using var http = new HttpClient { BaseAddress = Address(cluster.Silos[0]) };
         var deployment = (await GetJsonAsync(http, "/api/moe")).GetProperty("deployments").EnumerateArray().Single();
         Assert.Equal("ready", deployment.GetProperty("phase").GetString());

@@ -2,7 +2,6 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
 using Orleans.LIFL.Client.MoE;
 using Orleans.LIFL.Grains.MoE;
-using Orleans.LIFL.Grains.MoE.Model;
 using Orleans.LIFL.Hosting;
 using Orleans.LIFL.Runtime.Dataplane;
 using Orleans.LIFL.TestingHost;
@@ -30,8 +29,7 @@ public sealed class DashboardBrowserTests
         var dashboardSilo = cluster.Silos.First(s => s.Services.GetService<DashboardServer>() is not null);
         var address = dashboardSilo.Services.GetRequiredService<DashboardServer>().Address!;
         var moe = new MoeClient(cluster.Client);
-        var config = new MoeConfig { Layers = 2, ModelDim = 32, Heads = 4, Experts = 4, TopK = 2, FeedForwardDim = 48, MaxSequence = 128 };
-        await moe.DeployAsync("browser-moe", new MoeDeploymentSpec { Config = config, Seed = 1, Shadows = 1 });
+        await moe.DeployAsync("browser-moe", new MoeDeploymentSpec { Config = DashboardClusters.SmallMoe, Seed = 1, Shadows = 1 });
 
         using var playwright = await Playwright.CreateAsync();
         await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions { ExecutablePath = Chromium, Headless = true, Args = ["--no-sandbox"] });
