@@ -90,25 +90,28 @@ internal sealed partial class PostgreSqlDatabase : IAsyncDisposable, IDisposable
     /// <summary>
     /// Runs <paramref name="body"/> on an open connection, after the tables exist. A PostgreSQL or connection error
     /// is logged once and rethrown as a <see cref="PostgreSqlProviderException"/> naming the operation and table.
+    /// <paramref name="cancellationToken"/> stops the wait for the tables and for a connection (the body takes it
+    /// for its own statements); a cancellation surfaces as an <see cref="OperationCanceledException"/>.
     /// </summary>
-    public async Task<T> RunAsync<T>(string operation, string table, Func<NpgsqlConnection, Task<T>> body)
+    public async Task<T> RunAsync<T>(string operation, string table, Func<NpgsqlConnection, Task<T>> body, CancellationToken cancellationToken = default)
     {
-        await EnsureSchemaAsync().ConfigureAwait(false);
-        return await RunWithoutSchemaAsync(operation, table, body).ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
+        await EnsureSchemaAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+        return await RunWithoutSchemaAsync(operation, table, body, cancellationToken).ConfigureAwait(false);
     }
 
-    public async Task RunAsync(string operation, string table, Func<NpgsqlConnection, Task> body) =>
+    public async Task RunAsync(string operation, string table, Func<NpgsqlConnection, Task> body, CancellationToken cancellationToken = default) =>
         await RunAsync(operation, table, async connection =>
         {
             await body(connection).ConfigureAwait(false);
             return true;
-        }).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
 
-    private async Task<T> RunWithoutSchemaAsync<T>(string operation, string table, Func<NpgsqlConnection, Task<T>> body)
+    private async Task<T> RunWithoutSchemaAsync<T>(string operation, string table, Func<NpgsqlConnection, Task<T>> body, CancellationToken cancellationToken = default)
     {
         try
         {
-            var connection = await _dataSource.OpenConnectionAsync().ConfigureAwait(false);
+            var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             await using (connection.ConfigureAwait(false))
             {
                 return await body(connection).ConfigureAwait(false);

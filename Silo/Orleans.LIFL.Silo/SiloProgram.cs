@@ -11,7 +11,7 @@ namespace Orleans.LIFL.Silo;
 
 /// <summary>
 /// A cluster silo process: TCP endpoints, membership and directory in PostgreSQL, grain state in PostgreSQL
-/// ("Default" storage), memory streams. It exits when the host is stopped (Ctrl-C, SIGTERM) or when the cluster
+/// ("Default" storage) and large payloads beside it, memory streams. It exits when the host is stopped (Ctrl-C, SIGTERM) or when the cluster
 /// declares it dead.
 /// </summary>
 public static partial class SiloProgram
@@ -75,6 +75,7 @@ public static partial class SiloProgram
             {
                 silo.AddPostgreSqlGrainStorage("Default");
                 silo.AddPostgreSqlGrainStorage("PubSubStore");
+                silo.AddPostgreSqlBlobStorage();
             }
             else
             {

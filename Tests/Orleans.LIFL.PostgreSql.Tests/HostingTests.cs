@@ -34,6 +34,36 @@ public sealed class HostingTests(PostgresServer server)
         Assert.Single(host.Services.GetServices<IGrainDirectory>());
     }
 
+    /// <summary>AddPostgreSqlBlobStorage replaces whatever blob storage was registered before it, leaving one.</summary>
+    [Fact]
+    public void Blob_storage_replaces_the_registered_one()
+    {
+        var builder = Host.CreateEmptyApplicationBuilder(null);
+        builder.UseLiflSilo(silo =>
+        {
+            silo.Services.AddSingleton<IBlobStorage>(_ => throw new InvalidOperationException("The replaced blob storage was created."));
+            silo.AddPostgreSqlBlobStorage(o => o.ConnectionString = SomeConnectionString);
+        });
+        using var host = builder.Build();
+
+        Assert.IsType<PostgreSqlBlobStorage>(Assert.Single(host.Services.GetServices<IBlobStorage>()));
+    }
+
+    /// <summary>The blob storage is checked at start-up like grain storage, and its error says it is the blob storage's setting.</summary>
+    [Fact]
+    public async Task Blob_storage_without_connection_string_fails_start_naming_it()
+    {
+        var builder = Host.CreateEmptyApplicationBuilder(null);
+        builder.UseLiflSilo(silo => silo.AddPostgreSqlBlobStorage());
+        using var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync(TestContext.Current.CancellationToken));
+
+        Assert.Equal(
+            "PostgreSqlGrainStorageOptions.ConnectionString of the blob storage must not be empty: set it in code or in configuration 'Lifl:PostgreSql:ConnectionString'.",
+            error.Message);
+    }
+
     /// <summary>Both option classes bind the connection string from "Lifl:PostgreSql"; code configuration wins over it.</summary>
     [Fact]
     public void Options_bind_from_configuration()
@@ -43,13 +73,15 @@ public sealed class HostingTests(PostgresServer server)
         builder.UseLiflSilo(silo => silo
             .UsePostgreSqlClustering()
             .AddPostgreSqlGrainStorage("pg")
-            .AddPostgreSqlGrainStorage("other", o => o.ConnectionString = "Host=elsewhere"));
+            .AddPostgreSqlGrainStorage("other", o => o.ConnectionString = "Host=elsewhere")
+            .AddPostgreSqlBlobStorage());
         using var host = builder.Build();
 
         Assert.Equal(SomeConnectionString, host.Services.GetRequiredService<IOptions<PostgreSqlClusteringOptions>>().Value.ConnectionString);
         var storage = host.Services.GetRequiredService<IOptionsMonitor<PostgreSqlGrainStorageOptions>>();
         Assert.Equal(SomeConnectionString, storage.Get("pg").ConnectionString);
         Assert.Equal("Host=elsewhere", storage.Get("other").ConnectionString);
+        Assert.Equal(SomeConnectionString, storage.Get(PostgreSqlHostingExtensions.BlobStorageOptionsName).ConnectionString);
     }
 
     /// <summary>A missing connection string stops the host at start-up with an error naming the setting.</summary>

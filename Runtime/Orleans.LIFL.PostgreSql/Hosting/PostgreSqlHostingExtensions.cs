@@ -13,6 +13,12 @@ namespace Orleans.LIFL.Hosting;
 public static class PostgreSqlHostingExtensions
 {
     /// <summary>
+    /// The name of the <see cref="PostgreSqlGrainStorageOptions"/> of <see cref="AddPostgreSqlBlobStorage"/>: the blob
+    /// table's own name, which no grain storage is likely to be called (their options would be shared).
+    /// </summary>
+    public const string BlobStorageOptionsName = "lifl_blobs";
+
+    /// <summary>
     /// Keeps the cluster's membership table (Orleans ADO.NET schema) and grain directory in PostgreSQL instead of in
     /// memory. The connection string comes from <paramref name="configure"/> or configuration "Lifl:PostgreSql"; the
     /// cluster id from ClusterOptions. The tables are created on first use.
@@ -53,6 +59,35 @@ public static class PostgreSqlHostingExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        var services = AddStorageOptions(builder, name, configure);
+        services.AddKeyedSingleton<IGrainStorage>(name, (sp, _) => new PostgreSqlGrainStorage(
+            name,
+            sp.GetRequiredService<IOptionsMonitor<PostgreSqlGrainStorageOptions>>().Get(name).ConnectionString,
+            sp.GetRequiredService<IOptions<ClusterOptions>>().Value.ServiceId,
+            sp.GetRequiredService<ILogger<PostgreSqlGrainStorage>>()));
+        return builder;
+    }
+
+    /// <summary>
+    /// Keeps large payloads (<see cref="IBlobStorage"/>) in PostgreSQL instead of where the silo keeps them by default,
+    /// keyed by ClusterOptions.ServiceId. The connection string comes from <paramref name="configure"/> or configuration
+    /// "Lifl:PostgreSql", as for grain storage (options name <see cref="BlobStorageOptionsName"/>).
+    /// </summary>
+    public static ISiloBuilder AddPostgreSqlBlobStorage(this ISiloBuilder builder, Action<PostgreSqlGrainStorageOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        var services = AddStorageOptions(builder, BlobStorageOptionsName, configure);
+        services.RemoveAll<IBlobStorage>();
+        services.AddSingleton<IBlobStorage>(sp => new PostgreSqlBlobStorage(
+            sp.GetRequiredService<IOptionsMonitor<PostgreSqlGrainStorageOptions>>().Get(BlobStorageOptionsName).ConnectionString,
+            sp.GetRequiredService<IOptions<ClusterOptions>>().Value.ServiceId,
+            sp.GetRequiredService<ILogger<PostgreSqlBlobStorage>>()));
+        return builder;
+    }
+
+    /// <summary>The storage options named <paramref name="name"/>, bound from "Lifl:PostgreSql" and checked at start-up.</summary>
+    private static IServiceCollection AddStorageOptions(ISiloBuilder builder, string name, Action<PostgreSqlGrainStorageOptions>? configure)
+    {
         var services = builder.Services;
         var options = services.AddOptions<PostgreSqlGrainStorageOptions>(name)
             .Bind(builder.Configuration.GetSection(PostgreSqlClusteringOptions.ConfigurationSection))
@@ -63,11 +98,6 @@ public static class PostgreSqlHostingExtensions
         }
 
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PostgreSqlGrainStorageOptions>, PostgreSqlGrainStorageOptionsValidator>());
-        services.AddKeyedSingleton<IGrainStorage>(name, (sp, _) => new PostgreSqlGrainStorage(
-            name,
-            sp.GetRequiredService<IOptionsMonitor<PostgreSqlGrainStorageOptions>>().Get(name).ConnectionString,
-            sp.GetRequiredService<IOptions<ClusterOptions>>().Value.ServiceId,
-            sp.GetRequiredService<ILogger<PostgreSqlGrainStorage>>()));
-        return builder;
+        return services;
     }
 }

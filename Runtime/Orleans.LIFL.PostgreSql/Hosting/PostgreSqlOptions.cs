@@ -13,7 +13,7 @@ public sealed class PostgreSqlClusteringOptions
     public string ConnectionString { get; set; } = "";
 }
 
-/// <summary>Where one grain storage provider keeps grain state.</summary>
+/// <summary>Where one grain storage provider keeps grain state, or the blob storage its payloads.</summary>
 public sealed class PostgreSqlGrainStorageOptions
 {
     /// <summary>An Npgsql connection string. Required.</summary>
@@ -56,7 +56,8 @@ internal sealed class PostgreSqlGrainStorageOptionsValidator : IValidateOptions<
 {
     public ValidateOptionsResult Validate(string? name, PostgreSqlGrainStorageOptions options)
     {
-        var problem = ConnectionStringCheck.Problem(options.ConnectionString, $"PostgreSqlGrainStorageOptions.ConnectionString of grain storage '{name}'");
+        var owner = name == PostgreSqlHostingExtensions.BlobStorageOptionsName ? "the blob storage" : $"grain storage '{name}'";
+        var problem = ConnectionStringCheck.Problem(options.ConnectionString, $"PostgreSqlGrainStorageOptions.ConnectionString of {owner}");
         return problem is null ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problem);
     }
 }
