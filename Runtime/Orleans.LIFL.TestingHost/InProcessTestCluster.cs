@@ -216,6 +216,7 @@ public sealed class InProcessTestCluster : IAsyncDisposable
                 silo.Host.Dispose();
             }
         }));
+        _fabric.Dispose();
     }
 }
 

@@ -36,11 +36,13 @@ public sealed class FlProcessTests(PostgresServer postgres)
         Assert.True(result.FinalAccuracy > 0.65, $"final accuracy {result.FinalAccuracy:P1}");
         Assert.True(result.Rounds[^1].Accuracy >= result.Rounds[0].Accuracy - 0.02, "accuracy fell over the rounds");
 
-        // The job and its published models are in the cluster's database.
+        // The job is in the cluster's database, and its latest published models (the default KeepModels: 3 of the 4 versions).
         var status = await client.GetGrain<IFlJobGrain>(options.JobId).Status();
         Assert.Equal(JobPhase.Completed, status.Phase);
-        Assert.Equal(4, await CountStoredAsync(cluster, $"modelstore/{options.JobId}/%"));
         Assert.Equal(1, await CountStoredAsync(cluster, $"fljob/{options.JobId}"));
+        Assert.Equal(
+            ["1", "2", "3"],
+            (await StoredBlobKeysAsync(cluster, $"fl/{options.JobId}/model/%")).Select(k => k[(k.LastIndexOf('/') + 1)..]).Order(StringComparer.Ordinal));
     }
 
     /// <summary>
@@ -171,6 +173,21 @@ public sealed class FlProcessTests(PostgresServer postgres)
         await using var command = database.CreateCommand("SELECT count(*) FROM lifl_grain_state WHERE grain_id LIKE $1");
         command.Parameters.AddWithValue(pattern);
         return (long)(await command.ExecuteScalarAsync(TestContext.Current.CancellationToken))!;
+    }
+
+    private static async Task<List<string>> StoredBlobKeysAsync(ProcessCluster cluster, string pattern)
+    {
+        await using var database = NpgsqlDataSource.Create(cluster.ConnectionString);
+        await using var command = database.CreateCommand("SELECT blob_key FROM lifl_blobs WHERE blob_key LIKE $1");
+        command.Parameters.AddWithValue(pattern);
+        await using var reader = await command.ExecuteReaderAsync(TestContext.Current.CancellationToken);
+        var keys = new List<string>();
+        while (await reader.ReadAsync(TestContext.Current.CancellationToken))
+        {
+            keys.Add(reader.GetString(0));
+        }
+
+        return keys;
     }
 
     private static void AssertClose(float[] expected, float[] actual)

@@ -127,6 +127,7 @@ public sealed class RoundBenchmark : IBenchmark
                             GoalUpdates = clients,
                             RoundDeadline = TimeSpan.FromMinutes(20),
                             Aggregation = aggregation!,
+                            KeepModels = 1,
                         },
                         initial);
                 }

@@ -25,3 +25,34 @@ public interface IBlobStorage
     /// <summary>Removes what is stored under <paramref name="key"/>; false when nothing was.</summary>
     Task<bool> DeleteAsync(string key, CancellationToken cancellationToken = default);
 }
+
+/// <summary>What every blob storage accepts: the arguments' checks, with messages that name what is wrong.</summary>
+public static class BlobArguments
+{
+    /// <summary>The longest key accepted (PostgreSQL's primary key holds it comfortably).</summary>
+    public const int MaxKeyLength = 1000;
+
+    public static void CheckKey(string key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        if (key.Length == 0)
+        {
+            throw new ArgumentException("A blob key must not be empty.", nameof(key));
+        }
+
+        if (key.Length > MaxKeyLength)
+        {
+            throw new ArgumentException($"A blob key is at most {MaxKeyLength} characters; this one has {key.Length}.", nameof(key));
+        }
+    }
+
+    public static void CheckContent(string key, SharedBuffer content)
+    {
+        CheckKey(key);
+        ArgumentNullException.ThrowIfNull(content);
+        if (content.IsDisposed)
+        {
+            throw new ArgumentException($"The content to store under blob key '{key}' is a disposed buffer.", nameof(content));
+        }
+    }
+}

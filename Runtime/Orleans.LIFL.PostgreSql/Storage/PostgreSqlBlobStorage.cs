@@ -22,9 +22,6 @@ namespace Orleans.LIFL.PostgreSql;
 /// </remarks>
 public sealed class PostgreSqlBlobStorage : IBlobStorage, IAsyncDisposable, IDisposable
 {
-    /// <summary>The longest key accepted.</summary>
-    public const int MaxKeyLength = 1000;
-
     private const string Table = "lifl_blobs";
 
     // EXTERNAL: out of line in the TOAST table, uncompressed (model floats do not compress; pglz would only cost
@@ -75,12 +72,7 @@ public sealed class PostgreSqlBlobStorage : IBlobStorage, IAsyncDisposable, IDis
 
     public async Task WriteAsync(string key, SharedBuffer content, CancellationToken cancellationToken = default)
     {
-        CheckKey(key);
-        ArgumentNullException.ThrowIfNull(content);
-        if (content.IsDisposed)
-        {
-            throw new ArgumentException($"The content to store under blob key '{key}' is a disposed buffer.", nameof(content));
-        }
+        BlobArguments.CheckContent(key, content);
 
         // Over the shared memory itself: Npgsql streams it to the socket (see the remarks).
         var bytes = (ReadOnlyMemory<byte>)content.AsMemory<byte>();
@@ -95,7 +87,7 @@ public sealed class PostgreSqlBlobStorage : IBlobStorage, IAsyncDisposable, IDis
 
     public async Task<SharedBuffer?> ReadAsync(string key, SharedBufferPool pool, CancellationToken cancellationToken = default)
     {
-        CheckKey(key);
+        BlobArguments.CheckKey(key);
         ArgumentNullException.ThrowIfNull(pool);
         return await _database.RunAsync("read a blob", Table, async connection =>
         {
@@ -122,7 +114,7 @@ public sealed class PostgreSqlBlobStorage : IBlobStorage, IAsyncDisposable, IDis
 
     public async Task<bool> DeleteAsync(string key, CancellationToken cancellationToken = default)
     {
-        CheckKey(key);
+        BlobArguments.CheckKey(key);
         return await _database.RunAsync("delete a blob", Table, async connection =>
         {
             await using var command = WithKey(new NpgsqlCommand(DeleteSql, connection), key);
@@ -164,22 +156,6 @@ public sealed class PostgreSqlBlobStorage : IBlobStorage, IAsyncDisposable, IDis
 
     private NpgsqlCommand WithKey(NpgsqlCommand command, string key) =>
         command.With("service", _serviceId).With("key", key);
-
-    private static void CheckKey(string key)
-    {
-        ArgumentNullException.ThrowIfNull(key);
-        if (key.Length == 0)
-        {
-            throw new ArgumentException("A blob key must not be empty.", nameof(key));
-        }
-
-        if (key.Length > MaxKeyLength)
-        {
-            throw new ArgumentException(
-                $"A blob key is at most {MaxKeyLength.ToString(CultureInfo.InvariantCulture)} characters; this one has {key.Length.ToString(CultureInfo.InvariantCulture)}.",
-                nameof(key));
-        }
-    }
 
     private static LiflException LengthMismatch(string key, long stored, long arrived) =>
         new($"The blob stored under key '{key}' (table {Table}) is damaged: its length column says {stored.ToString(CultureInfo.InvariantCulture)} bytes, but {arrived.ToString(CultureInfo.InvariantCulture)} bytes of content arrived.");

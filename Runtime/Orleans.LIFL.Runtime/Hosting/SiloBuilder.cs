@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Orleans.LIFL.Configuration;
+using Orleans.LIFL.Dataplane;
 using Orleans.LIFL.Persistence;
 using Orleans.LIFL.Placement;
 using Orleans.LIFL.Runtime.Catalog;
@@ -74,6 +75,7 @@ public static class SiloHostingExtensions
         services.TryAddSingleton<IMembershipTable>(sp => sp.GetRequiredService<InProcessClusterFabric>().Membership);
         services.TryAddSingleton<IGrainDirectory>(sp => sp.GetRequiredService<InProcessClusterFabric>().Directory);
         AddDataplane(services);
+        services.TryAddSingleton<IBlobStorage>(sp => new MemoryBlobStorage(sp.GetRequiredService<InProcessClusterFabric>().Blobs, sp.GetRequiredService<SharedBufferPool>));
         services.AddSingleton<Silo>();
         services.AddSingleton<IGrainFactory>(sp => sp.GetRequiredService<Silo>().GrainFactory);
         services.AddSingleton<Runtime.ILocalSiloDetails>(sp => new Runtime.LocalSiloDetails(sp.GetRequiredService<Silo>()));

@@ -43,7 +43,7 @@ internal interface IClientEndpoint
 /// deployment spreads over TCP and PostgreSQL: the network between silos, the membership table, the grain directory
 /// and storage.
 /// </summary>
-internal sealed class InProcessClusterFabric : IClusterTransport
+internal sealed class InProcessClusterFabric : IClusterTransport, IDisposable
 {
     private readonly ConcurrentDictionary<SiloAddress, ISiloEndpoint> _silos = new();
     private readonly ConcurrentDictionary<string, IClientEndpoint> _clients = new(StringComparer.Ordinal);
@@ -54,6 +54,11 @@ internal sealed class InProcessClusterFabric : IClusterTransport
     public InMemoryGrainDirectory Directory { get; } = new();
 
     public MemoryStorageBackend Storage { get; } = new();
+
+    /// <summary>The in-memory blob storage's buffers (references into the node's pool, released with the fabric).</summary>
+    public MemoryBlobBackend Blobs { get; } = new();
+
+    public void Dispose() => Blobs.Dispose();
 
     /// <summary>An address for a new silo of this process (loopback, a fresh port and generation).</summary>
     public SiloAddress AllocateSiloAddress() =>

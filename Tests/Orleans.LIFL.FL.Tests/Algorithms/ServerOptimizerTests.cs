@@ -122,6 +122,34 @@ public sealed class ServerOptimizerTests
         Assert.Equal(separate.ExportState().SecondMoment, fused.ExportState().SecondMoment);
     }
 
+    /// <summary>
+    /// The step written over its first sum (as the job does when it holds the only reference to it) gives bit for bit
+    /// what it gives into a buffer of its own, over two steps, and leaves the other sums and the global model alone.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(AlgorithmsLengthsAndOptions))]
+    public void The_step_over_its_first_sum_equals_the_step_into_its_own_buffer(string algorithm, int length, bool customOptions)
+    {
+        var options = customOptions ? CustomOptions : new ServerOptimizerOptions();
+        var random = new Random((length * 31) + algorithm.Length);
+        var inPlace = ServerOptimizers.Create(algorithm, options, length);
+        var apart = ServerOptimizers.Create(algorithm, options, length);
+        var global = Reference.RandomVector(random, length);
+        for (var step = 0; step < 2; step++)
+        {
+            var parts = new[] { Reference.RandomVector(random, length, scale: 3), Reference.RandomVector(random, length, scale: 3) };
+            var (globalBefore, secondBefore) = (global.ToArray(), parts[1].ToArray());
+            var expected = new float[length];
+            apart.Step(global, [.. parts.Select(p => (ReadOnlyMemory<float>)p)], 1f / 11, expected);
+
+            inPlace.Step(global, [.. parts.Select(p => (ReadOnlyMemory<float>)p)], 1f / 11, parts[0]);
+            Assert.Equal(expected, parts[0]);
+            Assert.Equal(globalBefore, global);
+            Assert.Equal(secondBefore, parts[1]);
+            global = expected;
+        }
+    }
+
     /// <summary>FedAvg with η = 1 turns the example-weighted mean delta into the example-weighted average of the client models.</summary>
     [Fact]
     public void FedAvg_with_rate_one_gives_the_weighted_average_of_client_models()

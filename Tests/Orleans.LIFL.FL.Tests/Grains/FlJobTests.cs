@@ -1,5 +1,7 @@
+using Microsoft.Extensions.DependencyInjection;
 using Orleans.LIFL.Grains.FL;
 using Orleans.LIFL.Grains.FL.Algorithms;
+using Orleans.LIFL.Persistence;
 using Xunit;
 
 namespace Orleans.LIFL.FL.Tests.Grains;
@@ -344,6 +346,8 @@ public sealed class FlJobTests : IAsyncLifetime
         Assert.Contains("GoalUpdates", error.Message, StringComparison.Ordinal);
         error = await Assert.ThrowsAsync<ArgumentException>(() => _bed.CreateJobAsync(FlTestBed.NewJobId(), FlTestBed.Definition("fedsgd")));
         Assert.Contains("fedsgd", error.Message, StringComparison.Ordinal);
+        error = await Assert.ThrowsAsync<ArgumentException>(() => _bed.CreateJobAsync(FlTestBed.NewJobId(), FlTestBed.Definition() with { KeepModels = -1 }));
+        Assert.Contains("KeepModels is -1", error.Message, StringComparison.Ordinal);
 
         using var wrong = _bed.Buffer(new float[14]);
         error = await Assert.ThrowsAsync<ArgumentException>(() => _bed.Job(FlTestBed.NewJobId()).Create(FlTestBed.Definition(), wrong));
@@ -366,6 +370,44 @@ public sealed class FlJobTests : IAsyncLifetime
         using var first = await _bed.Job(jobId).GetModel(0);
         using var second = await _bed.Job(jobId).GetModel(0);
         Assert.Equal(first.Descriptor.Offset, second.Descriptor.Offset);
-        Assert.Equal(3, _bed.Pool.ReferenceCount(first.Descriptor)); // the job's and ours
+        Assert.Equal(4, _bed.Pool.ReferenceCount(first.Descriptor)); // the job's, the blob store's (the same bytes) and ours
+    }
+
+    /// <summary>
+    /// With KeepModels = 1 a published model replaces the one before in storage, which is deleted and then refused by
+    /// name; the stored model is the job's own buffer, not a copy. FedBuff keeps the versions its trainers may train on.
+    /// </summary>
+    [Fact]
+    public async Task Models_past_KeepModels_are_dropped_from_storage_and_refused_by_name()
+    {
+        var jobId = FlTestBed.NewJobId();
+        var (_, global) = await _bed.CreateJobAsync(jobId, FlTestBed.Definition(clientsPerRound: 1, rounds: 2) with { KeepModels = 1 });
+        var client = (await _bed.JoinAsync(jobId, 1))[0];
+        for (var round = 1; round <= 2; round++)
+        {
+            await _bed.WaitForAsync(jobId, s => s.Round == round && s.Selected.Length == 1, $"round {round} starting");
+            var delta = FlTestBed.Delta(round);
+            await _bed.SubmitAsync(jobId, client, round, delta, 10);
+            await _bed.WaitForVersionAsync(jobId, round);
+            global = FlTestBed.FedAvg(global, [(delta, 10)]);
+        }
+
+        var blobs = _bed.Cluster.Silos[0].Services.GetRequiredService<IBlobStorage>();
+        var ct = TestContext.Current.CancellationToken;
+        Assert.Null(await blobs.ReadAsync($"fl/{jobId}/model/0", _bed.Pool, ct));
+        Assert.Null(await blobs.ReadAsync($"fl/{jobId}/model/1", _bed.Pool, ct));
+        using (var stored = await blobs.ReadAsync($"fl/{jobId}/model/2", _bed.Pool, ct))
+        using (var latest = await _bed.Job(jobId).GetModel(2))
+        {
+            FlTestBed.AssertClose(global, latest.AsSpan<float>().ToArray());
+            Assert.Equal(latest.Descriptor.Offset, stored!.Descriptor.Offset);
+        }
+
+        var dropped = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => _bed.Job(jobId).GetModel(1));
+        Assert.Contains("keeps model versions 2 to 2 (KeepModels = 1)", dropped.Message, StringComparison.Ordinal);
+
+        var fedBuff = FlTestBed.Definition("fedbuff") with { KeepModels = 2, Settings = new AlgorithmSettings { MaxStaleness = 4 } };
+        Assert.Equal((0L, 5L, 0L), (fedBuff.OldestKeptModel(4), fedBuff.OldestKeptModel(9), (fedBuff with { KeepModels = 0 }).OldestKeptModel(9)));
+        Assert.Equal(8L, (FlTestBed.Definition() with { KeepModels = 2 }).OldestKeptModel(9));
     }
 }

@@ -17,7 +17,8 @@ public interface IServerOptimizer
     /// The same step from a round's weighted sum, given in parts: <paramref name="next"/> = <paramref name="global"/>
     /// moved along Δ̄ = (Σ <paramref name="sums"/>) × <paramref name="scale"/>, in one pass over all the vectors (Δ̄ is
     /// formed a cache block at a time, never in memory: the parts added in order, then scaled, exactly as adding them
-    /// into the first and scaling it would); <paramref name="global"/> and the sums are not changed.
+    /// into the first and scaling it would); <paramref name="global"/> and the sums are not changed, except that
+    /// <paramref name="next"/> may be the first sum's memory: each stretch of it is read before it is written.
     /// </summary>
     void Step(ReadOnlySpan<float> global, IReadOnlyList<ReadOnlyMemory<float>> sums, float scale, Span<float> next);
 

@@ -74,6 +74,7 @@ internal abstract class ServerOptimizer : IServerOptimizer
             var length = Math.Min(BlockLength, Parameters - start);
             var mean = meanDelta[..length];
             var block = next.Slice(start, length);
+            // Read before the stretch of next is written: next may be the first sum's memory.
             sums[0].Span.Slice(start, length).CopyTo(mean);
             for (var k = 1; k < sums.Count; k++)
             {

@@ -68,6 +68,17 @@ public sealed record FlJobDefinition
     [Id(12)]
     public AggregationSettings Aggregation { get; init; } = new();
 
+    /// <summary>The published models a job keeps by default: the latest and the two before it.</summary>
+    public const int DefaultKeepModels = 3;
+
+    /// <summary>
+    /// How many of the latest published model versions stay stored and readable (0: every version). Older ones are
+    /// deleted as new ones are published. FedBuff keeps at least MaxStaleness + 1, the versions its trainers may
+    /// still be training from.
+    /// </summary>
+    [Id(13)]
+    public int KeepModels { get; init; } = DefaultKeepModels;
+
     /// <summary>The canonical algorithm name.</summary>
     public string AlgorithmName => Algorithm.Trim().ToLowerInvariant();
 
@@ -75,6 +86,18 @@ public sealed record FlJobDefinition
 
     /// <summary>Median, trimmed mean and Krum need every update at once: they cannot be split across aggregators.</summary>
     public bool NeedsEveryUpdate => AlgorithmName is "median" or "trimmedmean" or "krum";
+
+    /// <summary>The oldest version kept once <paramref name="latest"/> is published.</summary>
+    public long OldestKeptModel(long latest)
+    {
+        if (KeepModels == 0)
+        {
+            return 0;
+        }
+
+        var kept = IsAsynchronous ? Math.Max(KeepModels, (long)Settings.MaxStaleness + 1) : KeepModels;
+        return Math.Max(0, latest - kept + 1);
+    }
 
     /// <summary>Null when the definition is usable; otherwise what is wrong with it, naming the setting.</summary>
     public string? Problem()
@@ -112,6 +135,11 @@ public sealed record FlJobDefinition
         if (!IsAsynchronous && GoalUpdates > ClientsPerRound)
         {
             return $"GoalUpdates is {GoalUpdates}; it cannot exceed ClientsPerRound ({ClientsPerRound})";
+        }
+
+        if (KeepModels < 0)
+        {
+            return $"KeepModels is {KeepModels}; it must be 0 (every version) or more";
         }
 
         if (MinAvailableClients < 0)

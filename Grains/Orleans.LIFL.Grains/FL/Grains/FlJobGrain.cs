@@ -59,11 +59,16 @@ public sealed class FlJobState
     /// <summary>Where updates arrived in past rounds and how fast aggregators went: what the next hierarchy is planned from.</summary>
     [Id(13)]
     public ArrivalEstimator? Arrivals { get; set; }
+
+    /// <summary>The oldest model version still stored; those before it were dropped (see <see cref="FlJobDefinition.KeepModels"/>).</summary>
+    [Id(14)]
+    public long OldestModelVersion { get; set; }
 }
 
 [KeepAlive]
 public sealed partial class FlJobGrain(
     SharedBufferPool pool,
+    IBlobStorage models,
     IClusterResources resources,
     TimeProvider time,
     ILogger<FlJobGrain> logger,
@@ -92,7 +97,7 @@ public sealed partial class FlJobGrain(
             return;
         }
 
-        _global = await GrainFactory.GetGrain<IModelStoreGrain>(ModelKey(State.ModelVersion)).Load()
+        _global = await models.ReadAsync(ModelKey(State.ModelVersion), pool, cancellationToken)
             ?? throw new InvalidOperationException($"Job {JobId}: model version {State.ModelVersion} is missing from storage.");
         _optimizer = CreateOptimizer(definition);
         if (State.Optimizer is { } optimizerState)
@@ -158,7 +163,16 @@ public sealed partial class FlJobGrain(
             // The job's own copy: the creator may go on writing its buffer.
             var global = pool.Rent(initialModel.Length);
             initialModel.Span.CopyTo(global.Span);
-            await GrainFactory.GetGrain<IModelStoreGrain>(ModelKey(0)).Save(global);
+            try
+            {
+                await models.WriteAsync(ModelKey(0), global);
+            }
+            catch
+            {
+                global.Dispose();
+                throw;
+            }
+
             _global = global;
             _optimizer = CreateOptimizer(definition);
 
@@ -213,7 +227,15 @@ public sealed partial class FlJobGrain(
             throw new ArgumentOutOfRangeException(nameof(version), version, $"Job {JobId} has model versions 0 to {State.ModelVersion}.");
         }
 
-        var stored = await GrainFactory.GetGrain<IModelStoreGrain>(ModelKey(version)).Load()
+        if (version < State.OldestModelVersion)
+        {
+            throw new ArgumentOutOfRangeException(
+                nameof(version),
+                version,
+                $"Job {JobId} keeps model versions {State.OldestModelVersion} to {State.ModelVersion} (KeepModels = {Definition.KeepModels}); version {version} was dropped.");
+        }
+
+        var stored = await models.ReadAsync(ModelKey(version), pool)
             ?? throw new InvalidOperationException($"Job {JobId}: model version {version} is missing from storage.");
         return stored.MoveToCaller();
     }
@@ -474,9 +496,10 @@ public sealed partial class FlJobGrain(
         {
             var definition = Definition;
             var closedAt = time.GetTimestamp();
+            // Not a change trainers act on: their sessions sleep through the aggregation instead of a hundred of them
+            // waking, answering and asking again while the step runs (on the same cores). Progress watchers see it.
             State.Phase = JobPhase.Aggregating;
-            State.Revision++;
-            Signal(changed: true);
+            Signal(changed: false);
 
             PartialAggregate aggregate;
             try
@@ -523,11 +546,16 @@ public sealed partial class FlJobGrain(
     {
         var parameters = definition.Model.Parameters;
         double? noise = null;
-        var next = pool.Rent(definition.Model.Bytes);
+        SharedBuffer next;
         if (aggregate.Sum is not null && definition.AlgorithmName is not ("median" or "trimmedmean" or "krum") && definition.Settings.DpClipNorm is null)
         {
             // The weighted mean: the next model in one pass over the global model and the round's sums (the leaves'
             // as the hierarchy handed them up), their pages mapped here in a call each rather than a fault per page.
+            // It is written over the first sum when the aggregate holds the node's only reference to it (the
+            // aggregators handed it up and let go): no new buffer whose pages the kernel would allocate and zero,
+            // and one model less in memory. The step reads each stretch of the first sum before it writes it.
+            var first = aggregate.Sums.First();
+            next = pool.ReferenceCount(first.Descriptor) == 1 ? first.Share() : pool.Rent(definition.Model.Bytes);
             next.Prefault(forWrite: true);
             var sums = new List<ReadOnlyMemory<float>>();
             foreach (var part in aggregate.Sums)
@@ -540,6 +568,7 @@ public sealed partial class FlJobGrain(
         }
         else
         {
+            next = pool.Rent(definition.Model.Bytes);
             aggregate.Flatten();
             // The mean goes over the round's sum when there is one (done with after this), else into a buffer of its own.
             using var rented = aggregate.Sum is null ? pool.Rent(definition.Model.Bytes) : null;
@@ -553,7 +582,8 @@ public sealed partial class FlJobGrain(
         var version = State.ModelVersion + 1;
         try
         {
-            await GrainFactory.GetGrain<IModelStoreGrain>(ModelKey(version)).Save(next);
+            // Kept by reference where the store is memory (no copy); streamed from the pool into PostgreSQL in a cluster.
+            await models.WriteAsync(ModelKey(version), next);
         }
         catch
         {
@@ -606,6 +636,8 @@ public sealed partial class FlJobGrain(
         State.Arrivals = estimator;
 
         State.ModelVersion = version;
+        var dropFrom = State.OldestModelVersion;
+        State.OldestModelVersion = Math.Max(dropFrom, definition.OldestKeptModel(version));
         State.History.Add(metrics);
         State.Optimizer = _optimizer!.ExportState();
         State.Selected = definition.IsAsynchronous ? State.Selected : [];
@@ -618,6 +650,7 @@ public sealed partial class FlJobGrain(
         var previous = _global;
         _global = next;
         previous?.Dispose();
+        await DropModelsAsync(dropFrom, State.OldestModelVersion);
         _hierarchy = null;
         _rejected.Clear();
         LogPublished(logger, JobId, metrics.Round, version, metrics.Accepted, metrics.AggregationMilliseconds);
@@ -777,7 +810,26 @@ public sealed partial class FlJobGrain(
         return (cpu, copied, peak);
     }
 
-    private string ModelKey(long version) => $"{JobId}/{version}";
+    private string ModelKey(long version) => $"fl/{JobId}/model/{version}";
+
+    /// <summary>
+    /// Deletes the stored models of versions [<paramref name="from"/>, <paramref name="to"/>), which the job state no
+    /// longer offers. A failed delete leaves an unreachable blob, said in the log; it never fails the round.
+    /// </summary>
+    private async Task DropModelsAsync(long from, long to)
+    {
+        for (var version = from; version < to; version++)
+        {
+            try
+            {
+                await models.DeleteAsync(ModelKey(version));
+            }
+            catch (Exception error) when (error is not OutOfMemoryException)
+            {
+                LogModelNotDropped(logger, JobId, version, error);
+            }
+        }
+    }
 
     private UpdateRejectedException Unknown() => new(RejectionReason.UnknownJob, $"there is no job {JobId}");
 
@@ -805,4 +857,7 @@ public sealed partial class FlJobGrain(
 
     [LoggerMessage(EventId = 7006, Level = LogLevel.Information, Message = "Job {Job} resumed at round {Round} (epoch {Epoch}) from model version {Version}")]
     private static partial void LogResumed(ILogger logger, string job, int round, int epoch, long version);
+
+    [LoggerMessage(EventId = 7008, Level = LogLevel.Warning, Message = "Job {Job}: model version {Version} is past what the job keeps but could not be deleted from blob storage")]
+    private static partial void LogModelNotDropped(ILogger logger, string job, long version, Exception error);
 }

@@ -20,7 +20,11 @@ public interface IFlJobGrain : IGrainWithStringKey
     [AlwaysInterleave]
     Task<JobStatus> Status();
 
-    /// <summary>The status once its <see cref="JobStatus.Revision"/> exceeds <paramref name="knownRevision"/> (round, epoch, phase, selection), or after <paramref name="wait"/>.</summary>
+    /// <summary>
+    /// The status once its <see cref="JobStatus.Revision"/> exceeds <paramref name="knownRevision"/> (a round starting,
+    /// clients selected, a new epoch, a model published, the job completed), or after <paramref name="wait"/>. The close
+    /// of a round's collection is not such a change (trainers have nothing to do about it): <see cref="WaitForProgress"/> sees it.
+    /// </summary>
     [AlwaysInterleave]
     [ResponseTimeout("00:05:00")]
     Task<JobStatus> WaitForChange(long knownRevision, TimeSpan wait);
