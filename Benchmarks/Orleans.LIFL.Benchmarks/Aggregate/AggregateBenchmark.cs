@@ -16,14 +16,17 @@ public sealed class AggregateBenchmark : IBenchmark
     /// <summary>ResNet-18's parameter count: the model size of a normal run.</summary>
     public const int ResNet18Parameters = 11_689_512;
 
-    /// <summary>Enough updates that each pass reads one the previous passes left long evicted from the caches.</summary>
-    public const int Updates = 8;
+    /// <summary>
+    /// Updates in the buffers: enough that each pass reads one the previous passes left long evicted from the caches,
+    /// and what the kernel folds in one call, as a leaf folds the updates pending together (lazy mode: all of a round's).
+    /// </summary>
+    public const int Updates = 16;
 
     /// <summary>Bytes of memory traffic per byte of update one update at a time: it reads the update, reads the sum, writes the sum.</summary>
     public const int KernelTrafficPerUpdateByte = 3;
 
-    /// <summary>Folding four updates per pass: each update read once, the sum read and written once per four.</summary>
-    public const double FusedTrafficPerUpdateByte = 1 + (2.0 / AggregationKernels.FusedUpdates);
+    /// <summary>Folding all the updates in one call: each update read once, the sum read and written once per call.</summary>
+    public const double FusedTrafficPerUpdateByte = 1 + (2.0 / Updates);
 
     private const float Weight = 1f / Updates;
     private const int Seed = 20_240_611;
@@ -34,7 +37,7 @@ public sealed class AggregateBenchmark : IBenchmark
 
     public string Name => "aggregate";
 
-    public string Description => "FL aggregation kernel (sum += Σ w·update, four per pass) in GB/s of update read, against a memory-read probe and a scalar loop";
+    public string Description => $"FL aggregation kernel (sum += Σ w·update, {Updates} updates per call) in GB/s of update read, against a memory-read probe and a scalar loop";
 
     public Task<BenchmarkReport> RunAsync(BenchmarkOptions options, IProgress<string> progress, CancellationToken cancellationToken)
     {
@@ -134,10 +137,10 @@ public sealed class AggregateBenchmark : IBenchmark
             $"buffers: one sum of {sizes.Length:N0} floats ({updateMB:0.0} MB{(options.Quick ? "" : ", ResNet-18's parameter count")}) and {Updates} updates as long, {updateMB * (Updates + 1):0} MB in all, in a shared-memory pool of this process (SharedBufferPool '{buffers.PoolName}', /dev/shm), rented as the aggregators rent theirs; every page written before timing; weight {Weight}.",
             $"each timed pass reads the next of the {Updates} updates in turn, so an update was last touched {Updates - 1} passes earlier and comes from memory, not a cache{(options.Quick ? "; quick run: a sum this small may stay in a large last-level cache for the scalar loop, which writes through the caches, so compare quick figures only with each other" : "")}.",
             $"method: one dedicated thread, not bound to a core (on a shared machine the scheduler may then move it off a busy one); each pass run for {sizes.Warmup.TotalSeconds:0.#} s first (JIT tiering), then {sizes.Rounds} rounds of every pass once, in rotating order so drift of the machine's load touches all alike; figure = median over the rounds of GB/s of update read (GB = 10^9 bytes).",
-            $"kernel: AggregationKernels.AccumulateMany, {AggregationKernels.FusedUpdates} updates folded into the sum per vectorized pass: what a leaf aggregator runs on the updates pending when it folds (updates arriving together, as a round's do); one update at a time (AggregationKernels.Accumulate, TensorPrimitives.MultiplyAdd) it runs {single:0.0} GB/s, {single / probe:0.00}x the probe.",
+            $"kernel: AggregationKernels.AccumulateMany over {Updates} updates in one call: the sum folded {AggregationKernels.FoldBlockLength:N0} floats at a time (in L2), {AggregationKernels.FusedUpdates} updates per inner vectorized pass, so the sum is read and written once per call: what a leaf runs on the updates pending together when it folds (lazy mode: all of the round's). One update at a time (AggregationKernels.Accumulate, TensorPrimitives.MultiplyAdd) it runs {single:0.0} GB/s, {single / probe:0.00}x the probe; that is the eager fold's speed when updates arrive one by one.",
             $"probe (read-bandwidth ceiling of the kernel's read of the update): the fastest median of {string.Join("; ", probes.Select(p => $"{p.Description} {Median(rounds[p]):0.0} GB/s"))}; here: {probePass.Description}.",
             "scalar: for (i ...) sum[i] += w * update[i] over spans, one float at a time (the JIT does not vectorize loops); it is the baseline of the kernel's ratio.",
-            $"the fused kernel moves {FusedTrafficPerUpdateByte} bytes per byte of update (each update read once, the sum read and written once per {AggregationKernels.FusedUpdates}), one update at a time {KernelTrafficPerUpdateByte}: counted so they move {kernelTraffic:0.0} and {single * KernelTrafficPerUpdateByte:0.0} GB/s, {kernelTraffic / probe:0.00}x and {single * KernelTrafficPerUpdateByte / probe:0.00}x the read probe.",
+            $"the kernel moves {FusedTrafficPerUpdateByte} bytes per byte of update (each update read once, the sum read and written once per {Updates}), one update at a time {KernelTrafficPerUpdateByte}: counted so they move {kernelTraffic:0.0} and {single * KernelTrafficPerUpdateByte:0.0} GB/s, {kernelTraffic / probe:0.00}x and {single * KernelTrafficPerUpdateByte / probe:0.00}x the read probe.",
         };
         var hugePages = ShmemHugePages();
         notes.Add(hugePages is "advise" or "always" or "within_size" or "force"

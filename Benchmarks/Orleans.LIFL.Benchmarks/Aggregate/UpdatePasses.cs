@@ -9,7 +9,7 @@ namespace Orleans.LIFL.Benchmarks.Aggregate;
 /// <summary>What a pass stands for in the report.</summary>
 internal enum PassRole
 {
-    /// <summary>The aggregators' kernel as they run it when several updates are pending: four folded per pass.</summary>
+    /// <summary>The aggregators' kernel as they run it when several updates are pending: all folded in one call.</summary>
     Kernel,
 
     /// <summary>The same kernel one update at a time (an update arriving alone).</summary>
@@ -34,12 +34,12 @@ internal static class UpdatePasses
 {
     public static IReadOnlyList<UpdatePass> Create(float weight)
     {
-        var weights = Enumerable.Repeat(weight, AggregationKernels.FusedUpdates).ToArray();
+        var weights = Enumerable.Repeat(weight, AggregateBenchmark.Updates).ToArray();
         var passes = new List<UpdatePass>
         {
-            new("kernel", $"AggregationKernels.AccumulateMany, {AggregationKernels.FusedUpdates} updates folded per pass", PassRole.Kernel, (sum, buffers) =>
+            new("kernel", $"AggregationKernels.AccumulateMany, {AggregateBenchmark.Updates} updates in one call", PassRole.Kernel, (sum, buffers) =>
             {
-                var updates = Enumerable.Range(0, AggregationKernels.FusedUpdates).Select(_ => buffers.NextUpdateMemory()).ToArray();
+                var updates = Enumerable.Range(0, AggregateBenchmark.Updates).Select(_ => buffers.NextUpdateMemory()).ToArray();
                 AggregationKernels.AccumulateMany(sum, updates, weights);
                 return (long)updates.Length * sum.Length * sizeof(float);
             }),

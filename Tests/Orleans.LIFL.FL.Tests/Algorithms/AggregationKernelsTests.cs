@@ -154,7 +154,10 @@ public sealed class AggregationKernelsTests
         return Math.Sqrt(sum);
     }
 
-    /// <summary>AccumulateMany folds 1 to 17 weighted updates (in passes of up to four) as a double-precision reference does.</summary>
+    /// <summary>
+    /// AccumulateMany folds 1 to 17 weighted updates (stretch by stretch of the sum, up to four per inner pass) as a
+    /// double-precision reference does, over lengths within one stretch and across several with a partial last one.
+    /// </summary>
     [Theory]
     [InlineData(1, 7)]
     [InlineData(2, 1000)]
@@ -165,6 +168,8 @@ public sealed class AggregationKernelsTests
     [InlineData(8, 1027)]
     [InlineData(9, 4099)]
     [InlineData(17, 2053)]
+    [InlineData(6, (3 * AggregationKernels.FoldBlockLength) + 5)]
+    [InlineData(16, (2 * AggregationKernels.FoldBlockLength) + 1)]
     public void AccumulateMany_folds_the_weighted_updates(int count, int length)
     {
         var random = new Random((count * 1000) + length);

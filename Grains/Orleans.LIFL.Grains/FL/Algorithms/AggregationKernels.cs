@@ -25,13 +25,21 @@ public static class AggregationKernels
         TensorPrimitives.MultiplyAdd(update, weight, sum, sum);
     }
 
-    /// <summary>Updates one pass of <see cref="AccumulateMany"/> folds in at most: beyond four the memory streams compete.</summary>
+    /// <summary>Updates one inner pass of <see cref="AccumulateMany"/> reads at once: beyond four the memory streams compete.</summary>
     public const int FusedUpdates = 4;
 
     /// <summary>
-    /// <paramref name="sum"/> += Σ weightsᵢ · updatesᵢ, folding up to <see cref="FusedUpdates"/> updates in each pass over
-    /// the sum. One update at a time the sum is read and written once per update (three bytes of traffic per byte of
-    /// update); four at a time, once per four, so the pass runs close to the speed of reading the updates alone.
+    /// The sum is folded this many floats at a time (256 KB, within a core's 1 MB L2 cache), every update into one
+    /// stretch before the next: the sum's stretch stays in the cache between the passes of four. Measured with
+    /// `lifl bench aggregate`: 16 KB stretches ran at 0.67 of the read probe, 256 KB at 0.79, 512 KB at 0.76.
+    /// </summary>
+    public const int FoldBlockLength = 65536;
+
+    /// <summary>
+    /// <paramref name="sum"/> += Σ weightsᵢ · updatesᵢ, reading each update once and the sum once, however many updates:
+    /// stretch by stretch of the sum, up to <see cref="FusedUpdates"/> updates per inner pass while the stretch stays in
+    /// the cache. One update at a time the sum is read and written once per update (three bytes of traffic per byte of
+    /// update); k at a time once per k (1 + 2/k), so with many pending updates the fold runs near the speed of reading them.
     /// </summary>
     public static void AccumulateMany(Span<float> sum, IReadOnlyList<ReadOnlyMemory<float>> updates, ReadOnlySpan<float> weights)
     {
@@ -47,23 +55,31 @@ public static class AggregationKernels
             RequireFinite(weights[i], nameof(weights));
         }
 
-        for (var first = 0; first < updates.Count; first += FusedUpdates)
+        if (updates.Count == 1)
         {
-            switch (Math.Min(FusedUpdates, updates.Count - first))
+            TensorPrimitives.MultiplyAdd(updates[0].Span, weights[0], sum, sum);
+            return;
+        }
+
+        for (var start = 0; start < sum.Length; start += FoldBlockLength)
+        {
+            var length = Math.Min(FoldBlockLength, sum.Length - start);
+            var block = sum.Slice(start, length);
+            for (var first = 0; first < updates.Count; first += FusedUpdates)
             {
-                case 1:
-                    TensorPrimitives.MultiplyAdd(updates[first].Span, weights[first], sum, sum);
-                    break;
-                case 2:
-                    Fold(sum, updates[first].Span, weights[first], updates[first + 1].Span, weights[first + 1], default, 0, default, 0);
-                    break;
-                case 3:
-                    Fold(sum, updates[first].Span, weights[first], updates[first + 1].Span, weights[first + 1], updates[first + 2].Span, weights[first + 2], default, 0);
-                    break;
-                default:
-                    Fold(sum, updates[first].Span, weights[first], updates[first + 1].Span, weights[first + 1],
-                        updates[first + 2].Span, weights[first + 2], updates[first + 3].Span, weights[first + 3]);
-                    break;
+                var count = Math.Min(FusedUpdates, updates.Count - first);
+                var u0 = updates[first].Span.Slice(start, length);
+                if (count == 1)
+                {
+                    TensorPrimitives.MultiplyAdd(u0, weights[first], block, block);
+                    continue;
+                }
+
+                // Absent third and fourth updates are empty spans, which Fold reads as weight 0.
+                var u2 = count > 2 ? updates[first + 2].Span.Slice(start, length) : default;
+                var u3 = count > 3 ? updates[first + 3].Span.Slice(start, length) : default;
+                Fold(block, u0, weights[first], updates[first + 1].Span.Slice(start, length), weights[first + 1],
+                    u2, count > 2 ? weights[first + 2] : 0, u3, count > 3 ? weights[first + 3] : 0);
             }
         }
     }
@@ -84,22 +100,29 @@ public static class AggregationKernels
         w3 = four ? w3 : 0;
         var length = (nuint)sum.Length;
         nuint i = 0;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            var (va, vb, vc, vd) = (Vector512.Create(w0), Vector512.Create(w1), Vector512.Create(w2), Vector512.Create(w3));
-            for (; i + (nuint)Vector512<float>.Count <= length; i += (nuint)Vector512<float>.Count)
-            {
-                var total = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref a, i), va, Vector512.LoadUnsafe(ref s, i));
-                total = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref b, i), vb, total);
-                total = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref c, i), vc, total);
-                total = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref d, i), vd, total);
-                total.StoreUnsafe(ref s, i);
-            }
-        }
-        else if (Vector256.IsHardwareAccelerated)
+        // 256-bit vectors: the fold reads memory at the speed of the 256-bit read probe, which on this project's
+        // machine (AMD EPYC, AVX-512 split in two) beats the 512-bit one (21 against 19 GB/s).
+        if (Vector256.IsHardwareAccelerated)
         {
             var (va, vb, vc, vd) = (Vector256.Create(w0), Vector256.Create(w1), Vector256.Create(w2), Vector256.Create(w3));
-            for (; i + (nuint)Vector256<float>.Count <= length; i += (nuint)Vector256<float>.Count)
+            var lanes = (nuint)Vector256<float>.Count;
+
+            // A cache line of each stream per iteration, as two independent chains of multiply-adds.
+            for (; i + (2 * lanes) <= length; i += 2 * lanes)
+            {
+                var low = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref a, i), va, Vector256.LoadUnsafe(ref s, i));
+                var high = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref a, i + lanes), va, Vector256.LoadUnsafe(ref s, i + lanes));
+                low = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref b, i), vb, low);
+                high = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref b, i + lanes), vb, high);
+                low = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref c, i), vc, low);
+                high = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref c, i + lanes), vc, high);
+                low = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref d, i), vd, low);
+                high = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref d, i + lanes), vd, high);
+                low.StoreUnsafe(ref s, i);
+                high.StoreUnsafe(ref s, i + lanes);
+            }
+
+            for (; i + lanes <= length; i += lanes)
             {
                 var total = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref a, i), va, Vector256.LoadUnsafe(ref s, i));
                 total = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref b, i), vb, total);

@@ -163,8 +163,8 @@ public sealed partial class AggregatorGrain(SharedBufferPool pool, ILogger<Aggre
     }
 
     /// <summary>
-    /// Folds what is pending, up to <see cref="AggregationKernels.FusedUpdates"/> updates per pass over the sum, until
-    /// nothing is: updates that arrive together cost one pass per four, not one each.
+    /// Folds what is pending, all of it in one pass over the sum, until nothing is: updates that arrive together cost
+    /// one read and write of the sum, not one each.
     /// </summary>
     private async Task FoldPendingAsync()
     {
@@ -174,8 +174,8 @@ public sealed partial class AggregatorGrain(SharedBufferPool pool, ILogger<Aggre
             await Task.Yield();
             while (_pending.Count > 0)
             {
-                var batch = _pending.Take(AggregationKernels.FusedUpdates).ToList();
-                _pending.RemoveRange(0, batch.Count);
+                var batch = _pending.ToList();
+                _pending.Clear();
                 try
                 {
                     var started = Stopwatch.GetTimestamp();
@@ -219,7 +219,7 @@ public sealed partial class AggregatorGrain(SharedBufferPool pool, ILogger<Aggre
             await folding;
         }
 
-        // Lazy: everything at the close, four updates per pass as the eager passes fold what is pending.
+        // Lazy: everything at the close, in one pass over the sum as the eager passes fold what is pending.
         if (_lazy.Count > 0)
         {
             var started = Stopwatch.GetTimestamp();
