@@ -308,6 +308,29 @@ public sealed class DataplaneTests
         Assert.Equal(2, admission.Active);
     }
 
+    /// <summary>
+    /// Two silos' admissions sharing the node's places keep to one limit together: with one place, the second silo
+    /// admits nothing while the first receives, and its waiting transfer learns when the first one's place is free.
+    /// </summary>
+    [Fact]
+    public async Task Transfer_admissions_sharing_the_nodes_places_keep_to_one_limit()
+    {
+        var places = PoolName() + ".incoming";
+        using var first = new TransferAdmission(2, new NodePlaces(places, 1));
+        using var second = new TransferAdmission(2, new NodePlaces(places, 1));
+        Assert.Equal(1, first.Limit);
+        Assert.True(first.TryEnter());
+        Assert.False(second.TryEnter());
+        var room = second.WhenRoomAsync();
+        Assert.False(room.IsCompleted);
+
+        first.Exit();
+        await room.WaitAsync(Signals.Patience, TestContext.Current.CancellationToken);
+        Assert.True(second.TryEnter());
+        Assert.False(first.TryEnter());
+        Assert.Equal((0, 1), (first.Active, second.Active));
+    }
+
     /// <summary>A client whose dataplane is off cannot send a shared buffer: the call fails at once, saying why.</summary>
     [Fact]
     public async Task A_client_without_a_pool_is_told_it_cannot_send_a_shared_buffer()

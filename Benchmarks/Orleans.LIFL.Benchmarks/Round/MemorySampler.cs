@@ -1,3 +1,4 @@
+using Orleans.LIFL.Dataplane;
 using Orleans.LIFL.Diagnostics;
 
 namespace Orleans.LIFL.Benchmarks.Round;
@@ -10,7 +11,7 @@ namespace Orleans.LIFL.Benchmarks.Round;
 internal sealed class MemorySampler : IAsyncDisposable
 {
     private readonly IReadOnlyList<int> _pids;
-    private readonly Func<long> _poolUsed;
+    private readonly Func<SharedPoolStatistics> _pool;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _sampling;
     private readonly long _baselineHeaps;
@@ -18,12 +19,13 @@ internal sealed class MemorySampler : IAsyncDisposable
     private long _peak;
     private long _peakHeaps;
     private long _peakPool;
+    private long _peakRequested;
 
-    public MemorySampler(IReadOnlyList<int> pids, Func<long> poolUsed)
+    public MemorySampler(IReadOnlyList<int> pids, Func<SharedPoolStatistics> pool)
     {
         _pids = pids;
-        _poolUsed = poolUsed;
-        (_baselineHeaps, _baselinePool) = Parts();
+        _pool = pool;
+        (_baselineHeaps, _baselinePool, _) = Parts();
         Baseline = _baselineHeaps + _baselinePool;
         (_peak, _peakHeaps, _peakPool) = (Baseline, _baselineHeaps, _baselinePool);
         _sampling = Task.Run(async () =>
@@ -31,10 +33,11 @@ internal sealed class MemorySampler : IAsyncDisposable
             using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(20));
             while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
             {
-                var (heaps, pool) = Parts();
+                var (heaps, pool, requested) = Parts();
                 _peak = Math.Max(_peak, heaps + pool);
                 _peakHeaps = Math.Max(_peakHeaps, heaps);
                 _peakPool = Math.Max(_peakPool, pool);
+                _peakRequested = Math.Max(_peakRequested, requested);
             }
         });
     }
@@ -51,6 +54,9 @@ internal sealed class MemorySampler : IAsyncDisposable
     /// <summary>The most the run added to what the shared pool holds alone.</summary>
     public long PeakPoolGrowth => Math.Max(0, _peakPool - _baselinePool);
 
+    /// <summary>The most the pool's live buffers asked for at once (the written pages can exceed it: a freed block keeps its pages).</summary>
+    public long PeakPoolRequested => _peakRequested;
+
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync();
@@ -65,5 +71,9 @@ internal sealed class MemorySampler : IAsyncDisposable
         _stop.Dispose();
     }
 
-    private (long Heaps, long Pool) Parts() => (_pids.Sum(ProcessResources.PrivateResidentBytes), _poolUsed());
+    private (long Heaps, long Pool, long Requested) Parts()
+    {
+        var pool = _pool();
+        return (_pids.Sum(ProcessResources.PrivateResidentBytes), pool.ResidentBytes, pool.RequestedBytes);
+    }
 }

@@ -28,6 +28,9 @@ public sealed class RoundBenchmark : IBenchmark
     /// <summary>How long one run's trainers may take (a run takes seconds to about a minute here).</summary>
     private static readonly TimeSpan RunPatience = TimeSpan.FromMinutes(5);
 
+    /// <summary>Updates the node's silos receive at once (Lifl:Dataplane:MaxIncomingTransfers, node-wide).</summary>
+    private const int IncomingTransfers = 1;
+
     /// <summary>The silos' pool (address space; memory is used only as buffers are written).</summary>
     private const long PoolCapacity = 16L << 30;
 
@@ -66,7 +69,7 @@ public sealed class RoundBenchmark : IBenchmark
             progress.Report($"{name}: {Silos} fresh silo processes, {processes} fresh trainer processes for {clients} trainers, {Rounds} rounds of {parameters:N0} float32 ({modelBytes / 1e6:0.0} MB) updates");
             results[name] = await RunOnceAsync(name, mode, aggregation, clients, parameters, postgres.ConnectionString, processes, cancellationToken);
             var r = results[name];
-            progress.Report($"{name}: aggregation {r.AggregationSeconds * 1000:0.0} ms, round {r.RoundSeconds:0.00} s, silo CPU {r.CpuSeconds:0.00} s, peak +{r.PeakBytes / 1e6:0} MB (heaps +{r.PeakHeapBytes / 1e6:0}, pool +{r.PeakPoolBytes / 1e6:0})"
+            progress.Report($"{name}: aggregation {r.AggregationSeconds * 1000:0.0} ms, round {r.RoundSeconds:0.00} s, silo CPU {r.CpuSeconds:0.00} s, peak +{r.PeakBytes / 1e6:0} MB (heaps +{r.PeakHeapBytes / 1e6:0}, pool +{r.PeakPoolBytes / 1e6:0}, its buffers at most {r.PeakPoolRequestedBytes / 1e6:0} at once)"
                 + (r.FinishSeconds > 0 ? $"; aggregation = finish {r.FinishSeconds * 1000:0} + step {r.StepSeconds * 1000:0} + store {r.StoreSeconds * 1000:0} ms + the rest" : ""));
         }
 
@@ -88,7 +91,13 @@ public sealed class RoundBenchmark : IBenchmark
             ClusterId = clusterId,
             ExtraArguments = ["--storage", "memory"],
             // Room for the lazy ablation, which keeps a round's updates (in 64 MiB blocks each at the default size).
-            Environment = new Dictionary<string, string> { ["Lifl__Dataplane__PoolCapacity"] = PoolCapacity.ToString(CultureInfo.InvariantCulture) },
+            // One update received at a time on the node (both silos together): with the global model, that is the
+            // "+ 2" of the memory bound; the default (the cores, at least 2) trades a model's memory for round time.
+            Environment = new Dictionary<string, string>
+            {
+                ["Lifl__Dataplane__PoolCapacity"] = PoolCapacity.ToString(CultureInfo.InvariantCulture),
+                ["Lifl__Dataplane__MaxIncomingTransfers"] = IncomingTransfers.ToString(CultureInfo.InvariantCulture),
+            },
         };
         var started = await Task.WhenAll(Enumerable.Range(0, Silos).Select(i => SiloProcess.StartAsync(options with { Name = $"{name}{i}" }, cancellationToken)));
         try
@@ -98,7 +107,7 @@ public sealed class RoundBenchmark : IBenchmark
             var pool = client.Pool;
             var pids = started.Select(s => s.ProcessId).ToList();
             var cpuBefore = pids.Sum(ProcessResources.CpuSeconds);
-            await using var memory = new MemorySampler(pids, () => pool.GetStatistics().ResidentBytes);
+            await using var memory = new MemorySampler(pids, pool.GetStatistics);
             var template = new TrainerCommand([], clusterId, $"job-{name}", mode, parameters, Rounds, 0, 0);
             var gateways = started.Select(s => s.Gateway).ToList();
             RunResult result;
@@ -158,6 +167,7 @@ public sealed class RoundBenchmark : IBenchmark
                 PeakBytes = memory.PeakGrowth,
                 PeakHeapBytes = memory.PeakHeapGrowth,
                 PeakPoolBytes = memory.PeakPoolGrowth,
+                PeakPoolRequestedBytes = memory.PeakPoolRequested,
             };
         }
         finally
@@ -235,6 +245,7 @@ public sealed class RoundBenchmark : IBenchmark
                 $"each run: {Silos} fresh lifl silo processes and {processes} fresh trainer processes on this machine (membership in a private PostgreSQL, grain state in memory), {Rounds} rounds of all {clients} trainers; times are the mean of the rounds after the first (which starts processes, connections and aggregators).",
                 "aggregation time: from the round's last update taken to the global model published and stored (serverful: to the model computed, nothing stored); round time: from the round's start (serverful: its first update) to the same. Details carry LIFL's parts: the hierarchy finishing, the model step, storing the model.",
                 $"CPU: user + system seconds of the silo processes over the whole run ({Rounds} rounds), read from /proc. Peak memory: the most the run added to the silo processes' private memory plus the pages of the node's shared pool (written pages, which a freed block keeps), sampled every 20 ms; the target is (LIFL's {lifl.Aggregators} aggregators + 2) × the model.",
+                $"configuration of every run: the node's silos receive {IncomingTransfers} streamed update at a time between them (Lifl:Dataplane:MaxIncomingTransfers, node-wide; an update keeps its place until folded), the jobs keep their latest model only (KeepModels = 1; the in-memory blob store keeps a reference to the job's own buffer).",
                 "LIFL: a planned hierarchy of warm aggregators next to where updates land, folding each update on arrival, updates moving as handles after their receipt; baseline: one always-on aggregator getting managed arrays in grain messages, summing them once all are in, its trainers connected to its silo (the other idles); ablations: one LIFL feature off each (no_hierarchy: one aggregator; lazy: summing at the close; no_locality: leaves anywhere; cold_start: no warm window; copy: updates as arrays in grain messages).",
             ],
             Details = results.ToDictionary(r => r.Key, r => (object)r.Value),
@@ -257,6 +268,9 @@ public sealed class RoundBenchmark : IBenchmark
 
         /// <summary>The peak of the shared pool alone.</summary>
         public long PeakPoolBytes { get; init; }
+
+        /// <summary>The most the pool's live buffers asked for at once (the pages the pool holds can exceed it).</summary>
+        public long PeakPoolRequestedBytes { get; init; }
 
         /// <summary>Parts of the aggregation time (LIFL runs): the hierarchy finishing, the model step, storing the model.</summary>
         public double FinishSeconds { get; init; }

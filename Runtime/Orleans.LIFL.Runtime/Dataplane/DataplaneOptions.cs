@@ -37,8 +37,9 @@ public sealed class DataplaneOptions
     public const string DefaultBpfPinDirectory = "/sys/fs/bpf/lifl";
 
     /// <summary>
-    /// Buffers streamed from other nodes received at once (each is staged whole in the pool until its last byte is
-    /// in); further senders wait. Default: the cores, at least 2.
+    /// Buffers streamed from other nodes received at once by all the processes of this node that share its pool
+    /// (each is staged whole in the pool until its last byte is in, and an update to an aggregator until it is
+    /// folded); further senders wait. Default: the cores, at least 2.
     /// </summary>
     public int? MaxIncomingTransfers { get; set; }
 

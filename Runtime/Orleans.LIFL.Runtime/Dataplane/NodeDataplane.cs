@@ -19,7 +19,7 @@ internal sealed partial class NodeDataplane : INodeDataplane, IDisposable
     private readonly ILogger _logger;
     private readonly Lazy<SharedBufferPool?> _pool;
     private readonly object _gate = new();
-    private readonly TransferAdmission _admission;
+    private readonly Lazy<TransferAdmission> _admission;
     private readonly List<int> _redirectedPorts = [];
     private EbpfRedirect? _ebpf;
     private bool _ebpfTried;
@@ -33,7 +33,7 @@ internal sealed partial class NodeDataplane : INodeDataplane, IDisposable
         NodeId = _options.NodeId ?? DataplaneOptions.DefaultNodeId();
         PoolName = _options.PoolName ?? "lifl-" + Sanitize(_cluster.ClusterId);
         _pool = new Lazy<SharedBufferPool?>(OpenPool, LazyThreadSafetyMode.ExecutionAndPublication);
-        _admission = new TransferAdmission(_options.MaxIncomingTransfers ?? Math.Max(2, Environment.ProcessorCount));
+        _admission = new Lazy<TransferAdmission>(OpenAdmission, LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     public string NodeId { get; }
@@ -83,7 +83,7 @@ internal sealed partial class NodeDataplane : INodeDataplane, IDisposable
             return null;
         }
 
-        return self.SharesPoolWith(peer.Dataplane) ? new DescriptorChannel(Pool!, peer.Dataplane.Slot) : new StreamingChannel(Pool!, _admission, holdUntilAnswered: peer.Role == PeerRole.Client);
+        return self.SharesPoolWith(peer.Dataplane) ? new DescriptorChannel(Pool!, peer.Dataplane.Slot) : new StreamingChannel(Pool!, _admission.Value, holdUntilAnswered: peer.Role == PeerRole.Client);
     }
 
     /// <summary>Asks for eBPF redirection of the connections to and from <paramref name="port"/> (a silo-to-silo listener).</summary>
@@ -153,9 +153,37 @@ internal sealed partial class NodeDataplane : INodeDataplane, IDisposable
             _ebpf?.Dispose();
         }
 
+        if (_admission.IsValueCreated)
+        {
+            _admission.Value.Dispose();
+        }
+
         if (_pool.IsValueCreated)
         {
             _pool.Value?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The limit on incoming transfers, shared by the processes of the node that map the pool (its places are named
+    /// after it); per process where the places cannot be had, as said once in the log.
+    /// </summary>
+    private const string PlacesSuffix = ".incoming";
+
+    private TransferAdmission OpenAdmission()
+    {
+        var limit = _options.MaxIncomingTransfers ?? Math.Max(2, Environment.ProcessorCount);
+        try
+        {
+            // The places of pools that are gone (their processes were killed) go first.
+            NodePlaces.RemoveOrphans(name => name.EndsWith(PlacesSuffix, StringComparison.Ordinal)
+                && !File.Exists($"/dev/shm/lifl.{name[..^PlacesSuffix.Length]}"));
+            return new TransferAdmission(limit, new NodePlaces(PoolName + PlacesSuffix, limit));
+        }
+        catch (Exception error) when (error is DataplaneException or IOException or UnauthorizedAccessException)
+        {
+            LogNodeAdmissionUnavailable(_logger, limit, error.Message);
+            return new TransferAdmission(limit);
         }
     }
 
@@ -217,4 +245,7 @@ internal sealed partial class NodeDataplane : INodeDataplane, IDisposable
 
     [LoggerMessage(EventId = 6006, Level = LogLevel.Warning, Message = "Reclaiming the buffers of dead processes failed: {Reason}")]
     private static partial void LogRecoveryFailed(ILogger logger, string reason);
+
+    [LoggerMessage(EventId = 6007, Level = LogLevel.Warning, Message = "The limit of {Limit} incoming transfers holds for this process alone, not the node's: {Reason}")]
+    private static partial void LogNodeAdmissionUnavailable(ILogger logger, int limit, string reason);
 }
