@@ -118,7 +118,18 @@ internal sealed class TransferAdmission(int limit, NodePlaces? node = null) : ID
                     return;
                 }
 
-                var place = node!.TryTake();
+                int place;
+                try
+                {
+                    place = node!.TryTake();
+                }
+                catch (ObjectDisposedException)
+                {
+                    // The dataplane is shutting down with its connections: nobody will be admitted any more.
+                    _polling = false;
+                    return;
+                }
+
                 if (place >= 0)
                 {
                     node.Give(place);
