@@ -47,7 +47,7 @@ public sealed class MoeFailoverBenchmark : IBenchmark
         var steadyTokens = options.Quick ? 100 : 250;
         var failureTokens = options.Quick ? 150 : 300;
         var killAfter = 20;
-        var reps = options.Quick ? 2 : 8;
+        var reps = options.Quick ? 2 : 20;
         var prompts = PromptTexts.Select(MoeClient.Tokenize).ToArray();
 
         var directory = Directory.CreateTempSubdirectory("lifl-moe-bench-");
