@@ -373,6 +373,24 @@ public sealed class FlJobTests : IAsyncLifetime
         Assert.Equal(4, _bed.Pool.ReferenceCount(first.Descriptor)); // the job's, the blob store's (the same bytes) and ours
     }
 
+    /// <summary>A trainer's view of its job says whether that client is selected, with the job's round and revision.</summary>
+    [Fact]
+    public async Task A_trainers_view_says_whether_it_is_selected()
+    {
+        var jobId = FlTestBed.NewJobId();
+        await _bed.CreateJobAsync(jobId, FlTestBed.Definition(clientsPerRound: 1, rounds: 1));
+        var clients = await _bed.JoinAsync(jobId, 2);
+        var status = await _bed.WaitForAsync(jobId, s => s.Selected.Length == 1, "selection");
+        var chosen = status.Selected[0];
+        var other = clients.Single(c => c != chosen);
+
+        var mine = await _bed.Job(jobId).WaitForTrainerView(chosen, -1, TimeSpan.FromSeconds(5));
+        var theirs = await _bed.Job(jobId).WaitForTrainerView(other, -1, TimeSpan.FromSeconds(5));
+        Assert.Equal(new TrainerView(status.Revision, 1, 0, 0, JobPhase.Collecting, Selected: true), mine);
+        Assert.False(theirs.Selected);
+        await Assert.ThrowsAnyAsync<Exception>(() => _bed.Job(FlTestBed.NewJobId()).WaitForTrainerView(chosen, -1, TimeSpan.FromSeconds(1)));
+    }
+
     /// <summary>
     /// With KeepModels = 1 a published model replaces the one before in storage, which is deleted and then refused by
     /// name; the stored model is the job's own buffer, not a copy. FedBuff keeps the versions its trainers may train on.

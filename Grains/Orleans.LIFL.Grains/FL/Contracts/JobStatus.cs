@@ -20,6 +20,21 @@ public enum JobPhase
 }
 
 /// <summary>
+/// One trainer's view of its job, what its session needs to tell it what to do next: a few fields whatever the number
+/// of clients, where the job's whole status carries its selection and history (a hundred sessions waiting on a job
+/// would otherwise each receive every client's id at every change).
+/// </summary>
+[GenerateSerializer]
+[Immutable]
+public sealed record TrainerView(
+    [property: Id(0)] long Revision,
+    [property: Id(1)] int Round,
+    [property: Id(2)] int Epoch,
+    [property: Id(3)] long ModelVersion,
+    [property: Id(4)] JobPhase Phase,
+    [property: Id(5)] bool Selected);
+
+/// <summary>
 /// What a job is doing now. <see cref="Revision"/> grows with every change, so that a caller can wait for the next
 /// one (<see cref="IFlJobGrain.WaitForChange"/>).
 /// </summary>

@@ -108,7 +108,7 @@ public sealed partial class ClientSessionGrain(
     public async Task<TrainerTask> NextTask(long knownRevision, TimeSpan wait)
     {
         var definition = _definition ??= await LoadDefinitionAsync();
-        var status = await Job.WaitForChange(knownRevision, wait);
+        var status = await Job.WaitForTrainerView(ClientId, knownRevision, wait);
         var task = new TrainerTask
         {
             Revision = status.Revision,
@@ -124,7 +124,7 @@ public sealed partial class ClientSessionGrain(
             return task with { Kind = TrainerTaskKind.Done };
         }
 
-        if (status.Phase != JobPhase.Collecting || !status.Selected.Contains(ClientId))
+        if (status.Phase != JobPhase.Collecting || !status.Selected)
         {
             return task with { Kind = TrainerTaskKind.Wait };
         }

@@ -196,12 +196,24 @@ public sealed partial class FlJobGrain(
 
     public async Task<JobStatus> WaitForChange(long knownRevision, TimeSpan wait)
     {
+        await WhenRevisionPassesAsync(knownRevision, wait);
+        return StatusNow();
+    }
+
+    public async Task<TrainerView> WaitForTrainerView(string clientId, long knownRevision, TimeSpan wait)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(clientId);
+        _ = Definition;
+        await WhenRevisionPassesAsync(knownRevision, wait);
+        return new TrainerView(State.Revision, State.Round, State.Epoch, State.ModelVersion, State.Phase, State.Selected.Contains(clientId));
+    }
+
+    private async Task WhenRevisionPassesAsync(long knownRevision, TimeSpan wait)
+    {
         if (State.Revision <= knownRevision)
         {
             await Task.WhenAny(_changed.Task, Task.Delay(Bounded(wait), time));
         }
-
-        return StatusNow();
     }
 
     public async Task<JobStatus> WaitForProgress(long knownProgress, TimeSpan wait)

@@ -29,6 +29,11 @@ public interface IFlJobGrain : IGrainWithStringKey
     [ResponseTimeout("00:05:00")]
     Task<JobStatus> WaitForChange(long knownRevision, TimeSpan wait);
 
+    /// <summary>Like <see cref="WaitForChange"/>, but answers with <paramref name="clientId"/>'s view only (what its session needs).</summary>
+    [AlwaysInterleave]
+    [ResponseTimeout("00:05:00")]
+    Task<TrainerView> WaitForTrainerView(string clientId, long knownRevision, TimeSpan wait);
+
     /// <summary>Like <see cref="WaitForChange"/>, but also wakes for every accepted or refused update (for progress displays).</summary>
     [AlwaysInterleave]
     [ResponseTimeout("00:05:00")]
