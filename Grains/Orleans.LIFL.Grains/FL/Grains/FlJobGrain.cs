@@ -572,7 +572,12 @@ public sealed partial class FlJobGrain(
             var sums = new List<ReadOnlyMemory<float>>();
             foreach (var part in aggregate.Sums)
             {
-                part.Prefault(forWrite: false);
+                // The sum the step writes over was mapped for writing just now.
+                if (part.Descriptor.Offset != next.Descriptor.Offset)
+                {
+                    part.Prefault(forWrite: false);
+                }
+
                 sums.Add(part.AsMemory<float>().Slice(0, parameters));
             }
 
