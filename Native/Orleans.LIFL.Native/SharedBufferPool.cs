@@ -64,6 +64,13 @@ public sealed unsafe partial class SharedBufferPool : IDisposable
         return new SharedBufferPool(name, handle);
     }
 
+    /// <summary>Whether this node has a pool named <paramref name="name"/> (its segment, /dev/shm/lifl.NAME, exists).</summary>
+    public static bool Exists(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        return File.Exists($"/dev/shm/lifl.{name}");
+    }
+
     /// <summary>
     /// Removes the pool <paramref name="name"/> if no live process maps it, reclaiming the references of dead ones
     /// first; true when it did. The last process to dispose a pool removes it by itself: this is for pools whose

@@ -168,11 +168,13 @@ public sealed class SharedBufferPoolTests : IDisposable
             first.Dispose();
             Assert.False(SharedBufferPool.RemoveIfUnused(name));
             Assert.True(File.Exists(segment));
+            Assert.True(SharedBufferPool.Exists(name));
             using var buffer = second.Rent(4096);
             buffer.Span.Fill(1);
         }
 
         Assert.False(File.Exists(segment));
+        Assert.False(SharedBufferPool.Exists(name));
         Assert.False(SharedBufferPool.RemoveIfUnused(name));
     }
 

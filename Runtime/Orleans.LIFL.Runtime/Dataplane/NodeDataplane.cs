@@ -177,7 +177,7 @@ internal sealed partial class NodeDataplane : INodeDataplane, IDisposable
         {
             // The places of pools that are gone (their processes were killed) go first.
             NodePlaces.RemoveOrphans(name => name.EndsWith(PlacesSuffix, StringComparison.Ordinal)
-                && !File.Exists($"/dev/shm/lifl.{name[..^PlacesSuffix.Length]}"));
+                && !SharedBufferPool.Exists(name[..^PlacesSuffix.Length]));
             return new TransferAdmission(limit, new NodePlaces(PoolName + PlacesSuffix, limit));
         }
         catch (Exception error) when (error is DataplaneException or IOException or UnauthorizedAccessException)
