@@ -89,7 +89,6 @@ internal sealed class MemoryBlobBackend : IDisposable
     {
         public static Entry Keep(SharedBuffer content, SharedBufferPool pool)
         {
-            ObjectDisposedException.ThrowIf(content.IsDisposed, content);
             var lease = pool.AddLease();
             try
             {
