@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Text.RegularExpressions;
 
 namespace Orleans.LIFL.Dataplane;
@@ -13,6 +14,17 @@ public sealed unsafe partial class SharedBufferPool : IDisposable
     public const long DefaultCapacity = 8L << 30;
 
     public const long MaxBufferLength = 1L << 30;
+
+    /// <summary>The smallest block the pool's buddy allocator hands out (LIFL_MIN_BUFFER_BYTES).</summary>
+    public const long MinBufferLength = 4096;
+
+    /// <summary>The pool memory a buffer of <paramref name="length"/> bytes takes: its buddy block, a power of two of at least <see cref="MinBufferLength"/>.</summary>
+    public static long BlockLength(long length)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(length, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, MaxBufferLength);
+        return (long)BitOperations.RoundUpToPowerOf2((ulong)Math.Max(length, MinBufferLength));
+    }
 
     private static readonly Dictionary<string, SharedBufferPool> Acquired = new(StringComparer.Ordinal);
     private readonly PoolSafeHandle _handle;

@@ -36,6 +36,20 @@ public sealed class SharedBufferPoolTests : IDisposable
         }
     }
 
+    /// <summary>BlockLength is the pool memory a rented buffer really takes, as the native allocator counts it.</summary>
+    [Theory]
+    [InlineData(1L, 4096L)]
+    [InlineData(4096L, 4096L)]
+    [InlineData(4097L, 8192L)]
+    [InlineData(5_000_000L, 8_388_608L)]
+    public void Block_length_is_what_a_buffer_takes_from_the_pool(long length, long block)
+    {
+        Assert.Equal(block, SharedBufferPool.BlockLength(length));
+        var before = _pool.GetStatistics().UsedBytes;
+        using var buffer = _pool.Rent(length);
+        Assert.Equal(block, _pool.GetStatistics().UsedBytes - before);
+    }
+
     /// <summary>What is written through one handle's span is read through another's: one set of bytes, freed with the last reference.</summary>
     [Fact]
     public void Shared_handles_view_the_same_bytes_and_the_last_dispose_frees_them()

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Numerics;
 using Orleans.LIFL.Benchmarks.Harness;
+using Orleans.LIFL.Dataplane;
 using Orleans.LIFL.Diagnostics;
 using Orleans.LIFL.Grains.FL;
 using Orleans.LIFL.PostgreSql.Development;
@@ -66,12 +66,13 @@ public sealed class RoundBenchmark : IBenchmark
 
         var results = new Dictionary<string, RunResult>();
         var skipped = new Dictionary<string, string>();
+        // Lazy aggregation keeps every update of the round: past the pool, its trainers' uploads would be refused.
+        var lazyPoolBytes = clients * SharedBufferPool.BlockLength(modelBytes);
         foreach (var (name, mode, aggregation) in Runs)
         {
-            if (aggregation is { Eager: false } && LazyPoolBytes(clients, modelBytes) > PoolCapacity)
+            if (aggregation is { Eager: false } && lazyPoolBytes > PoolCapacity)
             {
-                // Lazy aggregation keeps every update of the round: past the pool, its trainers' uploads would be refused.
-                skipped[name] = $"not run: summing at the close keeps all {clients} updates, {LazyPoolBytes(clients, modelBytes) / (double)(1L << 30):0.0} GiB of pool blocks, more than the silos' {PoolCapacity >> 30} GiB pool";
+                skipped[name] = $"not run: summing at the close keeps all {clients} updates, {lazyPoolBytes / (double)(1L << 30):0.0} GiB of pool blocks, more than the silos' {PoolCapacity >> 30} GiB pool";
                 progress.Report($"{name}: {skipped[name]}");
                 continue;
             }
@@ -86,9 +87,6 @@ public sealed class RoundBenchmark : IBenchmark
         total.Stop();
         return Report(options, clients, parameters, processes, results, skipped, total.Elapsed);
     }
-
-    /// <summary>The pool a lazy round holds: every update in a block of the pool's buddy allocator (a power of two, at least 4 KiB).</summary>
-    private static long LazyPoolBytes(int clients, long modelBytes) => clients * (long)BitOperations.RoundUpToPowerOf2((ulong)Math.Max(modelBytes, 4096));
 
     private static async Task<RunResult> RunOnceAsync(
         string name, TrainerMode mode, AggregationSettings? aggregation, int clients, int parameters, string connectionString, int processes, CancellationToken cancellationToken)
