@@ -254,6 +254,11 @@ public sealed class DataplaneTests
         Assert.Equal(1, await receiver.Taken());
         Assert.False(held.IsCompleted);
 
+        // The waiting transfer was stopped at its first chunk's header: the silo holds a read's worth of it, not the
+        // whole chunk (the rest waits on TCP).
+        var waited = silo.Services.GetRequiredService<NodeDataplane>().Admission.PeakWaitingBytes;
+        Assert.InRange(waited, 1, StreamingChannel.ChunkBytes / 4);
+
         await receiver.Open();
         Assert.Equal(2 * Mebibyte, await held.WaitAsync(Signals.Patience, TestContext.Current.CancellationToken));
         await receiver.WhenTaken(2).WaitAsync(Signals.Patience, TestContext.Current.CancellationToken);

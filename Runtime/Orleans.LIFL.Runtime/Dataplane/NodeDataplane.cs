@@ -164,6 +164,9 @@ internal sealed partial class NodeDataplane : INodeDataplane, IDisposable
         }
     }
 
+    /// <summary>This process's limit on incoming streamed transfers (created with the first streaming link).</summary>
+    internal TransferAdmission Admission => _admission.Value;
+
     /// <summary>
     /// The limit on incoming transfers, shared by the processes of the node that map the pool (its places are named
     /// after it); per process where the places cannot be had, as said once in the log.

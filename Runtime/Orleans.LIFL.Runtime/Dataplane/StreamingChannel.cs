@@ -167,23 +167,55 @@ internal sealed class StreamingChannel(SharedBufferPool pool, TransferAdmission 
     /// Whether the chunk frame may be taken now: a chunk that starts a new transfer needs a place among the process's
     /// incoming transfers (see <see cref="TransferAdmission"/>); the others always may.
     /// </summary>
-    public bool TryAdmit(ReadOnlySequence<byte> body)
+    public bool TryAdmit(ReadOnlySequence<byte> body) => MayReadOn(body, body.Length);
+
+    /// <summary>
+    /// Whether the connection may read on into a chunk frame of whose body it holds <paramref name="held"/> bytes,
+    /// <paramref name="start"/> (all of it or the first bytes): not when the frame starts a new transfer that
+    /// has no place. Asked at the frame's first bytes, a transfer that must wait holds a read's worth of them instead
+    /// of the whole chunk, and the rest waits on TCP.
+    /// </summary>
+    public bool MayReadOn(ReadOnlySequence<byte> start, long held)
+    {
+        if (Admit(start) != Admission.Wait)
+        {
+            return true;
+        }
+
+        admission.Waited(held);
+        return false;
+    }
+
+    /// <summary>Takes a place for the transfer a chunk frame's body (or its start) begins, if it needs one and has none.</summary>
+    private Admission Admit(ReadOnlySequence<byte> body)
     {
         var reader = new SequenceReader<byte>(body);
-        if (!TryReadVarUInt(ref reader, out var transfer) || !TryReadVarUInt(ref reader, out _) || !TryReadVarUInt(ref reader, out var offset)
-            || offset != 0 || _incoming.ContainsKey(transfer) || _admitted == transfer)
+        ulong transfer, offset;
+        try
         {
-            // Malformed frames are left for ReceiveChunk to refuse, with its reasons.
-            return true;
+            if (!TryReadVarUInt(ref reader, out transfer) || !TryReadVarUInt(ref reader, out _) || !TryReadVarUInt(ref reader, out offset))
+            {
+                // Too short to tell yet (a frame's start), or malformed: ReceiveChunk refuses that, with its reasons.
+                return Admission.Undecided;
+            }
+        }
+        catch (SerializationException)
+        {
+            return Admission.Undecided;
+        }
+
+        if (offset != 0 || _incoming.ContainsKey(transfer) || _admitted == transfer)
+        {
+            return Admission.Take;
         }
 
         if (!admission.TryEnter())
         {
-            return false;
+            return Admission.Wait;
         }
 
         _admitted = transfer;
-        return true;
+        return Admission.Take;
     }
 
     /// <summary>Completes when another incoming transfer may start.</summary>
@@ -331,6 +363,13 @@ internal sealed class StreamingChannel(SharedBufferPool pool, TransferAdmission 
         }
 
         throw new SerializationException("A chunk header number longer than 10 bytes.");
+    }
+
+    private enum Admission
+    {
+        Undecided,
+        Take,
+        Wait,
     }
 
     /// <summary>A transfer being received: into <see cref="Buffer"/>, or dropped (null) when it was refused.</summary>

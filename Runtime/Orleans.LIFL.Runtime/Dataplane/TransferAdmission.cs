@@ -20,6 +20,7 @@ internal sealed class TransferAdmission(int limit, NodePlaces? node = null) : ID
     private readonly Stack<int> _places = new();
     private int _active;
     private bool _polling;
+    private long _peakWaitingBytes;
 
     public int Limit { get; } = node is null ? limit : Math.Min(limit, node.Count);
 
@@ -32,6 +33,22 @@ internal sealed class TransferAdmission(int limit, NodePlaces? node = null) : ID
             {
                 return _active;
             }
+        }
+    }
+
+    /// <summary>
+    /// The most bytes a connection had read of a transfer that then waited for a place: what waiting transfers hold
+    /// outside the pool, in the connection's read buffer, each.
+    /// </summary>
+    public long PeakWaitingBytes => Interlocked.Read(ref _peakWaitingBytes);
+
+    /// <summary>A connection waits for a place with <paramref name="bytes"/> of the transfer read.</summary>
+    public void Waited(long bytes)
+    {
+        var peak = Interlocked.Read(ref _peakWaitingBytes);
+        while (bytes > peak && Interlocked.CompareExchange(ref _peakWaitingBytes, bytes, peak) is var seen && seen != peak)
+        {
+            peak = seen;
         }
     }
 

@@ -504,6 +504,15 @@ internal sealed partial class Connection : IResponseSink
                         full = Volatile.Read(ref _inFlight) >= _options.MaxInFlightRequests;
                         before = buffer;
                     }
+
+                    // A chunk frame not all here yet: its header decides whether to read on, not its last byte, so a
+                    // transfer that must wait holds a read's worth here, not a whole chunk.
+                    if (!full && buffer.Length > 5 && _buffers is StreamingChannel waiting
+                        && buffer.Slice(4, 1).FirstSpan[0] == (byte)FrameKind.BufferChunk && !waiting.MayReadOn(buffer.Slice(5), buffer.Length - 5))
+                    {
+                        admitted = waiting.WhenAdmissibleAsync();
+                        full = true;
+                    }
                 }
                 finally
                 {
