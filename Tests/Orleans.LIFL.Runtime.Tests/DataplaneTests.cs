@@ -116,6 +116,33 @@ public sealed class DataplaneTests
         Assert.True(made.Span.SequenceEqual(expected.Span));
     }
 
+    /// <summary>
+    /// The admission places a killed pool's processes left behind go when a silo maps its pool, even one that never
+    /// streams (its links are all on its node); the places of a pool that still exists stay.
+    /// </summary>
+    [Fact]
+    public async Task A_silo_removes_the_places_of_pools_that_are_gone()
+    {
+        var (gone, live) = (PoolName(), PoolName());
+        var orphan = $"/dev/shm/lifl.{gone}.incoming.place.0";
+        var kept = $"/dev/shm/lifl.{live}.incoming.place.0";
+        File.WriteAllBytes(orphan, []);
+        File.WriteAllBytes(kept, []);
+        using var existing = SharedBufferPool.Acquire(live, 1L << 24);
+        try
+        {
+            await using var cluster = await StartTcpClusterAsync(d => d.PoolName = PoolName(), silos: 1);
+            Assert.NotNull(cluster.Silos[0].Services.GetRequiredService<NodeDataplane>().Pool);
+            Assert.False(File.Exists(orphan));
+            Assert.True(File.Exists(kept));
+        }
+        finally
+        {
+            File.Delete(orphan);
+            File.Delete(kept);
+        }
+    }
+
     /// <summary>To a silo of another node the bytes are streamed into that node's pool, and results stream back.</summary>
     [Fact]
     public async Task To_another_node_the_bytes_are_streamed_into_its_pool()

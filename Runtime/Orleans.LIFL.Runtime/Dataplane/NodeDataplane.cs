@@ -178,9 +178,6 @@ internal sealed partial class NodeDataplane : INodeDataplane, IDisposable
         var limit = _options.MaxIncomingTransfers ?? Math.Max(2, Environment.ProcessorCount);
         try
         {
-            // The places of pools that are gone (their processes were killed) go first.
-            NodePlaces.RemoveOrphans(name => name.EndsWith(PlacesSuffix, StringComparison.Ordinal)
-                && !SharedBufferPool.Exists(name[..^PlacesSuffix.Length]));
             return new TransferAdmission(limit, new NodePlaces(PoolName + PlacesSuffix, limit));
         }
         catch (Exception error) when (error is DataplaneException or IOException or UnauthorizedAccessException)
@@ -202,6 +199,7 @@ internal sealed partial class NodeDataplane : INodeDataplane, IDisposable
             // Shared by the process's silos and clients: one of them stopping never unmaps what the others read.
             var pool = SharedBufferPool.Acquire(PoolName, _options.PoolCapacity);
             LogPoolOpened(_logger, PoolName, pool.Slot, pool.Capacity >> 20, NodeId);
+            RemoveOrphanedPlaces();
             _recovery = new Timer(_ => Recover(), null, _options.RecoveryPeriod, _options.RecoveryPeriod);
             return pool;
         }
@@ -209,6 +207,23 @@ internal sealed partial class NodeDataplane : INodeDataplane, IDisposable
         {
             LogPoolUnavailable(_logger, PoolName, error.Message);
             return null;
+        }
+    }
+
+    /// <summary>
+    /// Removes the admission places of pools that are gone (their processes were killed, or one still held a place
+    /// when the last closed): with every process that maps a pool, not only those that stream.
+    /// </summary>
+    private void RemoveOrphanedPlaces()
+    {
+        try
+        {
+            NodePlaces.RemoveOrphans(name => name.EndsWith(PlacesSuffix, StringComparison.Ordinal)
+                && !SharedBufferPool.Exists(name[..^PlacesSuffix.Length]));
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+        {
+            LogPlacesSweepFailed(_logger, error.Message);
         }
     }
 
@@ -251,4 +266,7 @@ internal sealed partial class NodeDataplane : INodeDataplane, IDisposable
 
     [LoggerMessage(EventId = 6007, Level = LogLevel.Warning, Message = "The limit of {Limit} incoming transfers holds for this process alone, not the node's: {Reason}")]
     private static partial void LogNodeAdmissionUnavailable(ILogger logger, int limit, string reason);
+
+    [LoggerMessage(EventId = 6008, Level = LogLevel.Warning, Message = "Removing the admission places of pools that are gone failed: {Reason}")]
+    private static partial void LogPlacesSweepFailed(ILogger logger, string reason);
 }
