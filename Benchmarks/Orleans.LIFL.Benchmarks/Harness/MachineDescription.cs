@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Reflection;
 using System.Runtime;
 using System.Runtime.InteropServices;
@@ -16,6 +17,10 @@ public static class MachineDescription
         ["architecture"] = RuntimeInformation.ProcessArchitecture.ToString(),
         ["dotnet"] = RuntimeInformation.FrameworkDescription,
         ["server_gc"] = GCSettings.IsServerGC,
+        // The lifl program's (this process's and the silos' it starts): what its gen0 may fill before a collection.
+        ["gc_gen0_max_budget_mb"] = GC.GetConfigurationVariables().TryGetValue("GCGen0MaxBudget", out var budget)
+            ? Convert.ToDouble(budget, CultureInfo.InvariantCulture) / (1 << 20)
+            : null,
         ["optimized_build"] = IsOptimized(typeof(MachineDescription).Assembly),
     };
 
