@@ -66,6 +66,44 @@ public sealed class MoeGrainTests
     }
 
     /// <summary>
+    /// The store keeps exactly the contiguous prefix it was sent, values and all, past its first growth: resent positions
+    /// are skipped, a gap ends the append (its answer says where to resume), a segment of the wrong width is refused.
+    /// </summary>
+    [Fact]
+    public async Task The_checkpoint_store_gives_back_the_prefix_it_committed()
+    {
+        await using var bed = await MoeTestBed.StartAsync();
+        var requestId = MoeTestBed.NewName("r");
+        var store = bed.Cluster.Client.GetGrain<IKvCheckpointStoreGrain>(requestId);
+        const int layers = 2, width = 3;
+        static KvSegment Segment(int position) => new(
+            position,
+            [.. Enumerable.Range(0, layers * width).Select(i => position + (i / 10f))],
+            [.. Enumerable.Range(0, layers * width).Select(i => -position - (i / 10f))],
+            position % 7 == 0 ? -1 : position % 256);
+
+        await store.Begin(new GenerationRequest { RequestId = requestId, Deployment = "d", Prompt = Prompt, MaxTokens = 200 }, layers, width);
+        Assert.Equal(2, await store.Append(requestId, [Segment(0), Segment(1), Segment(2)]));
+        Assert.Equal(3, await store.Append(requestId, [Segment(1), Segment(2), Segment(3), Segment(5)]));
+        Assert.Equal(149, await store.Append(requestId, [.. Enumerable.Range(4, 146).Select(Segment)]));
+        await Assert.ThrowsAsync<ArgumentException>(() => store.Append(requestId, [new KvSegment(150, new float[5], new float[6], 1)]));
+        await Assert.ThrowsAsync<KvCheckpointLostException>(() => store.Append("another-request", [Segment(0)]));
+
+        var checkpoint = await store.Restore(requestId);
+        Assert.Equal(150, checkpoint.Segments.Length);
+        foreach (var (expected, restored) in Enumerable.Range(0, 150).Select(Segment).Zip(checkpoint.Segments))
+        {
+            Assert.Equal((expected.Position, expected.Output), (restored.Position, restored.Output));
+            Assert.Equal(expected.Keys, restored.Keys);
+            Assert.Equal(expected.Values, restored.Values);
+        }
+
+        var status = await store.Status();
+        Assert.Equal((149, 150L * 2 * layers * width * sizeof(float)), (status.CommittedThrough, status.BytesStored));
+        Assert.Equal([2, 3, 149], status.Commits.Select(c => c.Through));
+    }
+
+    /// <summary>
     /// An expert silo killed mid-generation: the session replays its calls to the shadows and the output is still the
     /// failure-free one; the deployment promotes the shadows and loads new ones on the surviving silos.
     /// </summary>

@@ -37,8 +37,18 @@ public sealed class KvCheckpointStoreGrain : Grain, IKvCheckpointStoreGrain
     /// <summary>Commit records kept for <see cref="Status"/> (the newest ones).</summary>
     private const int CommitsKept = 4096;
 
-    private readonly List<KvSegment> _segments = [];
+    /// <summary>Positions stored before the store's arrays first grow.</summary>
+    private const int InitialPositions = 64;
+
     private readonly List<KvCommit> _commits = [];
+
+    // The committed positions' keys and values back to back (position-major, _width floats each), and their outputs:
+    // a few arrays per request however long it runs, not three objects per position for the GC to trace and promote on
+    // this silo, which also serves experts.
+    private float[] _keys = [];
+    private float[] _values = [];
+    private int[] _outputs = [];
+    private int _count;
     private GenerationRequest? _request;
     private int _width;
     private long _sequence;
@@ -61,8 +71,7 @@ public sealed class KvCheckpointStoreGrain : Grain, IKvCheckpointStoreGrain
 
         _request = request;
         _width = layers * modelDim;
-        _segments.Clear();
-        _bytes = 0;
+        Clear();
         return Task.CompletedTask;
     }
 
@@ -75,15 +84,15 @@ public sealed class KvCheckpointStoreGrain : Grain, IKvCheckpointStoreGrain
             throw new KvCheckpointLostException($"The checkpoint store of {GrainId.Key} holds no checkpoint of request {requestId}; begin it again.");
         }
 
-        var before = _segments.Count;
+        var before = _count;
         foreach (var segment in segments)
         {
-            if (segment.Position < _segments.Count)
+            if (segment.Position < _count)
             {
                 continue;
             }
 
-            if (segment.Position > _segments.Count)
+            if (segment.Position > _count)
             {
                 break;
             }
@@ -95,41 +104,74 @@ public sealed class KvCheckpointStoreGrain : Grain, IKvCheckpointStoreGrain
                     nameof(segments));
             }
 
-            _segments.Add(segment);
-            _bytes += 8L * _width;
+            Store(segment);
         }
 
-        if (_segments.Count > before)
+        if (_count > before)
         {
-            _commits.Add(new KvCommit(++_sequence, _segments.Count - 1, DateTime.UtcNow));
+            _commits.Add(new KvCommit(++_sequence, _count - 1, DateTime.UtcNow));
             if (_commits.Count > CommitsKept)
             {
                 _commits.RemoveRange(0, _commits.Count - CommitsKept);
             }
         }
 
-        return Task.FromResult(_segments.Count - 1);
+        return Task.FromResult(_count - 1);
     }
 
     public Task<KvCheckpoint> Restore(string requestId) =>
         Task.FromResult(_request?.RequestId == requestId
-            ? new KvCheckpoint(_request, [.. _segments], _commits.Count > 0 ? _commits[^1] : null)
+            ? new KvCheckpoint(_request, [.. Enumerable.Range(0, _count).Select(Segment)], _commits.Count > 0 ? _commits[^1] : null)
             : new KvCheckpoint(null, [], null));
 
     public Task<KvStoreStatus> Status() =>
-        Task.FromResult(new KvStoreStatus(GrainId.Key, GrainContext.Silo.ToString(), _segments.Count - 1, [.. _commits], _bytes));
+        Task.FromResult(new KvStoreStatus(GrainId.Key, GrainContext.Silo.ToString(), _count - 1, [.. _commits], _bytes));
 
     public Task Drop(string requestId)
     {
         if (_request?.RequestId == requestId)
         {
             _request = null;
-            _segments.Clear();
-            _bytes = 0;
+            Clear();
+            (_keys, _values, _outputs) = ([], [], []);
             DeactivateOnIdle();
         }
 
         return Task.CompletedTask;
+    }
+
+    /// <summary>Appends the next position (the caller checked that it is the next, and its widths).</summary>
+    private void Store(KvSegment segment)
+    {
+        if (_count == _outputs.Length)
+        {
+            // Doubling: each position is copied about once more, in all, however long the request runs.
+            var positions = Math.Max(InitialPositions, 2 * _outputs.Length);
+            Array.Resize(ref _keys, positions * _width);
+            Array.Resize(ref _values, positions * _width);
+            Array.Resize(ref _outputs, positions);
+        }
+
+        segment.Keys.CopyTo(_keys.AsSpan(_count * _width, _width));
+        segment.Values.CopyTo(_values.AsSpan(_count * _width, _width));
+        _outputs[_count] = segment.Output;
+        _count++;
+        _bytes += 8L * _width;
+    }
+
+    private KvSegment Segment(int position) =>
+        new(position, _keys.AsSpan(position * _width, _width).ToArray(), _values.AsSpan(position * _width, _width).ToArray(), _outputs[position]);
+
+    private void Clear()
+    {
+        if (_keys.Length != _outputs.Length * _width)
+        {
+            // Made for another width: they are made again at the next append.
+            (_keys, _values, _outputs) = ([], [], []);
+        }
+
+        _count = 0;
+        _bytes = 0;
     }
 }
 
