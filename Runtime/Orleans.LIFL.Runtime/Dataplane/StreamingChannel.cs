@@ -170,10 +170,10 @@ internal sealed class StreamingChannel(SharedBufferPool pool, TransferAdmission 
     public bool TryAdmit(ReadOnlySequence<byte> body) => MayReadOn(body, body.Length);
 
     /// <summary>
-    /// Whether the connection may read on into a chunk frame of whose body it holds <paramref name="held"/> bytes,
-    /// <paramref name="start"/> (all of it or the first bytes): not when the frame starts a new transfer that
-    /// has no place. Asked at the frame's first bytes, a transfer that must wait holds a read's worth of them instead
-    /// of the whole chunk, and the rest waits on TCP.
+    /// Whether the connection may read on into a chunk frame whose body begins with <paramref name="start"/> (all of
+    /// it, or the <paramref name="held"/> bytes read so far): not when the frame starts a new transfer that has no
+    /// place. Asked at the frame's first bytes, a transfer that must wait holds a read's worth of them instead of the
+    /// whole chunk, and the rest waits on TCP.
     /// </summary>
     public bool MayReadOn(ReadOnlySequence<byte> start, long held)
     {
