@@ -30,6 +30,9 @@ public sealed class MoeFailoverBenchmark : IBenchmark
     /// <summary>Gaps ending this long after a kill count toward its stall (with the gap that spans it).</summary>
     private static readonly TimeSpan StallWindow = TimeSpan.FromSeconds(1);
 
+    /// <summary>How long the clients' one-way reports of their waits may take to reach the deployment.</summary>
+    private static readonly TimeSpan ResumeReportPatience = TimeSpan.FromSeconds(5);
+
     private static readonly string[] PromptTexts = ["Once upon a time ", "The expert said ", "In the cluster, ", "Failures happen; "];
 
     public string Name => "moe-failover";
@@ -67,6 +70,22 @@ public sealed class MoeFailoverBenchmark : IBenchmark
             var ours = await run.MeasureAsync(RecoveryMode.Reroute, steadyTokens, failureTokens, killAfter, reps);
             var baseline = await run.MeasureAsync(RecoveryMode.Restart, steadyTokens, failureTokens, killAfter, reps: 0);
             var overhead = ours.CheckpointOverheadPct!.Value;
+            var extras = new Dictionary<string, object>
+            {
+                ["checkpoint_overhead_standard_error_pct"] = Math.Round(ours.CheckpointOverheadStandardErrorPct ?? 0, 2),
+                ["tokens_per_second_without_checkpointing"] = Math.Round(ours.TokensPerSecondWithoutCheckpoints!.Value, 1),
+                ["tbt_after_expert_failure_p50_ms"] = Math.Round(ours.TbtAfterExpertFailureP50Ms, 3),
+                ["tbt_after_expert_failure_p99_ms"] = Math.Round(ours.TbtAfterExpertFailureP99Ms, 3),
+                ["outputs_identical"] = ours.Identical && baseline.Identical,
+            };
+            foreach (var (key, resume) in new[] { ("session_resume_ms", ours.SessionResume), ("baseline_session_resume_ms", baseline.SessionResume) })
+            {
+                if (resume is not null)
+                {
+                    extras[key] = ResumeJson(resume);
+                }
+            }
+
             return new BenchmarkReport
             {
                 Benchmark = Name,
@@ -91,14 +110,7 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                     new BenchmarkFigure("checkpoint_overhead_pct", "checkpoint_overhead", "tokens/s lost to KV checkpointing", "%",
                         overhead, null, BenchmarkTarget.AtMost(CheckpointOverheadTarget), LowerIsBetter: true),
                 ],
-                Extras = new Dictionary<string, object>
-                {
-                    ["checkpoint_overhead_standard_error_pct"] = Math.Round(ours.CheckpointOverheadStandardErrorPct ?? 0, 2),
-                    ["tokens_per_second_without_checkpointing"] = Math.Round(ours.TokensPerSecondWithoutCheckpoints!.Value, 1),
-                    ["tbt_after_expert_failure_p50_ms"] = Math.Round(ours.TbtAfterExpertFailureP50Ms, 3),
-                    ["tbt_after_expert_failure_p99_ms"] = Math.Round(ours.TbtAfterExpertFailureP99Ms, 3),
-                    ["outputs_identical"] = ours.Identical && baseline.Identical,
-                },
+                Extras = extras,
                 Notes =
                 [
                     $"model: {config.Layers} layers, d_model {config.ModelDim}, {config.Heads} heads, {config.Experts} experts of d_ff {config.FeedForwardDim} (top-{config.TopK}), weights read from a safetensors file; {Sessions} concurrent greedy generations of {failureTokens} tokens ({steadyTokens} when nothing fails).",
@@ -135,7 +147,22 @@ public sealed class MoeFailoverBenchmark : IBenchmark
 
         /// <summary>The same around the session silo's kill.</summary>
         public List<double[]> SessionFailureGapsMs { get; init; } = [];
+
+        /// <summary>Where the longest client wait across the session silo's kill went, as the deployment's telemetry has it.</summary>
+        public SessionResume? SessionResume { get; init; }
     }
+
+    /// <summary>A client wait's phases for the JSON (ms, and what was restored and decoded again).</summary>
+    private static Dictionary<string, object> ResumeJson(SessionResume resume) => new()
+    {
+        ["gap"] = Math.Round(resume.GapMs, 2),
+        ["noticed"] = Math.Round(resume.NoticedMs, 2),
+        ["reopen"] = Math.Round(resume.ReopenMs, 2),
+        ["session_open"] = Math.Round(resume.SessionOpenMs, 2),
+        ["first_token"] = Math.Round(resume.FirstTokenMs, 2),
+        ["restored_positions"] = resume.RestoredPositions,
+        ["recomputed_tokens"] = resume.RecomputedTokens,
+    };
 
     private static double StandardError(IReadOnlyList<double> values)
     {
@@ -209,6 +236,12 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                 identical &= Check(sessionRun, $"{name}: session failure");
                 var sessionStall = sessionRun.StallAfter(sessionKilledAt, StallWindow);
                 progress.Report($"{name}: session failure stall {sessionStall:0.0} ms");
+                var resume = await ResumeAsync(deployerClient.Client.GetGrain<IMoeDeploymentGrain>(sessionDeployment), silos[0].SiloAddress);
+                if (resume is not null)
+                {
+                    progress.Report(
+                        $"{name}: the deployment's longest client wait across it, {resume.GapMs:0.0} ms = noticed {resume.NoticedMs:0.0} + reopen {resume.ReopenMs:0.0} (the new session's open {resume.SessionOpenMs:0.0}) + first token {resume.FirstTokenMs:0.0}; {resume.RestoredPositions} positions restored, {resume.RecomputedTokens} tokens decoded again");
+                }
 
                 return new ModeResult(
                     expertStall,
@@ -225,11 +258,37 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                 {
                     ExpertFailureGapsMs = expertRun.GapsAround(expertKilledAt, StallWindow),
                     SessionFailureGapsMs = sessionRun.GapsAround(sessionKilledAt, StallWindow),
+                    SessionResume = resume,
                 };
             }
             finally
             {
                 await Task.WhenAll(silos.Select(s => s.DisposeAsync().AsTask()));
+            }
+        }
+
+        /// <summary>
+        /// The phases of the longest client wait the deployment's telemetry puts on the loss of <paramref name="silo"/>:
+        /// clients report them one-way once their first token after the move arrived, so they may still be on the way.
+        /// </summary>
+        private async Task<SessionResume?> ResumeAsync(IMoeDeploymentGrain deployment, string silo)
+        {
+            var patience = Stopwatch.StartNew();
+            while (true)
+            {
+                var telemetry = await deployment.Telemetry().WaitAsync(PhasePatience, cancellationToken);
+                if (telemetry.Stalls.FirstOrDefault(s => s.Silo == silo && s.Resume is not null)?.Resume is { } resume)
+                {
+                    return resume;
+                }
+
+                if (patience.Elapsed > ResumeReportPatience)
+                {
+                    progress.Report($"no client wait with its phases reached the deployment within {ResumeReportPatience.TotalSeconds:0} s of the session failure");
+                    return null;
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(50), cancellationToken);
             }
         }
 

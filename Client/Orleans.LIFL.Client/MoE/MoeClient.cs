@@ -94,6 +94,7 @@ public sealed class MoeClient(IClusterClient client)
         incarnation = InferenceSessions.Parse(opened.Session).Incarnation;
         var next = 0;
         long lastArrival = 0;
+        long noticed = 0, reopened = 0;
         var resumed = false;
         while (next < request.MaxTokens)
         {
@@ -114,6 +115,7 @@ public sealed class MoeClient(IClusterClient client)
 
             if (batch is null || batch.Aborted)
             {
+                noticed = Stopwatch.GetTimestamp();
                 // Tarragon: resume elsewhere from the checkpoint. The baseline: wait for the restart, then prefill again.
                 var restore = opened.Recovery == RecoveryMode.Reroute;
                 if (!restore)
@@ -127,6 +129,7 @@ public sealed class MoeClient(IClusterClient client)
 
                 (session, opened) = await OpenAsync(request, incarnation + 1, restore, options, cancellationToken).ConfigureAwait(false);
                 incarnation = InferenceSessions.Parse(opened.Session).Incarnation;
+                reopened = Stopwatch.GetTimestamp();
                 resumed = true;
                 continue;
             }
@@ -135,8 +138,18 @@ public sealed class MoeClient(IClusterClient client)
             {
                 if (resumed && lastArrival != 0)
                 {
-                    // What this client waited across the failure: the deployment charts it as the failure's stall.
-                    _ = Deployment(deployment).ReportResumeGap(opened.Session, Stopwatch.GetElapsedTime(lastArrival).TotalMilliseconds);
+                    // What this client waited across the failure, and where it went: the deployment charts it as the
+                    // failure's stall. (Several incarnations may have been tried: the phases run from the last loss.)
+                    var arrived = Stopwatch.GetTimestamp();
+                    _ = Deployment(deployment).ReportResume(new SessionResume(
+                        opened.Session,
+                        Stopwatch.GetElapsedTime(lastArrival, arrived).TotalMilliseconds,
+                        Stopwatch.GetElapsedTime(lastArrival, noticed).TotalMilliseconds,
+                        Stopwatch.GetElapsedTime(noticed, reopened).TotalMilliseconds,
+                        Math.Min(opened.RestoreTime.TotalMilliseconds, Stopwatch.GetElapsedTime(noticed, reopened).TotalMilliseconds),
+                        Stopwatch.GetElapsedTime(reopened, arrived).TotalMilliseconds,
+                        opened.RestoredPositions,
+                        Math.Max(0, next - opened.RestoredTokens)));
                 }
 
                 (lastArrival, resumed) = (Stopwatch.GetTimestamp(), false);

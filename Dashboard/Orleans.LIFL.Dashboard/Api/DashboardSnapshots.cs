@@ -60,10 +60,12 @@ public sealed record ExpertSiloView(string Silo, string Status, int Primaries, i
 
 /// <summary>
 /// A failure the deployment handled; <paramref name="RecoveryMs"/> is from the report to the table (or restart) being
-/// ready, <paramref name="StallMs"/> the longest gap between tokens around it (as sessions and clients saw it).
+/// ready, <paramref name="StallMs"/> the longest gap between tokens around it (as sessions and clients saw it), and
+/// <paramref name="Resume"/> its phases when it was a client's wait for the request's next incarnation.
 /// </summary>
 public sealed record MoeFailureView(
-    DateTime AtUtc, string Silo, string Kind, string Detail, int PromotedExperts, int NewShadows, double RecoveryMs, int Epoch, double? StallMs);
+    DateTime AtUtc, string Silo, string Kind, string Detail, int PromotedExperts, int NewShadows, double RecoveryMs, int Epoch, double? StallMs,
+    SessionResume? Resume);
 
 /// <summary>One second of a deployment's decoding: <paramref name="T"/> is its start in Unix seconds.</summary>
 public sealed record MoeSecondView(long T, int TokensPerSecond, double TbtP50Ms, double TbtP99Ms, double TbtMaxMs);
@@ -258,7 +260,7 @@ public sealed class DashboardSnapshots(
                 Math.Round(status.LoadTime.TotalMilliseconds, 1), perSilo,
                 [.. status.Events.Select(e => new MoeFailureView(
                     e.AtUtc, e.Silo, e.Kind, e.Detail, e.PromotedExperts, e.NewShadows, Math.Round(e.RecoveryTime.TotalMilliseconds, 1), e.Epoch,
-                    telemetry.Stalls.FirstOrDefault(s => s.Describes(e))?.StallMs))],
+                    telemetry.Stalls.FirstOrDefault(s => s.Describes(e))?.StallMs, telemetry.Stalls.FirstOrDefault(s => s.Describes(e))?.Resume))],
                 telemetry.Sessions,
                 [.. telemetry.Series.Select(s => new MoeSecondView(s.Second, s.Tokens, s.TbtP50Ms, s.TbtP99Ms, s.MaxGapMs))]);
         });

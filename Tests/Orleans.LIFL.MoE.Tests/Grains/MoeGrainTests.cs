@@ -182,9 +182,19 @@ public sealed class MoeGrainTests
         var session = telemetry.Sessions.Single(s => s.RequestId == requestId);
         Assert.Equal(tokens[^1].Incarnation, session.Incarnation);
         Assert.Equal(120, session.Tokens);
-        var stall = telemetry.Stalls.First(s => s.Silo == killed.Address.ToString() && s.StallMs is not null).StallMs;
+        var described = telemetry.Stalls.First(s => s.Silo == killed.Address.ToString() && s.StallMs is not null);
+        var stall = described.StallMs;
         Assert.True(session.MaxGapMs >= stall, $"the request's longest gap {session.MaxGapMs} ms is shorter than the stall {stall} ms");
         Assert.Contains(status.Events, e => e.Silo == killed.Address.ToString());
+
+        // That stall is the client's wait, with its phases: they add up to it, and the new incarnation read the checkpoint.
+        var resume = described.Resume;
+        Assert.NotNull(resume);
+        Assert.Equal(InferenceSessions.Key(requestId, tokens[^1].Incarnation), resume.Session);
+        Assert.Equal(resume.GapMs, resume.NoticedMs + resume.ReopenMs + resume.FirstTokenMs, 3);
+        Assert.InRange(resume.SessionOpenMs, 0, resume.ReopenMs);
+        Assert.True(resume.RestoredPositions > Prompt.Length, $"the new incarnation restored {resume.RestoredPositions} positions");
+        Assert.InRange(resume.RecomputedTokens, 0, 30);
     }
 
     /// <summary>

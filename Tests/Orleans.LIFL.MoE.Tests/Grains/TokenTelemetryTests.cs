@@ -71,13 +71,15 @@ public sealed class TokenTelemetryTests
         var second = Start.ToUnixTimeSeconds();
         telemetry.Record(Report("a#0", second, 4, [10, 70, 10], total: 4, maxGapEnd: Start.AddMilliseconds(300)));
         time.Advance(TimeSpan.FromSeconds(10));
-        telemetry.RecordResume("b#1", 140);
+        var resume = new SessionResume("b#1", 140, 30, 90, 12, 20, 57, 2);
+        telemetry.RecordResume(resume);
         var expertFailure = new MoeFailureEvent(Start.AddMilliseconds(320).UtcDateTime, "silo-x", "expert-silo", "", 8, 8, TimeSpan.FromMilliseconds(20), 0);
         var sessionFailure = new MoeFailureEvent(time.GetUtcNow().UtcDateTime.AddMilliseconds(-100), "silo-y", "session-silo", "", 0, 0, TimeSpan.Zero, 0);
         var quiet = new MoeFailureEvent(Start.AddMinutes(5).UtcDateTime, "silo-z", "false-alarm", "", 0, 0, TimeSpan.Zero, 0);
 
         var stalls = telemetry.Snapshot([expertFailure, sessionFailure, quiet]).Stalls;
         Assert.Equal([70.0, 140.0, null], stalls.Select(s => s.StallMs));
+        Assert.Equal([null, resume, null], stalls.Select(s => s.Resume)); // only a client's wait has phases
         Assert.True(stalls[1].Describes(sessionFailure));
         Assert.False(stalls[1].Describes(expertFailure));
     }
@@ -87,8 +89,10 @@ public sealed class TokenTelemetryTests
     {
         var telemetry = new TokenTelemetry(new FakeTimeProvider(Start));
         Assert.Contains("not a session key", Assert.Throws<ArgumentException>(() => telemetry.Record(Report("no-incarnation", 0, 1, [], total: 1))).Message, StringComparison.Ordinal);
-        Assert.Throws<ArgumentOutOfRangeException>(() => telemetry.RecordResume("a#1", double.NaN));
-        Assert.Throws<ArgumentOutOfRangeException>(() => telemetry.RecordResume("a#1", double.PositiveInfinity));
+        Assert.Contains("gap time is NaN ms", Assert.Throws<ArgumentException>(() => telemetry.RecordResume(new SessionResume("a#1", double.NaN, 0, 0, 0, 0, 0, 0))).Message, StringComparison.Ordinal);
+        Assert.Contains("first token time is Infinity ms", Assert.Throws<ArgumentException>(() => telemetry.RecordResume(new SessionResume("a#1", 5, 0, 0, 0, double.PositiveInfinity, 0, 0))).Message, StringComparison.Ordinal);
+        Assert.Contains("exceed its gap", Assert.Throws<ArgumentException>(() => telemetry.RecordResume(new SessionResume("a#1", 50, 30, 30, 10, 10, 0, 0))).Message, StringComparison.Ordinal);
+        Assert.Contains("session open (40 ms) exceeds its reopen (20 ms)", Assert.Throws<ArgumentException>(() => telemetry.RecordResume(new SessionResume("a#1", 50, 20, 20, 40, 10, 0, 0))).Message, StringComparison.Ordinal);
         Assert.Contains("gap 1 is NaN ms", Assert.Throws<ArgumentException>(() => telemetry.Record(Report("a#0", 0, 3, [1f, float.NaN], total: 3))).Message, StringComparison.Ordinal);
         Assert.Contains("2 tokens, 3 gaps", Assert.Throws<ArgumentException>(() => telemetry.Record(Report("a#0", 0, 2, [1f, 1f, 1f], total: 2))).Message, StringComparison.Ordinal);
         Assert.Throws<ArgumentException>(() => telemetry.Record(Report("a#0", 0, 1, null!, total: 1)));

@@ -54,10 +54,10 @@ public interface IMoeDeploymentGrain : IGrainWithStringKey
     [OneWay]
     Task ReportTokens(SessionTokenReport report);
 
-    /// <summary>A client waited <paramref name="gapMs"/> between two tokens while its request moved to <paramref name="session"/> (a new incarnation).</summary>
+    /// <summary>A client's request moved to a new incarnation: what it waited between two tokens, and where that went.</summary>
     [AlwaysInterleave]
     [OneWay]
-    Task ReportResumeGap(string session, double gapMs);
+    Task ReportResume(SessionResume resume);
 
     /// <summary>Recent requests, tokens and time between tokens second by second, and each failure event's stall.</summary>
     [AlwaysInterleave]
@@ -245,11 +245,11 @@ public sealed partial class MoeDeploymentGrain(
         return Task.CompletedTask;
     }
 
-    public Task ReportResumeGap(string session, double gapMs)
+    public Task ReportResume(SessionResume resume)
     {
         try
         {
-            _telemetry.RecordResume(session, gapMs);
+            _telemetry.RecordResume(resume);
         }
         catch (ArgumentException error)
         {

@@ -23,7 +23,7 @@ public sealed class TokenTelemetry(TimeProvider time, int keepSeconds = 300, int
 
     private readonly Dictionary<string, Request> _requests = new(StringComparer.Ordinal);
     private readonly SortedDictionary<long, Second> _seconds = [];
-    private readonly List<(DateTime End, double GapMs)> _resumeGaps = [];
+    private readonly List<(DateTime End, SessionResume Resume)> _resumes = [];
 
     /// <summary>Takes one session's report; a report of an incarnation older than the request's newest is ignored.</summary>
     public void Record(SessionTokenReport report)
@@ -63,20 +63,22 @@ public sealed class TokenTelemetry(TimeProvider time, int keepSeconds = 300, int
         }
     }
 
-    /// <summary>A client waited <paramref name="gapMs"/> between two tokens because its request moved to incarnation <paramref name="session"/>.</summary>
-    public void RecordResume(string session, double gapMs)
+    /// <summary>A client waited <see cref="SessionResume.GapMs"/> between two tokens because its request moved to a new incarnation.</summary>
+    public void RecordResume(SessionResume resume)
     {
-        var (requestId, incarnation) = InferenceSessions.Parse(session);
-        if (!double.IsFinite(gapMs) || gapMs < 0)
+        ArgumentNullException.ThrowIfNull(resume);
+        var (requestId, incarnation) = InferenceSessions.Parse(resume.Session);
+        if (resume.Problem() is { } problem)
         {
-            throw new ArgumentOutOfRangeException(nameof(gapMs), gapMs, "a gap between tokens is a non-negative number of milliseconds");
+            throw new ArgumentException($"The resume of {resume.Session} is inconsistent: {problem}.", nameof(resume));
         }
 
+        var gapMs = resume.GapMs;
         var now = time.GetUtcNow().UtcDateTime;
-        _resumeGaps.Add((now, gapMs));
-        if (_resumeGaps.Count > keepRequests)
+        _resumes.Add((now, resume));
+        if (_resumes.Count > keepRequests)
         {
-            _resumeGaps.RemoveAt(0);
+            _resumes.RemoveAt(0);
         }
 
         // The old incarnation may have died before its first report: the request is known from here then.
@@ -101,22 +103,28 @@ public sealed class TokenTelemetry(TimeProvider time, int keepSeconds = 300, int
         ArgumentNullException.ThrowIfNull(events);
         var sessions = _requests.Values.OrderByDescending(r => r.Opened).Select(r => r.View()).ToArray();
         var series = _seconds.Select(s => s.Value.View(s.Key)).ToArray();
-        return new MoeTelemetry(sessions, series, [.. events.Select(e => new MoeEventStall(e.AtUtc, e.Silo, e.Kind, StallAround(e)))]);
+        return new MoeTelemetry(sessions, series, [.. events.Select(StallAround)]);
     }
 
     /// <summary>
     /// The longest gap between tokens (a session's or a client's) overlapping the failure: from <see cref="StallLead"/>
-    /// before it was reported (its time less its recovery time) to <see cref="StallLag"/> after it was handled.
+    /// before it was reported (its time less its recovery time) to <see cref="StallLag"/> after it was handled; with its
+    /// phases when it was a client's wait for a new incarnation.
     /// </summary>
-    private double? StallAround(MoeFailureEvent failure)
+    private MoeEventStall StallAround(MoeFailureEvent failure)
     {
         var from = failure.AtUtc - failure.RecoveryTime - StallLead;
         var until = failure.AtUtc + StallLag;
         bool Overlaps(DateTime end, double gapMs) => end >= from && end.AddMilliseconds(-gapMs) <= until;
-        var gaps = _seconds.Values.Where(s => s.MaxGapMs > 0 && Overlaps(s.MaxGapEnd, s.MaxGapMs)).Select(s => s.MaxGapMs)
-            .Concat(_resumeGaps.Where(g => Overlaps(g.End, g.GapMs)).Select(g => g.GapMs))
-            .ToList();
-        return gaps.Count > 0 ? Math.Round(gaps.Max(), 1) : null;
+        var gaps = _seconds.Values.Where(s => s.MaxGapMs > 0 && Overlaps(s.MaxGapEnd, s.MaxGapMs)).Select(s => s.MaxGapMs).ToList();
+        var resume = _resumes.Where(r => Overlaps(r.End, r.Resume.GapMs)).Select(r => r.Resume).MaxBy(r => r.GapMs);
+        if (resume is not null)
+        {
+            gaps.Add(resume.GapMs);
+        }
+
+        double? stall = gaps.Count > 0 ? Math.Round(gaps.Max(), 1) : null;
+        return new MoeEventStall(failure.AtUtc, failure.Silo, failure.Kind, stall, resume is not null && Math.Round(resume.GapMs, 1) == stall ? resume : null);
     }
 
     private Request RequestOf(string requestId, DateTime opened)

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Orleans.LIFL.Serialization;
 
 namespace Orleans.LIFL.Grains.MoE;
@@ -67,14 +68,60 @@ public sealed record MoeTelemetry(
     [property: Id(1)] MoeSecond[] Series,
     [property: Id(2)] MoeEventStall[] Stalls);
 
-/// <summary>The failure event at <paramref name="AtUtc"/> (of <paramref name="Kind"/>, for <paramref name="Silo"/>) and the longest gap between tokens around it; null when no token gap is known near it.</summary>
+/// <summary>
+/// The failure event at <paramref name="AtUtc"/> (of <paramref name="Kind"/>, for <paramref name="Silo"/>) and the longest
+/// gap between tokens around it; null when no token gap is known near it. <paramref name="Resume"/>: where that gap went,
+/// when it was a client's wait for its request's next incarnation.
+/// </summary>
 [GenerateSerializer]
 [Immutable]
 public sealed record MoeEventStall(
     [property: Id(0)] DateTime AtUtc,
     [property: Id(1)] string Silo,
     [property: Id(2)] string Kind,
-    [property: Id(3)] double? StallMs)
+    [property: Id(3)] double? StallMs,
+    [property: Id(4)] SessionResume? Resume = null)
 {
     public bool Describes(MoeFailureEvent failure) => failure is not null && failure.AtUtc == AtUtc && failure.Silo == Silo && failure.Kind == Kind;
+}
+
+/// <summary>
+/// How a request moved to its next incarnation, as its client timed it: the whole gap between the last token before and
+/// the first after, in phases. <see cref="NoticedMs"/>: the last token to the client giving the old incarnation up (its
+/// connection failed, or it stayed silent past the client's patience); <see cref="ReopenMs"/>: from there to the new
+/// incarnation answering Open (another gateway, the directory, the activation; the restart, in baseline mode), of which
+/// <see cref="SessionOpenMs"/> inside the new incarnation's Open (attaching to the deployment, reading the checkpoint);
+/// <see cref="FirstTokenMs"/>: from there to its first new token. <see cref="RecomputedTokens"/>: tokens the client
+/// already had that the new incarnation decoded again (those the checkpoint had not committed).
+/// </summary>
+[GenerateSerializer]
+[Immutable]
+public sealed record SessionResume(
+    [property: Id(0)] string Session,
+    [property: Id(1)] double GapMs,
+    [property: Id(2)] double NoticedMs,
+    [property: Id(3)] double ReopenMs,
+    [property: Id(4)] double SessionOpenMs,
+    [property: Id(5)] double FirstTokenMs,
+    [property: Id(6)] int RestoredPositions,
+    [property: Id(7)] int RecomputedTokens)
+{
+    /// <summary>What is wrong with the figures (a phase negative or not a number, or longer than the gap), or null.</summary>
+    public string? Problem()
+    {
+        var phases = new[] { ("gap", GapMs), ("noticed", NoticedMs), ("reopen", ReopenMs), ("session open", SessionOpenMs), ("first token", FirstTokenMs) };
+        foreach (var (name, ms) in phases)
+        {
+            if (!double.IsFinite(ms) || ms < 0)
+            {
+                return $"its {name} time is {ms.ToString(CultureInfo.InvariantCulture)} ms; a time is a non-negative number of milliseconds";
+            }
+        }
+
+        // The phases are timed apart, a few microseconds each way: a sum over the gap by more than that is wrong.
+        return NoticedMs + ReopenMs + FirstTokenMs > GapMs + 1 ? $"its phases ({NoticedMs} + {ReopenMs} + {FirstTokenMs} ms) exceed its gap ({GapMs} ms)"
+            : SessionOpenMs > ReopenMs + 1 ? $"its session open ({SessionOpenMs} ms) exceeds its reopen ({ReopenMs} ms)"
+            : RestoredPositions < 0 || RecomputedTokens < 0 ? $"it restored {RestoredPositions} positions and recomputed {RecomputedTokens} tokens"
+            : null;
+    }
 }
