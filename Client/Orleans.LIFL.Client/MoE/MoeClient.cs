@@ -141,12 +141,13 @@ public sealed class MoeClient(IClusterClient client)
                     // What this client waited across the failure, and where it went: the deployment charts it as the
                     // failure's stall. (Several incarnations may have been tried: the phases run from the last loss.)
                     var arrived = Stopwatch.GetTimestamp();
+                    var reopenMs = Stopwatch.GetElapsedTime(noticed, reopened).TotalMilliseconds;
                     _ = Deployment(deployment).ReportResume(new SessionResume(
                         opened.Session,
                         Stopwatch.GetElapsedTime(lastArrival, arrived).TotalMilliseconds,
                         Stopwatch.GetElapsedTime(lastArrival, noticed).TotalMilliseconds,
-                        Stopwatch.GetElapsedTime(noticed, reopened).TotalMilliseconds,
-                        Math.Min(opened.RestoreTime.TotalMilliseconds, Stopwatch.GetElapsedTime(noticed, reopened).TotalMilliseconds),
+                        reopenMs,
+                        Math.Min(opened.RestoreTime.TotalMilliseconds, reopenMs),
                         Stopwatch.GetElapsedTime(reopened, arrived).TotalMilliseconds,
                         opened.RestoredPositions,
                         Math.Max(0, next - opened.RestoredTokens)));
