@@ -258,9 +258,9 @@ public sealed class DashboardSnapshots(
             return (object)new MoeDeploymentView(
                 status.Deployment, status.Phase.ToString().ToLowerInvariant(), status.Epoch, status.Routes?.Version ?? 0, status.Sessions,
                 Math.Round(status.LoadTime.TotalMilliseconds, 1), perSilo,
-                [.. status.Events.Select(e => new MoeFailureView(
-                    e.AtUtc, e.Silo, e.Kind, e.Detail, e.PromotedExperts, e.NewShadows, Math.Round(e.RecoveryTime.TotalMilliseconds, 1), e.Epoch,
-                    telemetry.Stalls.FirstOrDefault(s => s.Describes(e))?.StallMs, telemetry.Stalls.FirstOrDefault(s => s.Describes(e))?.Resume))],
+                [.. status.Events.Select(e => (Event: e, Stall: telemetry.Stalls.FirstOrDefault(s => s.Describes(e)))).Select(p => new MoeFailureView(
+                    p.Event.AtUtc, p.Event.Silo, p.Event.Kind, p.Event.Detail, p.Event.PromotedExperts, p.Event.NewShadows,
+                    Math.Round(p.Event.RecoveryTime.TotalMilliseconds, 1), p.Event.Epoch, p.Stall?.StallMs, p.Stall?.Resume))],
                 telemetry.Sessions,
                 [.. telemetry.Series.Select(s => new MoeSecondView(s.Second, s.Tokens, s.TbtP50Ms, s.TbtP99Ms, s.MaxGapMs))]);
         });
