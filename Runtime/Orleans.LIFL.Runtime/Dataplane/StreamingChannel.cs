@@ -31,7 +31,7 @@ internal sealed class StreamingChannel(SharedBufferPool pool, TransferAdmission 
 
     // Touched by the connection's read loop only.
     private readonly Dictionary<ulong, Incoming> _incoming = [];
-    private ulong? _admitted; // a transfer admitted by TryAdmit whose first chunk is being taken
+    private ulong? _admitted; // a transfer admitted by MayReadOn whose first chunk is being taken
     private int _named; // held places of the transfers the message being read names
 
     /// <summary>Whether a received transfer keeps its admission place until the call carrying it is answered.</summary>
@@ -164,25 +164,19 @@ internal sealed class StreamingChannel(SharedBufferPool pool, TransferAdmission 
     }
 
     /// <summary>
-    /// Whether the chunk frame may be taken now: a chunk that starts a new transfer needs a place among the process's
-    /// incoming transfers (see <see cref="TransferAdmission"/>); the others always may.
+    /// Whether the connection may read on into (or take) the chunk frame whose body is, or begins with,
+    /// <paramref name="body"/>: a chunk that starts a new transfer needs a place among the process's incoming transfers
+    /// (see <see cref="TransferAdmission"/>); the others always may. Asked at the frame's first bytes, a transfer that
+    /// must wait holds a read's worth of them instead of the whole chunk, and the rest waits on TCP.
     /// </summary>
-    public bool TryAdmit(ReadOnlySequence<byte> body) => MayReadOn(body, body.Length);
-
-    /// <summary>
-    /// Whether the connection may read on into a chunk frame whose body begins with <paramref name="start"/> (all of
-    /// it, or the <paramref name="held"/> bytes read so far): not when the frame starts a new transfer that has no
-    /// place. Asked at the frame's first bytes, a transfer that must wait holds a read's worth of them instead of the
-    /// whole chunk, and the rest waits on TCP.
-    /// </summary>
-    public bool MayReadOn(ReadOnlySequence<byte> start, long held)
+    public bool MayReadOn(ReadOnlySequence<byte> body)
     {
-        if (Admit(start) != Admission.Wait)
+        if (Admit(body) != Admission.Wait)
         {
             return true;
         }
 
-        admission.Waited(held);
+        admission.Waited(body.Length);
         return false;
     }
 

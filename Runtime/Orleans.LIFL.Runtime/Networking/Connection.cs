@@ -487,31 +487,24 @@ internal sealed partial class Connection : IResponseSink
                 var dispatched = false;
                 try
                 {
-                    var before = buffer;
-                    while (!full && FrameReader.TryRead(ref buffer, _options.MaxFrameBytes, out var frame))
+                    while (!full)
                     {
-                        if (frame.FirstSpan[0] == (byte)FrameKind.BufferChunk && _buffers is StreamingChannel streaming && !streaming.TryAdmit(frame.Slice(1)))
+                        if (WaitForAdmission(buffer) is { } room)
                         {
                             // No room for another incoming transfer: this frame waits, unread, and so does the peer.
-                            buffer = before;
-                            admitted = streaming.WhenAdmissibleAsync();
+                            admitted = room;
                             full = true;
+                            break;
+                        }
+
+                        if (!FrameReader.TryRead(ref buffer, _options.MaxFrameBytes, out var frame))
+                        {
                             break;
                         }
 
                         Dispatch(frame);
                         dispatched = true;
                         full = Volatile.Read(ref _inFlight) >= _options.MaxInFlightRequests;
-                        before = buffer;
-                    }
-
-                    // A chunk frame not all here yet: its header decides whether to read on, not its last byte, so a
-                    // transfer that must wait holds a read's worth here, not a whole chunk.
-                    if (!full && buffer.Length > 5 && _buffers is StreamingChannel waiting
-                        && buffer.Slice(4, 1).FirstSpan[0] == (byte)FrameKind.BufferChunk && !waiting.MayReadOn(buffer.Slice(5), buffer.Length - 5))
-                    {
-                        admitted = waiting.WhenAdmissibleAsync();
-                        full = true;
                     }
                 }
                 finally
@@ -558,6 +551,28 @@ internal sealed partial class Connection : IResponseSink
         {
             return error;
         }
+    }
+
+    /// <summary>
+    /// For a chunk frame at the front of <paramref name="buffer"/> (all of it, or only its start) that begins a transfer
+    /// with no admission place: a task that completes when there may be room; otherwise null. Its header decides, not its
+    /// last byte, so a transfer that must wait holds a read's worth here, not a whole chunk.
+    /// </summary>
+    private Task? WaitForAdmission(in ReadOnlySequence<byte> buffer)
+    {
+        if (buffer.Length <= 5 || _buffers is not StreamingChannel streaming || buffer.Slice(4, 1).FirstSpan[0] != (byte)FrameKind.BufferChunk)
+        {
+            return null;
+        }
+
+        // A bad length is FrameReader's to refuse.
+        var length = FrameReader.ReadLength(buffer);
+        if (length < 1 || length > _options.MaxFrameBytes)
+        {
+            return null;
+        }
+
+        return streaming.MayReadOn(buffer.Slice(5, Math.Min(buffer.Length - 5, length - 1))) ? null : streaming.WhenAdmissibleAsync();
     }
 
     private void Dispatch(in ReadOnlySequence<byte> frame)
