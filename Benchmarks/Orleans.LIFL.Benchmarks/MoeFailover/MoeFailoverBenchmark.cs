@@ -78,12 +78,14 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                 ["tbt_after_expert_failure_p99_ms"] = Math.Round(ours.TbtAfterExpertFailureP99Ms, 3),
                 ["outputs_identical"] = ours.Identical && baseline.Identical,
             };
-            foreach (var (key, resume) in new[] { ("session_resume_ms", ours.SessionResume), ("baseline_session_resume_ms", baseline.SessionResume) })
+            if (ours.SessionResume is { } resumed)
             {
-                if (resume is not null)
-                {
-                    extras[key] = ResumeJson(resume);
-                }
+                extras["session_resume_ms"] = ResumeJson(resumed);
+            }
+
+            if (baseline.SessionResume is { } restarted)
+            {
+                extras["baseline_session_resume_ms"] = ResumeJson(restarted);
             }
 
             return new BenchmarkReport

@@ -40,15 +40,23 @@ internal sealed class TransferAdmission(int limit, NodePlaces? node = null) : ID
     /// The most bytes a connection had read of a transfer that then waited for a place: what waiting transfers hold
     /// outside the pool, in the connection's read buffer, each.
     /// </summary>
-    public long PeakWaitingBytes => Interlocked.Read(ref _peakWaitingBytes);
+    public long PeakWaitingBytes
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _peakWaitingBytes;
+            }
+        }
+    }
 
     /// <summary>A connection waits for a place with <paramref name="bytes"/> of the transfer read.</summary>
     public void Waited(long bytes)
     {
-        var peak = Interlocked.Read(ref _peakWaitingBytes);
-        while (bytes > peak && Interlocked.CompareExchange(ref _peakWaitingBytes, bytes, peak) is var seen && seen != peak)
+        lock (_lock)
         {
-            peak = seen;
+            _peakWaitingBytes = Math.Max(_peakWaitingBytes, bytes);
         }
     }
 
