@@ -43,7 +43,10 @@ public sealed class NodePlacesTests
     public async Task A_killed_processes_place_is_free_again()
     {
         using var places = new NodePlaces(_name, 1);
-        using var holder = Process.Start(new ProcessStartInfo("flock", ["-x", $"/dev/shm/lifl.{_name}.place.0", "-c", "echo locked; exec sleep 60"])
+        // One process holds the lock (the shell opens the file, flock(1) locks it and exits, the shell becomes sleep): once
+        // it is reaped its files are closed. With `flock -c` the lock was also held by flock's child, which could outlive
+        // the wait for flock itself on a busy machine.
+        using var holder = Process.Start(new ProcessStartInfo("sh", ["-c", $"exec 9>/dev/shm/lifl.{_name}.place.0 && flock -x 9 && echo locked && exec sleep 60"])
         {
             RedirectStandardOutput = true,
         })!;
@@ -54,7 +57,7 @@ public sealed class NodePlacesTests
         }
         finally
         {
-            holder.Kill(entireProcessTree: true);
+            holder.Kill();
             await holder.WaitForExitAsync(TestContext.Current.CancellationToken);
         }
 
