@@ -1,3 +1,5 @@
+using System.IO.Hashing;
+using System.Runtime.InteropServices;
 using Orleans.LIFL.Grains.FL.Algorithms;
 using Xunit;
 
@@ -16,6 +18,26 @@ public sealed class UpdateValidationTests
 
         Assert.Null(UpdateValidation.Check(update, ModelLength, maxNorm: 10));
         Assert.Null(UpdateValidation.Check(update, ModelLength, maxNorm: null));
+    }
+
+    /// <summary>
+    /// The checksum folded into the check, stretch by stretch, is the one-shot XxHash3 of the update's bytes (over
+    /// several stretches and a partial last one), and a bad value past the first stretch is named by its index in the update.
+    /// </summary>
+    [Fact]
+    public void The_check_hashes_the_update_it_checks()
+    {
+        const int length = 3 * 16_384 + 1_001;
+        var update = Reference.RandomVector(new Random(2), length, scale: 0.01);
+        var checksum = new XxHash3();
+
+        Assert.Null(UpdateValidation.Check(update, length, maxNorm: null, checksum));
+        Assert.Equal(XxHash3.HashToUInt64(MemoryMarshal.AsBytes(update.AsSpan())), checksum.GetCurrentHashAsUInt64());
+
+        update[2 * 16_384 + 5] = float.NaN;
+        Assert.Equal(
+            new UpdateProblem(UpdateProblemKind.NonFinite, $"value at index {2 * 16_384 + 5} is NaN"),
+            UpdateValidation.Check(update, length, maxNorm: null, new XxHash3()));
     }
 
     /// <summary>An update of another length is refused with both lengths.</summary>

@@ -274,7 +274,8 @@ public sealed partial class ClientSessionGrain(
         }
 
         var values = update.AsSpan<float>();
-        if (UpdateValidation.Check(values, definition.Model.Parameters, definition.MaxUpdateNorm) is { } problem)
+        var checksum = new XxHash3();
+        if (UpdateValidation.Check(values, definition.Model.Parameters, definition.MaxUpdateNorm, checksum) is { } problem)
         {
             throw new UpdateRejectedException(
                 problem.Kind switch
@@ -286,7 +287,7 @@ public sealed partial class ClientSessionGrain(
                 problem.Message);
         }
 
-        return (XxHash3.HashToUInt64(update.Span), definition.Settings.DpClipNorm is null ? 0 : AggregationKernels.L2Norm(values));
+        return (checksum.GetCurrentHashAsUInt64(), definition.Settings.DpClipNorm is null ? 0 : AggregationKernels.L2Norm(values));
     }
 
     private async Task RememberAsync(UpdateSubmission submission, UpdateReceipt receipt, ulong checksum)
