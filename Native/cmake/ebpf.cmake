@@ -38,6 +38,15 @@ if(NOT LIFL_EBPF_MISSING)
   endif()
 endif()
 
+# A build that lacked a tool looks again at its next build (Orleans.LIFL.Native.csproj rebuilds while this stamp is
+# missing): tools installed after a first build are then used, not the cached "off".
+set(LIFL_EBPF_SETTLED ${CMAKE_BINARY_DIR}/ebpf-settled.stamp)
+if(LIFL_EBPF_MISSING AND LIFL_WITH_EBPF)
+  file(REMOVE ${LIFL_EBPF_SETTLED})
+else()
+  file(TOUCH ${LIFL_EBPF_SETTLED})
+endif()
+
 if(NOT LIFL_EBPF_MISSING)
   # The BPF target has no system include directory of its own: linux/bpf.h needs the multiarch asm/ headers.
   set(LIFL_BPF_INCLUDES -I${CMAKE_CURRENT_SOURCE_DIR}/bpf)
