@@ -66,7 +66,7 @@ public sealed class MoeGrainTests
     }
 
     /// <summary>
-    /// The store keeps exactly the contiguous prefix it was sent, values and all, past its first growth: resent positions
+    /// The store keeps exactly the contiguous prefix it was sent, values and all, across its storage blocks: resent positions
     /// are skipped, a gap ends the append (its answer says where to resume), a segment of the wrong width is refused.
     /// </summary>
     [Fact]
@@ -101,6 +101,14 @@ public sealed class MoeGrainTests
         var status = await store.Status();
         Assert.Equal((149, 150L * 2 * layers * width * sizeof(float)), (status.CommittedThrough, status.BytesStored));
         Assert.Equal([2, 3, 149], status.Commits.Select(c => c.Through));
+
+        // Begun again for another generation: the store starts empty, and what it gives back is only what it was sent since.
+        static KvSegment Other(int position) => new(position, [.. Enumerable.Range(0, layers * width).Select(i => 1000f + position)], new float[layers * width], position);
+        await store.Begin(new GenerationRequest { RequestId = requestId, Deployment = "d", Prompt = Prompt, MaxTokens = 100 }, layers, width);
+        Assert.Equal(19, await store.Append(requestId, [.. Enumerable.Range(0, 20).Select(Other)]));
+        var again = await store.Restore(requestId);
+        Assert.Equal(Enumerable.Range(0, 20).Select(p => Other(p).Keys), again.Segments.Select(s => s.Keys));
+        Assert.All(again.Segments, s => Assert.Equal(new float[layers * width], s.Values));
     }
 
     /// <summary>

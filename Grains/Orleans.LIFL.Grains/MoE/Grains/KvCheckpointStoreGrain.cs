@@ -1,3 +1,4 @@
+using System.Buffers;
 using Orleans.LIFL.Concurrency;
 
 namespace Orleans.LIFL.Grains.MoE;
@@ -37,22 +38,26 @@ public sealed class KvCheckpointStoreGrain : Grain, IKvCheckpointStoreGrain
     /// <summary>Commit records kept for <see cref="Status"/> (the newest ones).</summary>
     private const int CommitsKept = 4096;
 
-    /// <summary>Positions stored before the store's arrays first grow.</summary>
-    private const int InitialPositions = 64;
+    /// <summary>
+    /// Positions per storage block. Blocks are rented from the shared array pool and given back when the request is
+    /// dropped: a request's KV takes no memory the next request cannot reuse, and no array grows (a growing array of a
+    /// long request soon lands on the large-object heap, and a stream of them, on a silo that also serves experts, keeps
+    /// its collector doing full collections).
+    /// </summary>
+    private const int BlockPositions = 16;
 
     private readonly List<KvCommit> _commits = [];
 
-    // The committed positions' keys and values back to back (position-major, _width floats each), and their outputs:
-    // a few arrays per request however long it runs, not three objects per position for the GC to trace and promote on
-    // this silo, which also serves experts.
-    private float[] _keys = [];
-    private float[] _values = [];
-    private int[] _outputs = [];
-    private int _count;
+    // The committed positions' keys and values, BlockPositions positions (position-major, _width floats each) a block.
+    private readonly List<float[]> _keyBlocks = [];
+    private readonly List<float[]> _valueBlocks = [];
+    private readonly List<int> _outputs = [];
     private GenerationRequest? _request;
     private int _width;
     private long _sequence;
     private long _bytes;
+
+    private int Count => _outputs.Count;
 
     public Task Begin(GenerationRequest request, int layers, int modelDim)
     {
@@ -84,15 +89,15 @@ public sealed class KvCheckpointStoreGrain : Grain, IKvCheckpointStoreGrain
             throw new KvCheckpointLostException($"The checkpoint store of {GrainId.Key} holds no checkpoint of request {requestId}; begin it again.");
         }
 
-        var before = _count;
+        var before = Count;
         foreach (var segment in segments)
         {
-            if (segment.Position < _count)
+            if (segment.Position < Count)
             {
                 continue;
             }
 
-            if (segment.Position > _count)
+            if (segment.Position > Count)
             {
                 break;
             }
@@ -107,25 +112,25 @@ public sealed class KvCheckpointStoreGrain : Grain, IKvCheckpointStoreGrain
             Store(segment);
         }
 
-        if (_count > before)
+        if (Count > before)
         {
-            _commits.Add(new KvCommit(++_sequence, _count - 1, DateTime.UtcNow));
+            _commits.Add(new KvCommit(++_sequence, Count - 1, DateTime.UtcNow));
             if (_commits.Count > CommitsKept)
             {
                 _commits.RemoveRange(0, _commits.Count - CommitsKept);
             }
         }
 
-        return Task.FromResult(_count - 1);
+        return Task.FromResult(Count - 1);
     }
 
     public Task<KvCheckpoint> Restore(string requestId) =>
         Task.FromResult(_request?.RequestId == requestId
-            ? new KvCheckpoint(_request, [.. Enumerable.Range(0, _count).Select(Segment)], _commits.Count > 0 ? _commits[^1] : null)
+            ? new KvCheckpoint(_request, [.. Enumerable.Range(0, Count).Select(Segment)], _commits.Count > 0 ? _commits[^1] : null)
             : new KvCheckpoint(null, [], null));
 
     public Task<KvStoreStatus> Status() =>
-        Task.FromResult(new KvStoreStatus(GrainId.Key, GrainContext.Silo.ToString(), _count - 1, [.. _commits], _bytes));
+        Task.FromResult(new KvStoreStatus(GrainId.Key, GrainContext.Silo.ToString(), Count - 1, [.. _commits], _bytes));
 
     public Task Drop(string requestId)
     {
@@ -133,44 +138,51 @@ public sealed class KvCheckpointStoreGrain : Grain, IKvCheckpointStoreGrain
         {
             _request = null;
             Clear();
-            (_keys, _values, _outputs) = ([], [], []);
             DeactivateOnIdle();
         }
 
         return Task.CompletedTask;
     }
 
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        Clear();
+        return Task.CompletedTask;
+    }
+
     /// <summary>Appends the next position (the caller checked that it is the next, and its widths).</summary>
     private void Store(KvSegment segment)
     {
-        if (_count == _outputs.Length)
+        var (block, offset) = Math.DivRem(Count, BlockPositions);
+        if (block == _keyBlocks.Count)
         {
-            // Doubling: each position is copied about once more, in all, however long the request runs.
-            var positions = Math.Max(InitialPositions, 2 * _outputs.Length);
-            Array.Resize(ref _keys, positions * _width);
-            Array.Resize(ref _values, positions * _width);
-            Array.Resize(ref _outputs, positions);
+            _keyBlocks.Add(ArrayPool<float>.Shared.Rent(BlockPositions * _width));
+            _valueBlocks.Add(ArrayPool<float>.Shared.Rent(BlockPositions * _width));
         }
 
-        segment.Keys.CopyTo(_keys.AsSpan(_count * _width, _width));
-        segment.Values.CopyTo(_values.AsSpan(_count * _width, _width));
-        _outputs[_count] = segment.Output;
-        _count++;
+        segment.Keys.CopyTo(_keyBlocks[block].AsSpan(offset * _width, _width));
+        segment.Values.CopyTo(_valueBlocks[block].AsSpan(offset * _width, _width));
+        _outputs.Add(segment.Output);
         _bytes += 8L * _width;
     }
 
-    private KvSegment Segment(int position) =>
-        new(position, _keys.AsSpan(position * _width, _width).ToArray(), _values.AsSpan(position * _width, _width).ToArray(), _outputs[position]);
+    private KvSegment Segment(int position)
+    {
+        var (block, offset) = Math.DivRem(position, BlockPositions);
+        return new(position, _keyBlocks[block].AsSpan(offset * _width, _width).ToArray(), _valueBlocks[block].AsSpan(offset * _width, _width).ToArray(), _outputs[position]);
+    }
 
+    /// <summary>Forgets every position and gives the blocks back to the pool.</summary>
     private void Clear()
     {
-        if (_keys.Length != _outputs.Length * _width)
+        foreach (var block in _keyBlocks.Concat(_valueBlocks))
         {
-            // Made for another width: they are made again at the next append.
-            (_keys, _values, _outputs) = ([], [], []);
+            ArrayPool<float>.Shared.Return(block);
         }
 
-        _count = 0;
+        _keyBlocks.Clear();
+        _valueBlocks.Clear();
+        _outputs.Clear();
         _bytes = 0;
     }
 }
