@@ -20,6 +20,12 @@ public sealed class MoeGrainTests
         Assert.Equal(DeploymentPhase.Ready, status.Phase);
         Assert.All(status.Routes!.Candidates, c => Assert.Equal(2, c.Select(r => r.Silo).Distinct().Count()));
 
+        // Each of the three silos has replayed a token to a replica on every expert silo: a failure's replays are not the first.
+        foreach (var probe in status.Routes.Replicas.DistinctBy(r => r.Silo))
+        {
+            Assert.Equal(3, (await bed.Cluster.Client.GetGrain<IExpertGrain>(probe.Key).Ping()).Calls);
+        }
+
         var greedy = await CollectAsync(bed.Client.GenerateAsync(deployment, Prompt, new GenerationOptions { MaxTokens = 24 }, TestContext.Current.CancellationToken));
         Assert.Equal(MoeTestBed.Reference(Prompt, 24), greedy.Select(t => t.Token));
         Assert.Equal(Enumerable.Range(0, 24), greedy.Select(t => t.Index));

@@ -489,8 +489,9 @@ public sealed partial class MoeDeploymentGrain(
     private async Task PrepareSilosAsync(int epoch)
     {
         var spec = State.Spec!;
+        var probes = State.Routes!.Replicas.DistinctBy(r => r.Silo).ToArray();
         await Task.WhenAll(resources.ActiveSilos().Select(s => BestEffort(
-            GrainFactory.GetGrain<IMoeSiloGrain>(MoeSilos.Key(s.Statistics?.NodeId ?? "", s.Silo.ToString())).Prepare(spec, epoch))));
+            GrainFactory.GetGrain<IMoeSiloGrain>(MoeSilos.Key(s.Statistics?.NodeId ?? "", s.Silo.ToString())).Prepare(spec, epoch, probes))));
     }
 
     private void Publish(ExpertRoutingTable routes)
