@@ -90,7 +90,7 @@ public sealed class MoeClient(IClusterClient client)
         };
         var started = Stopwatch.GetTimestamp();
         var incarnation = 0;
-        var (session, opened) = await OpenAsync(request, incarnation, restore: false, options, cancellationToken).ConfigureAwait(false);
+        var (session, opened) = await OpenAsync(request, incarnation, restoreFrom: null, options, cancellationToken).ConfigureAwait(false);
         incarnation = InferenceSessions.Parse(opened.Session).Incarnation;
         var next = 0;
         long lastArrival = 0;
@@ -117,8 +117,7 @@ public sealed class MoeClient(IClusterClient client)
             {
                 noticed = Stopwatch.GetTimestamp();
                 // Tarragon: resume elsewhere from the checkpoint. The baseline: wait for the restart, then prefill again.
-                var restore = opened.Recovery == RecoveryMode.Reroute;
-                if (!restore)
+                if (opened.Recovery != RecoveryMode.Reroute)
                 {
                     var status = await Deployment(deployment).WaitForEpoch(opened.Epoch + 1, options.RestartPatience).WaitAsync(cancellationToken).ConfigureAwait(false);
                     if (status.Epoch <= opened.Epoch)
@@ -127,7 +126,8 @@ public sealed class MoeClient(IClusterClient client)
                     }
                 }
 
-                (session, opened) = await OpenAsync(request, incarnation + 1, restore, options, cancellationToken).ConfigureAwait(false);
+                var restoreFrom = opened.Recovery == RecoveryMode.Reroute ? opened.CheckpointStore : null;
+                (session, opened) = await OpenAsync(request, incarnation + 1, restoreFrom, options, cancellationToken).ConfigureAwait(false);
                 incarnation = InferenceSessions.Parse(opened.Session).Incarnation;
                 reopened = Stopwatch.GetTimestamp();
                 resumed = true;
@@ -174,7 +174,7 @@ public sealed class MoeClient(IClusterClient client)
 
     /// <summary>Opens incarnation <paramref name="first"/> or, if that fails (its silo is going), the next ones.</summary>
     private async Task<(IInferenceSessionGrain Session, SessionOpened Opened)> OpenAsync(
-        GenerationRequest request, int first, bool restore, GenerationOptions options, CancellationToken cancellationToken)
+        GenerationRequest request, int first, string? restoreFrom, GenerationOptions options, CancellationToken cancellationToken)
     {
         Exception? last = null;
         for (var attempt = 0; attempt < OpenBackoff.Length && first + attempt <= options.MaxIncarnations; attempt++)
@@ -187,7 +187,7 @@ public sealed class MoeClient(IClusterClient client)
             var session = client.GetGrain<IInferenceSessionGrain>(InferenceSessions.Key(request.RequestId, first + attempt));
             try
             {
-                var opened = await session.Open(request, restore).ConfigureAwait(false);
+                var opened = await session.Open(request, restoreFrom).ConfigureAwait(false);
                 return (session, opened);
             }
             catch (ArgumentException error)

@@ -44,18 +44,19 @@ public sealed class MoeGrainTests
         var requestId = MoeTestBed.NewName("r");
         var session = bed.Cluster.Client.GetGrain<IInferenceSessionGrain>(InferenceSessions.Key(requestId, 0));
         var request = new GenerationRequest { RequestId = requestId, Deployment = deployment, Prompt = Prompt, MaxTokens = 20 };
-        await session.Open(request, restore: false);
+        var opened = await session.Open(request, restoreFrom: null);
+        Assert.Equal(KvCheckpointStores.Key(deployment, bed.Cluster.FindSiloHosting(session)!.Address.ToString()), opened.CheckpointStore);
         TokenBatch batch;
         while (!(batch = await session.Read(0, TimeSpan.FromSeconds(5))).Done)
         {
             Assert.Null(batch.Failure);
         }
 
-        var store = bed.Cluster.Client.GetGrain<IKvCheckpointStoreGrain>(requestId);
+        var store = bed.Cluster.Client.GetGrain<IKvCheckpointStoreGrain>(opened.CheckpointStore!);
         var positions = Prompt.Length + 20 - 1;
         KvStoreStatus status;
         var waited = DateTime.UtcNow;
-        while ((status = await store.Status()).CommittedThrough < positions - 1)
+        while ((status = await store.Status(requestId)).CommittedThrough < positions - 1)
         {
             Assert.True(DateTime.UtcNow - waited < TimeSpan.FromSeconds(20), $"the store committed through {status.CommittedThrough} of {positions - 1}");
             await Task.Delay(20, TestContext.Current.CancellationToken);
@@ -80,7 +81,7 @@ public sealed class MoeGrainTests
     {
         await using var bed = await MoeTestBed.StartAsync();
         var requestId = MoeTestBed.NewName("r");
-        var store = bed.Cluster.Client.GetGrain<IKvCheckpointStoreGrain>(requestId);
+        var store = bed.Cluster.Client.GetGrain<IKvCheckpointStoreGrain>(MoeTestBed.NewName("store"));
         const int layers = 2, width = 3;
         static KvSegment Segment(int position) => new(
             position,
@@ -104,9 +105,21 @@ public sealed class MoeGrainTests
             Assert.Equal(expected.Values, restored.Values);
         }
 
-        var status = await store.Status();
+        var status = await store.Status(requestId);
         Assert.Equal((149, 150L * 2 * layers * width * sizeof(float)), (status.CommittedThrough, status.BytesStored));
         Assert.Equal([2, 3, 149], status.Commits.Select(c => c.Through));
+
+        // Another request in the same store has a prefix and commits of its own; dropping it leaves the first as it was.
+        var second = MoeTestBed.NewName("r");
+        await store.Begin(new GenerationRequest { RequestId = second, Deployment = "d", Prompt = Prompt, MaxTokens = 200 }, layers, width);
+        Assert.Equal(9, await store.Append(second, [.. Enumerable.Range(0, 10).Select(Segment)]));
+        var secondStatus = await store.Status(second);
+        Assert.Equal(9, secondStatus.CommittedThrough);
+        Assert.Equal([1L], secondStatus.Commits.Select(c => c.Sequence));
+        await store.Drop(second);
+        Assert.Equal(-1, (await store.Status(second)).CommittedThrough);
+        Assert.Null((await store.Restore(second)).Request);
+        Assert.Equal(150, (await store.Restore(requestId)).Segments.Length);
 
         // Begun again for another generation: the store starts empty, and what it gives back is only what it was sent since.
         static KvSegment Other(int position) => new(position, [.. Enumerable.Range(0, layers * width).Select(i => 1000f + position)], new float[layers * width], position);
@@ -228,7 +241,7 @@ public sealed class MoeGrainTests
         // The session is opened from (hence on) the first silo, and read from there.
         var requestId = MoeTestBed.NewName("r");
         var session = home.GrainFactory.GetGrain<IInferenceSessionGrain>(InferenceSessions.Key(requestId, 0));
-        await session.Open(new GenerationRequest { RequestId = requestId, Deployment = deployment, Prompt = Prompt, MaxTokens = 120 }, restore: false);
+        await session.Open(new GenerationRequest { RequestId = requestId, Deployment = deployment, Prompt = Prompt, MaxTokens = 120 }, restoreFrom: null);
         Assert.Equal(home, bed.Cluster.FindSiloHosting(session));
         var tokens = new List<int>();
         var killedDeploymentSilo = false;

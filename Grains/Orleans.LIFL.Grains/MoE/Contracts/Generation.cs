@@ -57,7 +57,12 @@ public sealed record SessionOpened(
     [property: Id(3)] int RestoredTokens,
     [property: Id(4)] TimeSpan RestoreTime,
     [property: Id(5)] int Epoch,
-    [property: Id(6)] RecoveryMode Recovery);
+    [property: Id(6)] RecoveryMode Recovery)
+{
+    /// <summary>The checkpoint store the session writes to (null: no checkpointing); a resumed incarnation restores from it.</summary>
+    [Id(7)]
+    public string? CheckpointStore { get; init; }
+}
 
 /// <summary>Tokens from index <see cref="From"/> on (possibly none yet), and whether generation ended.</summary>
 /// <param name="Failure">Why generation stopped before its end (null while it runs or when it finished).</param>

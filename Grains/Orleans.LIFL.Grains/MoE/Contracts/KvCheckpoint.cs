@@ -29,12 +29,13 @@ public sealed record KvCheckpoint(
     [property: Id(1)] KvSegment[] Segments,
     [property: Id(2)] KvCommit? LastCommit);
 
-/// <summary>A store's account of its commits, for checking their order.</summary>
+/// <summary>A store's account of one request's commits, for checking their order (−1 and none: it does not hold the request).</summary>
 [GenerateSerializer]
 [Immutable]
 public sealed record KvStoreStatus(
-    [property: Id(0)] string RequestId,
-    [property: Id(1)] string Silo,
-    [property: Id(2)] int CommittedThrough,
-    [property: Id(3)] KvCommit[] Commits,
-    [property: Id(4)] long BytesStored);
+    [property: Id(0)] string Store,
+    [property: Id(1)] string RequestId,
+    [property: Id(2)] string Silo,
+    [property: Id(3)] int CommittedThrough,
+    [property: Id(4)] KvCommit[] Commits,
+    [property: Id(5)] long BytesStored);

@@ -7,17 +7,19 @@ namespace Orleans.LIFL.Grains.MoE;
 /// <summary>
 /// Tarragon's attention worker for one request: it holds the KV cache, runs embeddings, attention, routing and the LM
 /// head, sends each layer's token to its chosen experts through its routing table, and streams tokens out (clients
-/// long-poll <see cref="Read"/>). Every new position's KV segment goes to the request's checkpoint store in the
+/// long-poll <see cref="Read"/>). Every new position's KV segment goes to a checkpoint store on another silo in the
 /// background. The key is "{request}#{incarnation}": when the session's silo dies, the client opens the next
 /// incarnation elsewhere, which restores the committed prefix and decodes on, producing the same tokens.
 /// </summary>
 public interface IInferenceSessionGrain : IGrainWithStringKey
 {
     /// <summary>
-    /// Starts the generation (idempotent for the same request). With <paramref name="restore"/>, the KV cache and the
-    /// tokens are first taken from the checkpoint store as far as it committed.
+    /// Starts the generation (idempotent for the same request). With <paramref name="restoreFrom"/> (the checkpoint
+    /// store an earlier incarnation reported in its <see cref="SessionOpened.CheckpointStore"/>), the KV cache and the
+    /// tokens are first taken from that store as far as it committed, and checkpointing goes on there; otherwise the
+    /// checkpoint begins in the store of this deployment's sessions on this silo.
     /// </summary>
-    Task<SessionOpened> Open(GenerationRequest request, bool restore);
+    Task<SessionOpened> Open(GenerationRequest request, string? restoreFrom);
 
     /// <summary>The decoding loop; started by <see cref="Open"/>.</summary>
     [OneWay]
@@ -87,7 +89,7 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
 
     private bool Finished => _request is not null && _tokens.Count >= _request.MaxTokens;
 
-    public async Task<SessionOpened> Open(GenerationRequest request, bool restore)
+    public async Task<SessionOpened> Open(GenerationRequest request, string? restoreFrom)
     {
         ArgumentNullException.ThrowIfNull(request);
         var (requestId, _) = InferenceSessions.Parse(GrainId.Key);
@@ -125,10 +127,12 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
             attachment.Routes, spec, r => GrainFactory.GetGrain<IExpertGrain>(r.Key), time, OnExpertFailure,
             () => deployment.CurrentRoutes(GrainId.Key, GrainContext.Silo.ToString(), RoutesPatience));
         var restoredPositions = 0;
+        string? storeKey = null;
         if (spec.Checkpointing)
         {
-            _store = GrainFactory.GetGrain<IKvCheckpointStoreGrain>(requestId);
-            var checkpoint = restore ? await _store.Restore(requestId) : null;
+            storeKey = restoreFrom ?? KvCheckpointStores.Key(request.Deployment, GrainContext.Silo.ToString());
+            _store = GrainFactory.GetGrain<IKvCheckpointStoreGrain>(storeKey);
+            var checkpoint = restoreFrom is not null ? await _store.Restore(requestId) : null;
             if (checkpoint?.Request is { } stored && stored.SameGeneration(request))
             {
                 // The store holds this request already: no need to begin it again (one round trip less on the way back).
@@ -145,7 +149,10 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         _request = request;
         _meter = new TokenMeter(GrainId.Key, GrainContext.Silo.ToString(), request.MaxTokens, time);
         _opened = new SessionOpened(
-            GrainId.Key, GrainContext.Silo.ToString(), restoredPositions, _tokens.Count, time.GetElapsedTime(started), attachment.Routes.Epoch, spec.Recovery);
+            GrainId.Key, GrainContext.Silo.ToString(), restoredPositions, _tokens.Count, time.GetElapsedTime(started), attachment.Routes.Epoch, spec.Recovery)
+        {
+            CheckpointStore = storeKey,
+        };
         LogOpened(logger, GrainId.Key, GrainContext.Silo.ToString(), restoredPositions, _tokens.Count);
         _ = AsReference<IInferenceSessionGrain>().Run();
         return _opened;
