@@ -81,6 +81,70 @@ public sealed class ExpertRouterTests
         Assert.Equal(1, router.Timeouts);
     }
 
+    /// <summary>
+    /// Once the primary's silo failed, its shadow carries the load alone and may miss a deadline: its late call is waited
+    /// for, not replayed to the failed silo (lost work) nor held against the shadow's silo.
+    /// </summary>
+    [Fact]
+    public async Task A_late_shadow_is_waited_for_when_the_other_candidate_is_suspected()
+    {
+        var time = new FakeTimeProvider();
+        var experts = new Dictionary<string, FakeExpert>
+        {
+            ["a0"] = new(silent: false),
+            ["a1"] = new(silent: false, failure: new SiloUnavailableException("silo-a is unreachable")),
+            ["b0"] = new(silent: false),
+            ["b1"] = new(silent: false),
+        };
+        var failures = new List<string>();
+        var router = new ExpertRouter(Table, Spec, r => experts[r.Key], time, (r, _) => failures.Add(r.Key));
+
+        // Silo a fails a call: it is replayed to silo b at once, and silo a is suspected from then on.
+        var first = router.CallAsync(0, 1, [1f]);
+        experts["b1"].Answer();
+        Assert.Equal(new[] { 2f }, await first);
+        Assert.True(router.IsSuspected("silo-a"));
+
+        // Expert 0 goes to silo b first; it answers late, long after the deadline, and nothing is replayed to silo a.
+        var call = router.CallAsync(0, 0, [3f]);
+        time.Advance(ExpertRouter.FirstCallDeadline);
+        Assert.False(call.IsCompleted);
+        Assert.Equal(0, experts["a0"].Calls + experts["a0"].Replays);
+        Assert.Equal((1, 1, 1), (router.Timeouts, router.WaitedOut, router.Replays));
+        Assert.False(router.IsSuspected("silo-b"));
+        experts["b0"].Answer();
+        Assert.Equal(new[] { 6f }, await call);
+        Assert.Equal(["a1"], failures);
+    }
+
+    /// <summary>When every candidate is suspected, the one whose silo answered last is tried first.</summary>
+    [Fact]
+    public async Task Among_suspected_candidates_the_last_to_answer_goes_first()
+    {
+        var time = new FakeTimeProvider();
+        var experts = new Dictionary<string, FakeExpert>
+        {
+            ["a0"] = new(silent: false),
+            ["b0"] = new(silent: false),
+            ["b1"] = new(silent: false),
+        };
+        var table = Table with { Candidates = [Table.Candidates[0], [new ExpertReplica("b1", "silo-b"), new ExpertReplica("a1", "silo-a")]] };
+        var router = new ExpertRouter(table, Spec, r => experts[r.Key], time, (_, _) => { });
+        var fromA = router.CallAsync(0, 0, [1f]);
+        experts["a0"].Answer();
+        await fromA;
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        var fromB = router.CallAsync(0, 1, [1f]);
+        experts["b1"].Answer();
+        await fromB;
+
+        Assert.True(router.Update(table with { Version = 2, DeadSilos = ["silo-a", "silo-b"] }));
+        var call = router.CallAsync(0, 0, [2f]);
+        Assert.Equal((1, 1), (experts["a0"].Calls, experts["b0"].Calls));
+        experts["b0"].Answer();
+        Assert.Equal(new[] { 4f }, await call);
+    }
+
     /// <summary>When the replay fails outright, the late first call is still waited for: a spurious timeout never fails the token.</summary>
     [Fact]
     public async Task A_late_primary_still_answers_when_its_shadow_fails()

@@ -5,7 +5,9 @@ namespace Orleans.LIFL.Grains.MoE;
 /// its deadline — a small multiple of the session's smoothed expert latency — or fails (its silo died: the connection
 /// closed, or it cannot be reached) is replayed at once to the next candidate, without waiting for the cluster to
 /// declare anything. The failed replica's silo is suspected from then on, so the session's other calls skip it; the
-/// deployment hears of the failure and sends a new table when it has promoted shadows.
+/// deployment hears of the failure and sends a new table when it has promoted shadows. A late call is replayed only to
+/// a candidate that is not suspected itself: once the primary's silo died, its shadow's silo carries the load alone and
+/// may be slow, and replaying its late calls to the dead silo would only add work — they are waited for instead.
 /// </summary>
 public sealed class ExpertRouter
 {
@@ -22,6 +24,7 @@ public sealed class ExpertRouter
     private readonly Action<ExpertReplica, Exception> _onFailure;
     private readonly Func<Task<ExpertRoutingTable?>>? _refresh;
     private readonly Dictionary<string, long> _suspected = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _lastAnswered = new(StringComparer.Ordinal);
     private HashSet<string> _dead;
     private double _latencyMs;
     private int _samples;
@@ -55,6 +58,9 @@ public sealed class ExpertRouter
 
     /// <summary>Calls that missed their deadline.</summary>
     public int Timeouts { get; private set; }
+
+    /// <summary>Late calls that were waited for rather than replayed, every other candidate being suspected.</summary>
+    public int WaitedOut { get; private set; }
 
     public double SmoothedLatencyMs => _latencyMs;
 
@@ -101,8 +107,10 @@ public sealed class ExpertRouter
                 layer, expert, routed, tried, mayRefresh, new ExpertUnavailableException($"Expert ({layer}, {expert}) of {Table.Deployment} has no replica left."));
         }
 
-        // Healthy candidates in table order, then the suspected ones as a last resort.
-        var order = candidates.Where(c => !IsSuspected(c.Silo)).Concat(candidates.Where(c => IsSuspected(c.Silo))).ToList();
+        // Healthy candidates in table order, then the suspected ones as a last resort, the most recently answering first.
+        var order = candidates.Where(c => !IsSuspected(c.Silo))
+            .Concat(candidates.Where(c => IsSuspected(c.Silo)).OrderByDescending(c => _lastAnswered.GetValueOrDefault(c.Silo, long.MinValue)))
+            .ToList();
         var reroute = _spec.Recovery == RecoveryMode.Reroute;
 
         // A call that missed its deadline is not given up: whichever of the late calls and the replay answers first wins.
@@ -123,11 +131,12 @@ public sealed class ExpertRouter
 
             // WaitAsync's timer goes away with the answer: no timer outlives a call that answered in time.
             var deadline = Deadline;
+            var waitingOut = false;
             while (true)
             {
                 var any = Task.WhenAny(pending.Select(p => p.Call));
                 Task<float[]>? done;
-                if (!reroute)
+                if (!reroute || waitingOut)
                 {
                     done = await any;
                 }
@@ -147,6 +156,15 @@ public sealed class ExpertRouter
                 if (done is null)
                 {
                     Timeouts++;
+                    if (attempt + 1 < order.Count && IsSuspected(order[attempt + 1].Silo) && !IsSuspected(replica.Silo))
+                    {
+                        // Every other candidate is suspected (dead, or late itself): a replay there would most likely be
+                        // lost work, so this call, on a silo not known to be failing, is waited for until it answers or fails.
+                        WaitedOut++;
+                        waitingOut = true;
+                        continue;
+                    }
+
                     Suspect(replica, new TimeoutException($"{replica.Key} did not answer within {deadline.TotalMilliseconds:0} ms"));
                     _ = TrustAgainWhenAnsweredAsync(call, replica.Silo);
                     break;
@@ -155,6 +173,7 @@ public sealed class ExpertRouter
                 var answered = pending.First(p => p.Call == done);
                 if (answered.Call.IsCompletedSuccessfully)
                 {
+                    _lastAnswered[answered.Replica.Silo] = _time.GetTimestamp();
                     Observe(_time.GetElapsedTime(answered.Started).TotalMilliseconds);
                     return answered.Call.Result;
                 }
@@ -236,6 +255,7 @@ public sealed class ExpertRouter
         }
 
         _suspected.Remove(silo);
+        _lastAnswered[silo] = _time.GetTimestamp();
     }
 
     private void Observe(double milliseconds)
