@@ -52,10 +52,11 @@ public sealed class GrainDirectoryTests(PostgresServer server) : IAsyncLifetime
 
     /// <summary>
     /// A burst of concurrent lookups (a thousand first calls at once) succeeds without opening a connection per
-    /// lookup: the providers of a process share one pool of at most DefaultMaxPoolSize connections.
+    /// lookup: the providers of a process share one pool of at most DefaultMaxPoolSize connections, and the connections
+    /// the burst opened are closed once idle for DefaultIdleLifetimeSeconds (each is a server process).
     /// </summary>
     [Fact]
-    public async Task Lookup_burst_stays_within_the_pool()
+    public async Task Lookup_burst_stays_within_the_pool_and_its_connections_close_when_idle()
     {
         var directories = Enumerable.Range(0, 3).Select(_ => NewDirectory()).ToList();
         var lookups = Enumerable.Range(0, 1_000)
@@ -68,6 +69,19 @@ public sealed class GrainDirectoryTests(PostgresServer server) : IAsyncLifetime
         var open = int.Parse((await QueryAsync(_connectionString, $"SELECT count(*) FROM pg_stat_activity WHERE datname = '{database}'"))[0],
             System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(open, 1, PostgreSqlDatabase.DefaultMaxPoolSize + 1);
+
+        // The count includes the connection that asks. Nothing announces a pruned connection: the server is asked.
+        var burst = open;
+        Assert.True(burst > 3, $"the burst opened only {burst - 1} pooled connections: it proves nothing about pruning");
+        var patience = TimeSpan.FromSeconds(PostgreSqlDatabase.DefaultIdleLifetimeSeconds * 3);
+        var started = DateTime.UtcNow;
+        while (open > 2)
+        {
+            Assert.True(DateTime.UtcNow - started < patience, $"{open} connections were still open {patience.TotalSeconds:0} s after a burst that opened {burst}");
+            await Task.Delay(TimeSpan.FromMilliseconds(250), TestContext.Current.CancellationToken);
+            open = int.Parse((await QueryAsync(_connectionString, $"SELECT count(*) FROM pg_stat_activity WHERE datname = '{database}'"))[0],
+                System.Globalization.CultureInfo.InvariantCulture);
+        }
     }
 
     /// <summary>An entry on a dead silo is replaced by a new registration; an entry on a live silo is kept and returned.</summary>
