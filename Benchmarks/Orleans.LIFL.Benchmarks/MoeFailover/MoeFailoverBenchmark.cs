@@ -204,9 +204,11 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                 var withCheckpoints = new List<double>();
                 var withoutCheckpoints = new List<double>();
                 var gaps = new List<double>();
+                string? served = null;
                 if (reps > 0)
                 {
                     var on = await DeployAsync(deployer, name + "-ckpt", mode, checkpointing: true, [silos[1], silos[2]]);
+                    served = on;
                     var off = await DeployAsync(deployer, name + "-nockpt", mode, checkpointing: false, [silos[1], silos[2]]);
                     // Warm-up of both (connections, activations, code paths and their tier-up), then the two alternated. One
                     // half-length run of each left the first measured pair at 0.62-0.78 of the pairs after it in every run
@@ -229,8 +231,10 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                     }
                 }
 
-                // An expert silo dies.
-                var expertDeployment = await DeployAsync(deployer, name + "-expert", mode, checkpointing: mode == RecoveryMode.Reroute, [silos[1], silos[2]]);
+                // An expert silo dies, under the deployment that served the runs above when there were any (a failure strikes a
+                // deployment in service, not one just made: that one's silos still hold the connections and code paths of its
+                // start), else under a new one.
+                var expertDeployment = served ?? await DeployAsync(deployer, name + "-expert", mode, checkpointing: mode == RecoveryMode.Reroute, [silos[1], silos[2]]);
                 progress.Report($"{name}: {Sessions} generations; kill -9 of expert silo {silos[1].SiloAddress} once each has {killAfter} tokens");
                 var (expertRun, expertKilledAt) = await GenerateAsync(generator, expertDeployment, failureTokens, silos[1], killAfter);
                 identical &= Check(expertRun, $"{name}: expert failure");
