@@ -37,6 +37,13 @@ internal sealed partial class PostgreSqlDatabase : IAsyncDisposable, IDisposable
     /// <summary>How often, in seconds, the pool looks for idle connections to close (Npgsql's default is 10).</summary>
     public const int DefaultPruningIntervalSeconds = 2;
 
+    /// <summary>
+    /// Connections the pool keeps however idle, unless the connection string says otherwise ("Minimum Pool Size"): the
+    /// one that the membership table's periodic work uses. Without it that work reconnected every few seconds, and on a
+    /// silo loaded enough, a reconnection once took longer than Npgsql's 15 s to open and the silo was declared dead.
+    /// </summary>
+    public const int DefaultMinPoolSize = 1;
+
     private readonly SharedDataSource.Lease _lease;
     private readonly NpgsqlDataSource _dataSource;
     private readonly ILogger _logger;
@@ -68,6 +75,12 @@ internal sealed partial class PostgreSqlDatabase : IAsyncDisposable, IDisposable
         if (!connectionString.Contains("Pool Size", StringComparison.OrdinalIgnoreCase) && !connectionString.Contains("MaxPoolSize", StringComparison.OrdinalIgnoreCase))
         {
             settings.MaxPoolSize = DefaultMaxPoolSize;
+        }
+
+        if (!connectionString.Contains("Min Pool Size", StringComparison.OrdinalIgnoreCase) && !connectionString.Contains("Minimum Pool Size", StringComparison.OrdinalIgnoreCase)
+            && !connectionString.Contains("MinPoolSize", StringComparison.OrdinalIgnoreCase))
+        {
+            settings.MinPoolSize = Math.Min(DefaultMinPoolSize, settings.MaxPoolSize);
         }
 
         if (!connectionString.Contains("Idle Lifetime", StringComparison.OrdinalIgnoreCase) && !connectionString.Contains("ConnectionIdleLifetime", StringComparison.OrdinalIgnoreCase))
