@@ -72,23 +72,24 @@ internal sealed partial class PostgreSqlDatabase : IAsyncDisposable, IDisposable
         }
 
         Server = $"{settings.Host ?? "(default host)"}:{settings.Port.ToString(CultureInfo.InvariantCulture)}, database {settings.Database ?? "(default)"}, user {settings.Username ?? "(default)"}";
-        if (!connectionString.Contains("Pool Size", StringComparison.OrdinalIgnoreCase) && !connectionString.Contains("MaxPoolSize", StringComparison.OrdinalIgnoreCase))
+        // The project's pool defaults, each unless the connection string names the setting itself.
+        bool Unset(params string[] keywords) => !keywords.Any(k => connectionString.Contains(k, StringComparison.OrdinalIgnoreCase));
+        if (Unset("Pool Size", "MaxPoolSize"))
         {
             settings.MaxPoolSize = DefaultMaxPoolSize;
         }
 
-        if (!connectionString.Contains("Min Pool Size", StringComparison.OrdinalIgnoreCase) && !connectionString.Contains("Minimum Pool Size", StringComparison.OrdinalIgnoreCase)
-            && !connectionString.Contains("MinPoolSize", StringComparison.OrdinalIgnoreCase))
+        if (Unset("Min Pool Size", "Minimum Pool Size", "MinPoolSize"))
         {
             settings.MinPoolSize = Math.Min(DefaultMinPoolSize, settings.MaxPoolSize);
         }
 
-        if (!connectionString.Contains("Idle Lifetime", StringComparison.OrdinalIgnoreCase) && !connectionString.Contains("ConnectionIdleLifetime", StringComparison.OrdinalIgnoreCase))
+        if (Unset("Idle Lifetime", "ConnectionIdleLifetime"))
         {
             settings.ConnectionIdleLifetime = DefaultIdleLifetimeSeconds;
         }
 
-        if (!connectionString.Contains("Pruning Interval", StringComparison.OrdinalIgnoreCase) && !connectionString.Contains("ConnectionPruningInterval", StringComparison.OrdinalIgnoreCase))
+        if (Unset("Pruning Interval", "ConnectionPruningInterval"))
         {
             // Npgsql refuses an interval longer than the idle lifetime.
             settings.ConnectionPruningInterval = Math.Min(DefaultPruningIntervalSeconds, settings.ConnectionIdleLifetime);

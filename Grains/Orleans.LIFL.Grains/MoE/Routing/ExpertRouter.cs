@@ -173,8 +173,9 @@ public sealed class ExpertRouter
                 var answered = pending.First(p => p.Call == done);
                 if (answered.Call.IsCompletedSuccessfully)
                 {
-                    _lastAnswered[answered.Replica.Silo] = _time.GetTimestamp();
-                    Observe(_time.GetElapsedTime(answered.Started).TotalMilliseconds);
+                    var now = _time.GetTimestamp();
+                    _lastAnswered[answered.Replica.Silo] = now;
+                    Observe(_time.GetElapsedTime(answered.Started, now).TotalMilliseconds);
                     return answered.Call.Result;
                 }
 
