@@ -1,6 +1,9 @@
+using System.Collections.Concurrent;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.LIFL.Hosting;
 using Orleans.LIFL.Placement;
+using Orleans.LIFL.Runtime.GrainDirectory;
+using Orleans.LIFL.Runtime.Messaging;
 using Orleans.LIFL.Runtime.Tests.Grains;
 using Orleans.LIFL.Runtime.Tests.Infrastructure;
 using Xunit;
@@ -12,8 +15,15 @@ public sealed class PlacementTests : IAsyncLifetime
 {
     private TestingHost.InProcessTestCluster _cluster = null!;
 
+    /// <summary>Directory lookups and registrations per grain, all silos together.</summary>
+    private readonly ConcurrentDictionary<GrainId, int> _directoryUse = new();
+
     public async ValueTask InitializeAsync() =>
-        _cluster = await TestClusters.StartAsync(silos: 3, configure: silo => silo.AddPlacementDirector<LastSiloPlacement, LastSiloPlacementDirector>());
+        _cluster = await TestClusters.StartAsync(silos: 3, configure: silo =>
+        {
+            silo.AddPlacementDirector<LastSiloPlacement, LastSiloPlacementDirector>();
+            silo.Services.AddSingleton<IGrainDirectory>(sp => new CountingDirectory(sp.GetRequiredService<InProcessClusterFabric>().Directory, _directoryUse));
+        });
 
     public ValueTask DisposeAsync() => _cluster.DisposeAsync();
 
@@ -106,6 +116,42 @@ public sealed class PlacementTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// A strategy that does without the directory: every call, from any silo or the client, reaches the one activation
+    /// on the silo its director names, which is never registered or looked up; a grain naming no active silo fails at once.
+    /// </summary>
+    [Fact]
+    public async Task A_strategy_without_the_directory_routes_every_call_by_its_director()
+    {
+        var named = _cluster.Silos.Select(s => s.Address).Order().ElementAt(1);
+        var key = $"1/{TestClusters.Key()}";
+        var calls = new List<int>();
+        foreach (var silo in _cluster.Silos)
+        {
+            calls.Add(await silo.GrainFactory.GetGrain<IKeyNamedGrain>(key).Next());
+        }
+
+        var grain = _cluster.Client.GetGrain<IKeyNamedGrain>(key);
+        calls.Add(await grain.Next());
+
+        Assert.Equal([1, 2, 3, 4], calls);
+        Assert.Equal(named.ToString(), await grain.Silo());
+        Assert.Single(_cluster.Silos, s => s.Silo.Catalog.TryGet(grain.GetGrainId(), out _));
+        Assert.Equal(0, _directoryUse.GetValueOrDefault(grain.GetGrainId()));
+
+        // The same calls to a grain of a directory-using strategy do use it: the counter is not blind.
+        var hashed = TestClusters.Key();
+        foreach (var silo in _cluster.Silos)
+        {
+            await silo.GrainFactory.GetGrain<IHashPlacedGrain>(hashed).Silo();
+        }
+
+        Assert.True(_directoryUse.GetValueOrDefault(_cluster.Client.GetGrain<IHashPlacedGrain>(hashed).GetGrainId()) > 0);
+
+        var error = await Assert.ThrowsAsync<SiloUnavailableException>(() => _cluster.Client.GetGrain<IKeyNamedGrain>($"7/{TestClusters.Key()}").Next());
+        Assert.Contains("names silo 7", error.Message, StringComparison.Ordinal);
+    }
+
     /// <summary>A strategy with no registered director fails with an error naming the strategy.</summary>
     [Fact]
     public async Task Strategy_without_director_is_reported()
@@ -114,4 +160,24 @@ public sealed class PlacementTests : IAsyncLifetime
         var error = await Assert.ThrowsAsync<InvalidOperationException>(() => plain.Client.GetGrain<ICustomPlacedGrain>("x").Silo());
         Assert.Contains(nameof(LastSiloPlacement), error.Message, StringComparison.Ordinal);
     }
+}
+
+/// <summary>Counts the directory operations on each grain, then does them on the cluster's directory.</summary>
+internal sealed class CountingDirectory(IGrainDirectory inner, ConcurrentDictionary<GrainId, int> uses) : IGrainDirectory
+{
+    public ValueTask<GrainAddress> Register(GrainAddress address, Func<SiloAddress, bool> isSiloDead)
+    {
+        uses.AddOrUpdate(address.GrainId, 1, (_, n) => n + 1);
+        return inner.Register(address, isSiloDead);
+    }
+
+    public ValueTask<GrainAddress?> Lookup(GrainId grainId)
+    {
+        uses.AddOrUpdate(grainId, 1, (_, n) => n + 1);
+        return inner.Lookup(grainId);
+    }
+
+    public ValueTask Unregister(GrainAddress address) => inner.Unregister(address);
+
+    public ValueTask UnregisterSilos(IReadOnlyCollection<SiloAddress> silos) => inner.UnregisterSilos(silos);
 }

@@ -14,6 +14,9 @@ namespace Orleans.LIFL.Grains;
 public sealed class SiloPinnedPlacement : PlacementStrategy
 {
     public static SiloPinnedPlacement Singleton { get; } = new();
+
+    /// <summary>The key names the silo: calls go there without a directory lookup, and activations are not registered.</summary>
+    public override bool IsUsingGrainDirectory => false;
 }
 
 [AttributeUsage(AttributeTargets.Class, Inherited = true, AllowMultiple = false)]

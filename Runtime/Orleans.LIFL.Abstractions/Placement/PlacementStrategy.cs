@@ -6,6 +6,16 @@ namespace Orleans.LIFL.Placement;
 /// </summary>
 public abstract class PlacementStrategy
 {
+    /// <summary>
+    /// Whether activations are registered in, and calls routed through, the grain directory (true unless overridden).
+    /// A strategy that returns false promises that its director names the same silo for a grain on every silo and at
+    /// every call, from the grain id alone (a silo named in the key, say): the runtime then asks the director where each
+    /// call goes instead of looking the grain up, and the silo's catalog alone keeps it to one activation. Such grains
+    /// cost no directory round trip to call or to activate, which matters when a directory is a database and many
+    /// grains are first called at once (after a failure, say).
+    /// </summary>
+    public virtual bool IsUsingGrainDirectory => true;
+
     public override string ToString() => GetType().Name;
 }
 

@@ -14,8 +14,12 @@ internal sealed partial class ActivationData
     /// <summary>Completes when the activation is gone (deactivated, failed, duplicate or killed).</summary>
     public Task Deactivated => _deactivated.Task;
 
-    /// <summary>Whether the activation registers in the grain directory (stateless workers and observers do not).</summary>
-    private bool UsesDirectory => !IsPinned && WorkerGroup is null && _environment.Directory is not null;
+    /// <summary>
+    /// Whether the activation registers in the grain directory (stateless workers, observers and grains whose placement
+    /// does without the directory do not).
+    /// </summary>
+    private bool UsesDirectory =>
+        !IsPinned && WorkerGroup is null && ClassInfo?.Placement.IsUsingGrainDirectory != false && _environment.Directory is not null;
 
     /// <summary>Queues the activation turn: directory registration, construction, state, OnActivateAsync.</summary>
     public void StartActivation()

@@ -12,10 +12,16 @@ namespace Orleans.LIFL.Runtime.Messaging;
 /// <summary>
 /// Takes every request that enters a silo — from its own grains, from host code, from clients and from other silos —
 /// to the activation that must run it: local catalog first, then the directory cache, the directory, and finally
-/// placement of a new activation.
+/// placement of a new activation (grains whose placement does without the directory: the silo it names, every call).
 /// </summary>
 internal sealed partial class MessageRouter
 {
+    /// <summary>
+    /// A request that found its silo unreachable checks the cluster's verdict on it in a view at most this old: a dead
+    /// silo's in-flight and retried requests share one membership read instead of making one each.
+    /// </summary>
+    private static readonly TimeSpan UndeliverableViewAge = TimeSpan.FromMilliseconds(100);
+
     private readonly SiloAddress _local;
     private readonly Catalog.Catalog _catalog;
     private readonly GrainClassRegistry _registry;
@@ -150,7 +156,7 @@ internal sealed partial class MessageRouter
             _cache.Remove(request.TargetId);
             if (!_membership.CurrentView.IsDeadOrSuperseded(silo))
             {
-                await _membership.RefreshAsync().ConfigureAwait(false);
+                await _membership.RefreshAsync(UndeliverableViewAge).ConfigureAwait(false);
             }
 
             if (_membership.CurrentView.IsDeadOrSuperseded(silo))
@@ -225,6 +231,12 @@ internal sealed partial class MessageRouter
             return;
         }
 
+        if (!classInfo.Placement.IsUsingGrainDirectory)
+        {
+            _ = RouteByPlacementAsync(request, classInfo);
+            return;
+        }
+
         if (_cache.TryGet(grainId, out var cached) && !cached.Silo.Equals(_local))
         {
             if (_network.TrySendToSilo(cached.Silo, request))
@@ -288,6 +300,36 @@ internal sealed partial class MessageRouter
         catch (Exception error)
         {
             LogRoutingFailed(_logger, error, request.ToString());
+            request.Fail(error);
+        }
+    }
+
+    /// <summary>
+    /// A grain whose placement does without the directory: its director names the one silo it may live on, for every
+    /// call (it throws when that silo cannot host it, and the call fails with its error).
+    /// </summary>
+    private async Task RouteByPlacementAsync(RequestBase request, GrainClassInfo classInfo)
+    {
+        try
+        {
+            var silo = await _placement.PlaceAsync(classInfo, request.TargetId, request.Method.InterfaceType).ConfigureAwait(false);
+            if (silo.Equals(_local))
+            {
+                ActivateLocally(request, classInfo);
+            }
+            else if (!_network.TrySendToSilo(silo, request))
+            {
+                await OnUndeliverableAsync(request, silo).ConfigureAwait(false);
+            }
+        }
+        catch (Exception error)
+        {
+            if (error is not SiloUnavailableException)
+            {
+                // The silo being gone is the caller's to handle (a failover, say), not a routing fault.
+                LogRoutingFailed(_logger, error, request.ToString());
+            }
+
             request.Fail(error);
         }
     }

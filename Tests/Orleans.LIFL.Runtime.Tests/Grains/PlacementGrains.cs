@@ -75,3 +75,43 @@ public interface ISelfDirectedGrain : IPlacedGrain;
 
 [FirstSiloPlacement]
 public sealed class SelfDirectedGrain : PlacedGrainBase, ISelfDirectedGrain;
+
+/// <summary>
+/// A strategy without the grain directory: the key "{index}/..." names the silo (index into the silos in address
+/// order), so every silo's director gives the same answer for every call.
+/// </summary>
+[PlacementDirector(typeof(KeyNamedSiloPlacementDirector))]
+public sealed class KeyNamedSiloPlacement : PlacementStrategy
+{
+    public static KeyNamedSiloPlacement Singleton { get; } = new();
+
+    public override bool IsUsingGrainDirectory => false;
+}
+
+public sealed class KeyNamedSiloPlacementAttribute() : PlacementAttribute(KeyNamedSiloPlacement.Singleton);
+
+public sealed class KeyNamedSiloPlacementDirector : IPlacementDirector
+{
+    public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
+    {
+        var index = int.Parse(target.GrainIdentity.Key.Split('/')[0], System.Globalization.CultureInfo.InvariantCulture);
+        var silos = context.GetCompatibleSilos(target).Order().ToArray();
+        return index < silos.Length
+            ? Task.FromResult(silos[index])
+            : throw new SiloUnavailableException($"{target.GrainIdentity} names silo {index}; there are {silos.Length}.");
+    }
+}
+
+public interface IKeyNamedGrain : IPlacedGrain
+{
+    /// <summary>1, 2, 3, ... for the calls this activation took.</summary>
+    Task<int> Next();
+}
+
+[KeyNamedSiloPlacement]
+public sealed class KeyNamedGrain : PlacedGrainBase, IKeyNamedGrain
+{
+    private int _calls;
+
+    public Task<int> Next() => Task.FromResult(++_calls);
+}
