@@ -63,6 +63,10 @@ public static class InferenceSessions
 public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<InferenceSessionGrain> logger) : Grain, IInferenceSessionGrain
 {
     private readonly List<int> _tokens = [];
+
+    /// <summary>After a failed checkpoint send, the next waits 50 ms, doubling with each failure up to a second.</summary>
+    private readonly SendBackoff _storeBackoff = new(TimeSpan.FromMilliseconds(50), TimeSpan.FromSeconds(1), time);
+
     private GenerationRequest? _request;
     private SessionOpened? _opened;
     private MoeDeploymentSpec? _spec;
@@ -350,12 +354,22 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
             if (done.IsCompletedSuccessfully)
             {
                 _committed = Math.Max(_committed, done.Result);
+                _storeBackoff.Succeeded();
             }
             else if (done.Exception?.InnerException is KvCheckpointLostException)
             {
-                // The store lost its state with its silo: begin again and resend everything from the cache.
+                // The store lost its state with its silo (it answers again, elsewhere): begin again and resend everything
+                // from the cache.
                 _storeLost = true;
                 _committed = -1;
+                _storeBackoff.Succeeded();
+            }
+            else
+            {
+                // The store's silo is unreachable (dead, until the cluster says so and the store moves): every send
+                // until then would fail the same way, and each costs this silo a directory lookup and a membership
+                // read. Try again later, less often the longer it lasts; the cache keeps every position meanwhile.
+                _storeBackoff.Failed();
             }
 
             _checkpointing = null;
@@ -373,7 +387,8 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
             _unsentSince = time.GetTimestamp();
         }
 
-        if (_checkpointing is null && (flush || unsent >= _spec!.CheckpointBatch || time.GetElapsedTime(_unsentSince) >= _spec.CheckpointInterval))
+        if (_checkpointing is null && (flush || _storeBackoff.Ready)
+            && (flush || unsent >= _spec!.CheckpointBatch || time.GetElapsedTime(_unsentSince) >= _spec.CheckpointInterval))
         {
             _checkpointing = AppendAsync(_storeLost);
             _storeLost = false;

@@ -191,6 +191,10 @@ public sealed partial class MoeDeploymentGrain(
         }
 
         _sessions[session] = silo;
+
+        // The session ignores a table it has; the call makes this silo look the session up now, so that the table a
+        // failure makes reaches it without a directory round trip (and a database connection opened for it) right then.
+        _ = GrainFactory.GetGrain<IInferenceSessionGrain>(session).UpdateRoutes(State.Routes!);
         return new SessionAttachment(State.Spec!, State.Routes!);
     }
 
