@@ -48,6 +48,59 @@ public sealed class MoeKernelsTests
         Assert.True(Math.Abs(MoeKernels.Dot(a, b) - exact) <= 1e-5 * (1 + Math.Abs(exact)), $"{MoeKernels.Dot(a, b)} vs {exact}");
     }
 
+    /// <summary>
+    /// The matrix-vector product (four rows at a time) gives each row's <see cref="MoeKernels.Dot"/> bit for bit, for
+    /// row counts that are and are not multiples of four and widths with and without a tail.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 8)]
+    [InlineData(4, 13)]
+    [InlineData(7, 256)]
+    [InlineData(768, 256)]
+    [InlineData(258, 771)]
+    public void MatVec_gives_every_row_its_dot_product_bit_for_bit(int rows, int columns)
+    {
+        var random = new Random((rows * 1000) + columns);
+        var weights = Values(random, rows * columns);
+        var x = Values(random, columns);
+        var y = new float[rows];
+
+        MoeKernels.MatVec(weights, x, y);
+
+        for (var row = 0; row < rows; row++)
+        {
+            var expected = MoeKernels.Dot(weights.AsSpan(row * columns, columns), x);
+            Assert.True(
+                BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(y[row]),
+                $"row {row} of {rows}: {y[row]} vs Dot's {expected}");
+        }
+
+        Assert.Throws<ArgumentException>(() => MoeKernels.MatVec(weights, x, new float[rows + 1]));
+    }
+
+    /// <summary>The vectorized y += a·x is the scalar loop's result element for element, tail included.</summary>
+    [Theory]
+    [InlineData(3)]
+    [InlineData(32)]
+    [InlineData(45)]
+    public void AddScaled_matches_the_scalar_loop_bit_for_bit(int length)
+    {
+        var random = new Random(length);
+        var x = Values(random, length);
+        var y = Values(random, length);
+        var expected = y.ToArray();
+        const float A = 0.3721f;
+        for (var i = 0; i < length; i++)
+        {
+            expected[i] += A * x[i];
+        }
+
+        MoeKernels.AddScaled(y, A, x);
+
+        Assert.Equal(expected.Select(BitConverter.SingleToInt32Bits), y.Select(BitConverter.SingleToInt32Bits));
+        Assert.Throws<ArgumentException>(() => MoeKernels.AddScaled(new float[length + 1], A, x));
+    }
+
     /// <summary>exp in float arithmetic stays within 3·10⁻⁷ relative of the exact value over its normal range, with the documented edges.</summary>
     [Fact]
     public void Exp_is_accurate_and_has_its_documented_edges()

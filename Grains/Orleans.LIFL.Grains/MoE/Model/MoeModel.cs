@@ -79,11 +79,7 @@ public sealed class MoeModel
             var output = mixed.Slice(offset, headDim);
             for (var t = 0; t < length; t++)
             {
-                var v = values.Slice((t * d) + offset, headDim);
-                for (var i = 0; i < headDim; i++)
-                {
-                    output[i] += scores[t] * v[i];
-                }
+                MoeKernels.AddScaled(output, scores[t], values.Slice((t * d) + offset, headDim));
             }
         }
 
@@ -137,12 +133,7 @@ public sealed class MoeModel
         ArgumentNullException.ThrowIfNull(outputs);
         for (var k = 0; k < route.Experts.Length; k++)
         {
-            var output = outputs[k];
-            var weight = route.Weights[k];
-            for (var i = 0; i < hidden.Length; i++)
-            {
-                hidden[i] += weight * output[i];
-            }
+            MoeKernels.AddScaled(hidden, route.Weights[k], outputs[k]);
         }
     }
 
