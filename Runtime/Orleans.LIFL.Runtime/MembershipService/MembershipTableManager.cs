@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 
 namespace Orleans.LIFL.Runtime.MembershipService;
@@ -14,9 +13,6 @@ internal sealed partial class MembershipTableManager
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _refreshGate = new(1, 1);
     private ClusterView _view = ClusterView.Empty;
-
-    /// <summary>When the latest completed read of the table began (a <see cref="Stopwatch"/> timestamp; 0: never).</summary>
-    private long _lastReadStarted;
 
     public MembershipTableManager(IMembershipTable table, ILogger<MembershipTableManager> logger)
     {
@@ -56,26 +52,13 @@ internal sealed partial class MembershipTableManager
             TaskScheduler.Default).Unwrap();
     }
 
-    /// <summary>
-    /// Reads the table unless a read that began less than <paramref name="notOlderThan"/> ago has completed: a burst of
-    /// callers that each want a fresh view (requests finding the same dead silo unreachable) shares one read instead of
-    /// queueing one each on the database.
-    /// </summary>
-    public Task RefreshAsync(TimeSpan notOlderThan)
-    {
-        var last = Volatile.Read(ref _lastReadStarted);
-        return last != 0 && Stopwatch.GetElapsedTime(last) < notOlderThan ? Task.CompletedTask : RefreshAsync();
-    }
-
     public async Task RefreshAsync()
     {
         await _refreshGate.WaitAsync().ConfigureAwait(false);
         ClusterView previous, next;
         try
         {
-            var started = Stopwatch.GetTimestamp();
             var data = await _table.ReadAll().ConfigureAwait(false);
-            Volatile.Write(ref _lastReadStarted, started);
             previous = _view;
             next = new ClusterView(data.Members.ToDictionary(m => m.Entry.Silo, m => m.Entry), data.Version.Version);
             if (next.Version == previous.Version && next.Members.Count == previous.Members.Count)

@@ -16,12 +16,11 @@ namespace Orleans.LIFL.Runtime.Messaging;
 /// </summary>
 internal sealed partial class MessageRouter
 {
-    /// <summary>
-    /// A request that found its silo unreachable checks the cluster's verdict on it in a view at most this old: a dead
-    /// silo's in-flight and retried requests share one membership read instead of making one each.
-    /// </summary>
-    private static readonly TimeSpan UndeliverableViewAge = TimeSpan.FromMilliseconds(100);
+    /// <summary>At most this many directory-less grains' silos are remembered (then the memory starts over).</summary>
+    private const int MaxPlacedEntries = 100_000;
 
+    /// <summary>Where the directors of directory-less grains placed them (see <see cref="RouteByPlacementAsync"/>).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<GrainId, SiloAddress> _placed = new();
     private readonly SiloAddress _local;
     private readonly Catalog.Catalog _catalog;
     private readonly GrainClassRegistry _registry;
@@ -156,7 +155,7 @@ internal sealed partial class MessageRouter
             _cache.Remove(request.TargetId);
             if (!_membership.CurrentView.IsDeadOrSuperseded(silo))
             {
-                await _membership.RefreshAsync(UndeliverableViewAge).ConfigureAwait(false);
+                await _membership.RefreshAsync().ConfigureAwait(false);
             }
 
             if (_membership.CurrentView.IsDeadOrSuperseded(silo))
@@ -312,7 +311,18 @@ internal sealed partial class MessageRouter
     {
         try
         {
-            var silo = await _placement.PlaceAsync(classInfo, request.TargetId, request.Method.InterfaceType).ConfigureAwait(false);
+            // The director's answer stands while its silo stays available (the strategy promises the same answer).
+            if (!_placed.TryGetValue(request.TargetId, out var silo) || !_placement.IsAvailable(silo))
+            {
+                silo = await _placement.PlaceAsync(classInfo, request.TargetId, request.Method.InterfaceType).ConfigureAwait(false);
+                if (_placed.Count >= MaxPlacedEntries)
+                {
+                    _placed.Clear();
+                }
+
+                _placed[request.TargetId] = silo;
+            }
+
             if (silo.Equals(_local))
             {
                 ActivateLocally(request, classInfo);

@@ -62,6 +62,11 @@ internal sealed class PlacementService : IPlacementContext
         return reachable.Count > 0 ? reachable : active;
     }
 
+    /// <summary>Whether <paramref name="silo"/> is one <see cref="GetCompatibleSilos"/> would offer now (active, not just unreachable).</summary>
+    public bool IsAvailable(SiloAddress silo) =>
+        _membership.CurrentView.IsActive(silo)
+        && (!_unreachable.TryGetValue(silo, out var since) || DateTime.UtcNow - since > UnreachableFor);
+
     /// <summary>A send to this silo failed: keep new activations away from it for a few seconds.</summary>
     public void MarkUnreachable(SiloAddress silo) => _unreachable[silo] = DateTime.UtcNow;
 
