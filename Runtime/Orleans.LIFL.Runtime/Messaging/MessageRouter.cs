@@ -16,11 +16,9 @@ namespace Orleans.LIFL.Runtime.Messaging;
 /// </summary>
 internal sealed partial class MessageRouter
 {
-    /// <summary>At most this many directory-less grains' silos are remembered (then the memory starts over).</summary>
-    private const int MaxPlacedEntries = 100_000;
-
     /// <summary>Where the directors of directory-less grains placed them (see <see cref="RouteByPlacementAsync"/>).</summary>
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<GrainId, SiloAddress> _placed = new();
+    private readonly DirectoryCache _placed = new();
+
     private readonly SiloAddress _local;
     private readonly Catalog.Catalog _catalog;
     private readonly GrainClassRegistry _registry;
@@ -312,15 +310,11 @@ internal sealed partial class MessageRouter
         try
         {
             // The director's answer stands while its silo stays available (the strategy promises the same answer).
-            if (!_placed.TryGetValue(request.TargetId, out var silo) || !_placement.IsAvailable(silo))
+            var silo = _placed.TryGet(request.TargetId, out var placed) && _placement.IsAvailable(placed.Silo) ? placed.Silo : null;
+            if (silo is null)
             {
                 silo = await _placement.PlaceAsync(classInfo, request.TargetId, request.Method.InterfaceType).ConfigureAwait(false);
-                if (_placed.Count >= MaxPlacedEntries)
-                {
-                    _placed.Clear();
-                }
-
-                _placed[request.TargetId] = silo;
+                _placed.Put(new GrainAddress(request.TargetId, silo, default));
             }
 
             if (silo.Equals(_local))

@@ -58,14 +58,15 @@ internal sealed class PlacementService : IPlacementContext
 
         // Silos this one just failed to reach are left out (until they answer again or are declared dead).
         var now = DateTime.UtcNow;
-        var reachable = active.Where(s => !_unreachable.TryGetValue(s, out var since) || now - since > UnreachableFor).ToList();
+        var reachable = active.Where(s => IsReachable(s, now)).ToList();
         return reachable.Count > 0 ? reachable : active;
     }
 
     /// <summary>Whether <paramref name="silo"/> is one <see cref="GetCompatibleSilos"/> would offer now (active, not just unreachable).</summary>
-    public bool IsAvailable(SiloAddress silo) =>
-        _membership.CurrentView.IsActive(silo)
-        && (!_unreachable.TryGetValue(silo, out var since) || DateTime.UtcNow - since > UnreachableFor);
+    public bool IsAvailable(SiloAddress silo) => _membership.CurrentView.IsActive(silo) && IsReachable(silo, DateTime.UtcNow);
+
+    /// <summary>False for a silo this one failed to reach less than <see cref="UnreachableFor"/> ago.</summary>
+    private bool IsReachable(SiloAddress silo, DateTime now) => !_unreachable.TryGetValue(silo, out var since) || now - since > UnreachableFor;
 
     /// <summary>A send to this silo failed: keep new activations away from it for a few seconds.</summary>
     public void MarkUnreachable(SiloAddress silo) => _unreachable[silo] = DateTime.UtcNow;
