@@ -72,35 +72,44 @@ internal sealed partial class PostgreSqlDatabase : IAsyncDisposable, IDisposable
         }
 
         Server = $"{settings.Host ?? "(default host)"}:{settings.Port.ToString(CultureInfo.InvariantCulture)}, database {settings.Database ?? "(default)"}, user {settings.Username ?? "(default)"}";
-        // The project's pool defaults, each unless the connection string names the setting itself.
-        bool Unset(params string[] keywords) => !keywords.Any(k => connectionString.Contains(k, StringComparison.OrdinalIgnoreCase));
-        if (Unset("Pool Size", "MaxPoolSize"))
-        {
-            settings.MaxPoolSize = DefaultMaxPoolSize;
-        }
-
-        if (Unset("Min Pool Size", "Minimum Pool Size", "MinPoolSize"))
-        {
-            settings.MinPoolSize = Math.Min(DefaultMinPoolSize, settings.MaxPoolSize);
-        }
-
-        if (Unset("Idle Lifetime", "ConnectionIdleLifetime"))
-        {
-            settings.ConnectionIdleLifetime = DefaultIdleLifetimeSeconds;
-        }
-
-        if (Unset("Pruning Interval", "ConnectionPruningInterval"))
-        {
-            // Npgsql refuses an interval longer than the idle lifetime.
-            settings.ConnectionPruningInterval = Math.Min(DefaultPruningIntervalSeconds, settings.ConnectionIdleLifetime);
-        }
-
+        ApplyPoolDefaults(settings);
         _lease = SharedDataSource.Acquire(settings.ConnectionString, () => NpgsqlDataSource.Create(settings));
         _dataSource = _lease.DataSource;
         _provider = provider;
         _tables = tables;
         _schemaDdl = schemaDdl;
         _logger = logger;
+    }
+
+    /// <summary>
+    /// The project's pool settings (<see cref="DefaultMaxPoolSize"/> and the others), each where the connection string
+    /// <paramref name="settings"/> was parsed from does not give the setting itself, under any of Npgsql's names for it.
+    /// </summary>
+    internal static void ApplyPoolDefaults(NpgsqlConnectionStringBuilder settings)
+    {
+        // Npgsql lists the settings the string gave, by their canonical names ("MaxPoolSize" is "Maximum Pool Size").
+        var given = settings.Keys.Cast<string>().ToHashSet(StringComparer.OrdinalIgnoreCase);
+        if (!given.Contains("Maximum Pool Size"))
+        {
+            // Never below a minimum the string gave.
+            settings.MaxPoolSize = Math.Max(DefaultMaxPoolSize, settings.MinPoolSize);
+        }
+
+        if (!given.Contains("Minimum Pool Size"))
+        {
+            settings.MinPoolSize = Math.Min(DefaultMinPoolSize, settings.MaxPoolSize);
+        }
+
+        if (!given.Contains("Connection Idle Lifetime"))
+        {
+            settings.ConnectionIdleLifetime = DefaultIdleLifetimeSeconds;
+        }
+
+        if (!given.Contains("Connection Pruning Interval"))
+        {
+            // Npgsql refuses an interval longer than the idle lifetime.
+            settings.ConnectionPruningInterval = Math.Min(DefaultPruningIntervalSeconds, settings.ConnectionIdleLifetime);
+        }
     }
 
     /// <summary>Where the provider connects, for messages: host, port, database and user (never the password).</summary>
