@@ -67,6 +67,25 @@ public sealed class MoeModelTests : IDisposable
         Assert.Equal(logitsA, logits);
     }
 
+    /// <summary>
+    /// A silo warms a model up before sessions need it (<see cref="MoeModel.WarmUp"/>): the warmed model decodes the same
+    /// bits as one never warmed, for greedy and sampled generation alike.
+    /// </summary>
+    [Fact]
+    public void A_warm_up_leaves_the_model_decoding_the_same_bits()
+    {
+        var warmed = new MoeModel(MoeWeights.Random(Tiny, 5));
+        warmed.WarmUp();
+        warmed.WarmUp();
+        foreach (var sampling in new[] { new Sampling(), new Sampling(Temperature: 0.8f, Seed: 9) })
+        {
+            var expected = Generate(new MoeModel(MoeWeights.Random(Tiny, 5)), "warm", 10, sampling, out _, out var expectedLogits);
+            var actual = Generate(warmed, "warm", 10, sampling, out _, out var actualLogits);
+            Assert.Equal(expected, actual);
+            Assert.Equal(expectedLogits, actualLogits);
+        }
+    }
+
     /// <summary>Seeded sampling is reproducible, depends on the seed, and draws in proportion to the probabilities.</summary>
     [Fact]
     public void Seeded_sampling_is_reproducible_and_follows_the_distribution()

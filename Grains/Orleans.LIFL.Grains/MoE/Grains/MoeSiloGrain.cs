@@ -7,14 +7,16 @@ namespace Orleans.LIFL.Grains.MoE;
 /// <summary>
 /// One per silo (pinned to the silo its key names, see <see cref="SiloPinnedPlacement"/>): loads a deployment's attention
 /// side into the silo's process ahead of time, so that a session opened or resumed on the silo after a failure does
-/// not wait for the weights — Tarragon's healthy attention workers already hold them — and takes the replay path to
-/// every expert silo once, so that the first replays after a failure run compiled code.
+/// not wait for the weights — Tarragon's healthy attention workers already hold them — nor for the decode kernels'
+/// compilation (the attention side runs once here), and takes the replay path to every expert silo once, so that the
+/// first replays after a failure run compiled code.
 /// </summary>
 public interface IMoeSiloGrain : IGrainWithStringKey
 {
     /// <summary>
-    /// Loads the attention weights of <paramref name="spec"/> at <paramref name="epoch"/> and replays a token of zeros
-    /// to each of <paramref name="replayProbes"/> (a replica on every expert silo); returns how long that took.
+    /// Loads the attention weights of <paramref name="spec"/> at <paramref name="epoch"/>, runs the attention side once and
+    /// replays a token of zeros to each of <paramref name="replayProbes"/> (a replica on every expert silo); returns how
+    /// long that took.
     /// </summary>
     Task<TimeSpan> Prepare(MoeDeploymentSpec spec, int epoch, ExpertReplica[] replayProbes);
 }
@@ -33,6 +35,7 @@ public sealed class MoeSiloGrain : Grain, IMoeSiloGrain
         ArgumentNullException.ThrowIfNull(replayProbes);
         var watch = Stopwatch.StartNew();
         var model = MoeModelCache.Get(spec, epoch);
+        model.WarmUp();
 
         // The replay path is taken only when a replica fails: its first use in this process (the call's proxy, its
         // serialization, the expert silo's invoker) would otherwise be compiled then, in the failure's stall.

@@ -11,12 +11,16 @@ namespace Orleans.LIFL.Grains.MoE.Model;
 /// transcendental, exp, is computed here in float arithmetic rather than by the platform's libm. So the same inputs
 /// give bit-identical outputs on any silo, whatever its vector hardware: <see cref="Vector256{T}"/> falls back to the
 /// same IEEE operations in software where AVX is missing.
+/// The loops are compiled fully optimized on first use (<see cref="MethodImplOptions.AggressiveOptimization"/>) rather than
+/// tiered: a silo that takes over sessions after a failure would otherwise spend the failover recompiling its hot kernels
+/// (instrumented, then final code) on the cores the resumed decoding needs.
 /// </summary>
 public static class MoeKernels
 {
     private const int Lanes = 8;
 
     /// <summary>Σ a[i]·b[i] in the fixed order described on the class.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
         if (a.Length != b.Length)
@@ -41,6 +45,7 @@ public static class MoeKernels
     }
 
     /// <summary>y = W·x for a row-major W of y.Length rows and x.Length columns.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void MatVec(ReadOnlySpan<float> weights, ReadOnlySpan<float> x, Span<float> y)
     {
         if (weights.Length != (long)x.Length * y.Length)
@@ -65,6 +70,7 @@ public static class MoeKernels
     }
 
     /// <summary>y[r] = Dot(row r of <paramref name="rows"/>, x) for four consecutive rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void DotFour(ReadOnlySpan<float> rows, ReadOnlySpan<float> x, Span<float> y)
     {
         var n = x.Length;
@@ -97,6 +103,7 @@ public static class MoeKernels
     }
 
     /// <summary>y[i] += a · x[i], element by element (vectorized: each element sees the same two operations).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void AddScaled(Span<float> y, float a, ReadOnlySpan<float> x)
     {
         if (x.Length != y.Length)
@@ -119,6 +126,7 @@ public static class MoeKernels
     }
 
     /// <summary>y = x / rms(x) ⊙ gain, rms(x) = sqrt(mean(x²) + ε).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> gain, float epsilon, Span<float> y)
     {
         var scale = 1f / MathF.Sqrt((Dot(x, x) / x.Length) + epsilon);
@@ -132,6 +140,7 @@ public static class MoeKernels
     /// Rotary positions (RoFormer, as Llama and Mixtral apply them): each head's pairs (i, i + headDim/2) rotated by
     /// position × θ^(−2i/headDim), from the precomputed <paramref name="cos"/> and <paramref name="sin"/> of the position.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Rope(Span<float> vector, int headDim, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
     {
         var half = headDim / 2;
@@ -148,6 +157,7 @@ public static class MoeKernels
     }
 
     /// <summary>The cosines and sines of rotary positions for <paramref name="position"/>, computed in double and rounded once.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RopeTables(int position, int headDim, double theta, Span<float> cos, Span<float> sin)
     {
         var half = headDim / 2;
@@ -160,6 +170,7 @@ public static class MoeKernels
     }
 
     /// <summary>In place: exp(v − max) / Σ, the sum taken left to right.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Softmax(Span<float> values)
     {
         var max = float.NegativeInfinity;
@@ -227,6 +238,7 @@ public static class MoeKernels
     /// The <paramref name="k"/> largest of <paramref name="values"/> (ties: the lower index first), in descending
     /// order, into <paramref name="indices"/>.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void TopK(ReadOnlySpan<float> values, Span<int> indices)
     {
         var k = indices.Length;
@@ -256,6 +268,7 @@ public static class MoeKernels
     }
 
     /// <summary>The index of the largest value (ties: the lowest index).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static int ArgMax(ReadOnlySpan<float> values)
     {
         var best = 0;

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Orleans.LIFL.Grains.MoE.Model;
 
 /// <summary>Where a layer's token goes: the router's top-k experts, best first, and their softmax weights.</summary>
@@ -25,6 +27,7 @@ public sealed class MoeModel
     public MoeWeights Weights => _weights;
 
     /// <summary>The hidden state of <paramref name="token"/> (its embedding row).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Embed(int token, Span<float> hidden)
     {
         if ((uint)token >= (uint)Config.Vocabulary)
@@ -40,6 +43,7 @@ public sealed class MoeModel
     /// over every cached position and this one (written to <paramref name="cache"/>); then <paramref name="routed"/>
     /// is the normed hidden state the experts take.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Attend(int layer, Span<float> hidden, int position, KvCache cache, Span<float> routed)
     {
         var (d, headDim, heads) = (Config.ModelDim, Config.HeadDim, Config.Heads);
@@ -94,6 +98,7 @@ public sealed class MoeModel
     }
 
     /// <summary>The router's choice for layer <paramref name="layer"/>: top-k of its logits, weighted by their softmax.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ExpertRoute Route(int layer, ReadOnlySpan<float> routed)
     {
         Span<float> logits = stackalloc float[Config.Experts];
@@ -111,6 +116,7 @@ public sealed class MoeModel
     }
 
     /// <summary>One expert's SwiGLU on the routed input: stateless, and what an expert worker runs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RunExpert(ExpertWeights expert, ReadOnlySpan<float> routed, Span<float> output)
     {
         ArgumentNullException.ThrowIfNull(expert);
@@ -128,6 +134,7 @@ public sealed class MoeModel
     }
 
     /// <summary>hidden += Σ weightᵢ · outputᵢ, in the route's order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Combine(Span<float> hidden, ExpertRoute route, IReadOnlyList<float[]> outputs)
     {
         ArgumentNullException.ThrowIfNull(outputs);
@@ -138,11 +145,36 @@ public sealed class MoeModel
     }
 
     /// <summary>The LM head's logits of the final hidden state.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Logits(ReadOnlySpan<float> hidden, Span<float> logits)
     {
         Span<float> normed = stackalloc float[Config.ModelDim];
         MoeKernels.RmsNorm(hidden, _weights.FinalNorm, Config.NormEpsilon, normed);
         MoeKernels.MatVec(_weights.LmHead, normed, logits);
+    }
+
+    /// <summary>
+    /// Runs the attention side once on a scratch cache, the experts' outputs standing in as zeros, so that a process about
+    /// to serve sessions has compiled the decode path's kernels before a real token waits for them (a silo taking over
+    /// the sessions of a dead one would compile them in the failover's stall). Leaves the model as it was.
+    /// </summary>
+    public void WarmUp()
+    {
+        var cache = new KvCache(Config);
+        var hidden = new float[Config.ModelDim];
+        var routed = new float[Config.ModelDim];
+        var logits = new float[Config.Vocabulary];
+        Embed(0, hidden);
+        for (var layer = 0; layer < Config.Layers; layer++)
+        {
+            Attend(layer, hidden, 0, cache, routed);
+            var route = Route(layer, routed);
+            Combine(hidden, route, [.. route.Experts.Select(_ => new float[Config.ModelDim])]);
+        }
+
+        Logits(hidden, logits);
+        _ = new Sampling().Next(logits, 0);
+        _ = new Sampling(Temperature: 1, Seed: 1).Next(logits, 0);
     }
 
     /// <summary>
