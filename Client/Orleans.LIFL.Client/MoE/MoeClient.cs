@@ -99,13 +99,23 @@ public sealed class MoeClient(IClusterClient client)
         while (next < request.MaxTokens)
         {
             TokenBatch? batch = null;
-            try
+            var reading = session.Read(next, options.ReadWait).WaitAsync(options.ReadWait + options.LostAfter, cancellationToken);
+
+            // A lost session is this wait's expected way out, so its outcome is looked at, not thrown: a first exception
+            // through these frames costs the process milliseconds of first-time handling at the start of the failover.
+            await ((Task)reading).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (reading.IsCompletedSuccessfully)
             {
-                batch = await session.Read(next, options.ReadWait).WaitAsync(options.ReadWait + options.LostAfter, cancellationToken).ConfigureAwait(false);
+                batch = reading.Result;
             }
-            catch (Exception error) when (IsSessionLoss(error, cancellationToken))
+            else if (reading.Exception?.InnerException is { } error && IsSessionLoss(error, cancellationToken))
             {
                 _ = Deployment(deployment).ReportSessionFailure(opened.Session, opened.Silo);
+            }
+            else
+            {
+                // Cancelled, or an error no failover mends: as thrown by the read.
+                await reading.ConfigureAwait(false);
             }
 
             if (batch?.Failure is { } failure)
