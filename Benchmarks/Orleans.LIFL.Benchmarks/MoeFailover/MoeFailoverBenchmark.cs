@@ -121,7 +121,7 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                     $"model: {config.Layers} layers, d_model {config.ModelDim}, {config.Heads} heads, {config.Experts} experts of d_ff {config.FeedForwardDim} (top-{config.TopK}), weights read from a safetensors file; {Sessions} concurrent greedy generations of {failureTokens} tokens ({steadyTokens} when nothing fails).",
                     "cluster: 3 lifl silo processes (membership in a private PostgreSQL); silo 0 is the clients' gateway and runs the sessions, silos 1 and 2 run the experts (Tarragon: each expert's primary on one and its pre-loaded shadow on the other) and the deployment; the expert silo dies under the deployment that served the no-failure runs (the baseline, which has none, under a new one); for the session failure a fresh silo replaces the dead expert silo and a new deployment is made.",
                     $"stall: the largest gap between consecutive tokens of any session that spans the kill -9 (issued once every session had {killAfter} tokens) or starts within {StallWindow.TotalSeconds:0} s after it; Tarragon replays expert calls at once and resumes sessions from KV checkpoints, the baseline waits for the cluster to declare the silo dead, then deactivates every session and expert, reloads the weights and prefills every request again.",
-                    $"tokens/s: all sessions' tokens from the first to the last, no failure, with and without KV checkpointing on the same cluster, alternated {reps}× after {WarmupPairs} unmeasured runs of each; the overhead is 1 − the mean of the paired ratios (with / without), given with its standard error (this shared 2-core machine varies by about 10% between consecutive runs); time between tokens from the runs with checkpointing.",
+                    $"tokens/s: all sessions' tokens from the first to the last, no failure, with and without KV checkpointing on the same cluster, {reps} pairs in alternating order (ABBA) after {WarmupPairs} unmeasured runs of each; the overhead is 1 − the mean of the paired ratios (with / without), given with its standard error (this shared 2-core machine varies by about 10% between consecutive runs); time between tokens from the runs with checkpointing.",
                     "every session's tokens were compared with a local decode of the same weights: outputs_identical says whether all matched (failures included).",
                 ],
                 Details = new Dictionary<string, object> { ["tarragon"] = ours, ["baseline"] = baseline },
@@ -221,8 +221,20 @@ public sealed class MoeFailoverBenchmark : IBenchmark
 
                     for (var rep = 0; rep < reps; rep++)
                     {
-                        var (withOn, _) = await GenerateAsync(generator, on, steadyTokens, victim: null, 0);
-                        var (withOff, _) = await GenerateAsync(generator, off, steadyTokens, victim: null, 0);
+                        // Each pair in the other order than the last (ABBA): whatever a run leaves the next (its deactivations,
+                        // its garbage, the machine's drift) falls on both sides alike instead of always on the second.
+                        GenerationTimelines withOn, withOff;
+                        if (rep % 2 == 0)
+                        {
+                            (withOn, _) = await GenerateAsync(generator, on, steadyTokens, victim: null, 0);
+                            (withOff, _) = await GenerateAsync(generator, off, steadyTokens, victim: null, 0);
+                        }
+                        else
+                        {
+                            (withOff, _) = await GenerateAsync(generator, off, steadyTokens, victim: null, 0);
+                            (withOn, _) = await GenerateAsync(generator, on, steadyTokens, victim: null, 0);
+                        }
+
                         identical &= Check(withOn, "no failure, checkpointing") & Check(withOff, "no failure");
                         withCheckpoints.Add(withOn.TokensPerSecond());
                         withoutCheckpoints.Add(withOff.TokensPerSecond());
