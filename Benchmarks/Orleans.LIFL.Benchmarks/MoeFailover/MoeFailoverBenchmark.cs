@@ -223,17 +223,10 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                     {
                         // Each pair in the other order than the last (ABBA): whatever a run leaves the next (its deactivations,
                         // its garbage, the machine's drift) falls on both sides alike instead of always on the second.
-                        GenerationTimelines withOn, withOff;
-                        if (rep % 2 == 0)
-                        {
-                            (withOn, _) = await GenerateAsync(generator, on, steadyTokens, victim: null, 0);
-                            (withOff, _) = await GenerateAsync(generator, off, steadyTokens, victim: null, 0);
-                        }
-                        else
-                        {
-                            (withOff, _) = await GenerateAsync(generator, off, steadyTokens, victim: null, 0);
-                            (withOn, _) = await GenerateAsync(generator, on, steadyTokens, victim: null, 0);
-                        }
+                        var onFirst = rep % 2 == 0;
+                        var (first, _) = await GenerateAsync(generator, onFirst ? on : off, steadyTokens, victim: null, 0);
+                        var (second, _) = await GenerateAsync(generator, onFirst ? off : on, steadyTokens, victim: null, 0);
+                        var (withOn, withOff) = onFirst ? (first, second) : (second, first);
 
                         identical &= Check(withOn, "no failure, checkpointing") & Check(withOff, "no failure");
                         withCheckpoints.Add(withOn.TokensPerSecond());

@@ -6,18 +6,18 @@ namespace Orleans.LIFL.Grains.MoE;
 /// </summary>
 public sealed class SendBackoff(TimeSpan first, TimeSpan most, TimeProvider time)
 {
-    private long _retryAt;
+    private long _failedAt;
 
     /// <summary>The wait the last failure imposed (zero after a success).</summary>
     public TimeSpan Delay { get; private set; }
 
     /// <summary>Whether a send may go now.</summary>
-    public bool Ready => Delay == TimeSpan.Zero || time.GetTimestamp() >= _retryAt;
+    public bool Ready => Delay == TimeSpan.Zero || time.GetElapsedTime(_failedAt) >= Delay;
 
     public void Failed()
     {
         Delay = Delay == TimeSpan.Zero ? first : TimeSpan.FromTicks(Math.Min(Delay.Ticks * 2, most.Ticks));
-        _retryAt = time.GetTimestamp() + (long)(Delay.TotalSeconds * time.TimestampFrequency);
+        _failedAt = time.GetTimestamp();
     }
 
     public void Succeeded() => Delay = TimeSpan.Zero;

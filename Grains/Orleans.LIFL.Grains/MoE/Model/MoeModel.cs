@@ -160,19 +160,8 @@ public sealed class MoeModel
     /// </summary>
     public void WarmUp()
     {
-        var cache = new KvCache(Config);
-        var hidden = new float[Config.ModelDim];
-        var routed = new float[Config.ModelDim];
         var logits = new float[Config.Vocabulary];
-        Embed(0, hidden);
-        for (var layer = 0; layer < Config.Layers; layer++)
-        {
-            Attend(layer, hidden, 0, cache, routed);
-            var route = Route(layer, routed);
-            Combine(hidden, route, [.. route.Experts.Select(_ => new float[Config.ModelDim])]);
-        }
-
-        Logits(hidden, logits);
+        Step(0, 0, new KvCache(Config), static (_, _, _, _) => { }, logits);
         _ = new Sampling().Next(logits, 0);
         _ = new Sampling(Temperature: 1, Seed: 1).Next(logits, 0);
     }
@@ -184,6 +173,14 @@ public sealed class MoeModel
     public void Step(int token, int position, KvCache cache, Func<int, int, ExpertWeights> experts, Span<float> logits)
     {
         ArgumentNullException.ThrowIfNull(experts);
+        Step(token, position, cache, (layer, expert, routed, output) => RunExpert(experts(layer, expert), routed, output), logits);
+    }
+
+    /// <summary>Expert (<paramref name="layer"/>, <paramref name="expert"/>) of a step on its routed input, into a zeroed output.</summary>
+    private delegate void ExpertRun(int layer, int expert, ReadOnlySpan<float> routed, Span<float> output);
+
+    private void Step(int token, int position, KvCache cache, ExpertRun runExpert, Span<float> logits)
+    {
         Span<float> hidden = stackalloc float[Config.ModelDim];
         Span<float> routed = stackalloc float[Config.ModelDim];
         Embed(token, hidden);
@@ -195,7 +192,7 @@ public sealed class MoeModel
             for (var k = 0; k < outputs.Length; k++)
             {
                 outputs[k] = new float[Config.ModelDim];
-                RunExpert(experts(layer, route.Experts[k]), routed, outputs[k]);
+                runExpert(layer, route.Experts[k], routed, outputs[k]);
             }
 
             Combine(hidden, route, outputs);
