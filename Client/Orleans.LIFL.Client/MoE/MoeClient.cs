@@ -90,8 +90,10 @@ public sealed class MoeClient(IClusterClient client)
         };
         var started = Stopwatch.GetTimestamp();
         var incarnation = 0;
-        var (session, opened) = await OpenAsync(request, incarnation, restoreFrom: null, options, cancellationToken).ConfigureAwait(false);
+        var (session, opened) = await OpenAsync(request, incarnation, restoreFrom: null, [], options, cancellationToken).ConfigureAwait(false);
         incarnation = InferenceSessions.Parse(opened.Session).Incarnation;
+        // The tokens yielded so far: a resumed session takes them to recompute its positions past the checkpoint at once.
+        var delivered = new List<int>(request.MaxTokens);
         var next = 0;
         long lastArrival = 0;
         long noticed = 0, reopened = 0;
@@ -137,7 +139,7 @@ public sealed class MoeClient(IClusterClient client)
                 }
 
                 var restoreFrom = opened.Recovery == RecoveryMode.Reroute ? opened.CheckpointStore : null;
-                (session, opened) = await OpenAsync(request, incarnation + 1, restoreFrom, options, cancellationToken).ConfigureAwait(false);
+                (session, opened) = await OpenAsync(request, incarnation + 1, restoreFrom, [.. delivered], options, cancellationToken).ConfigureAwait(false);
                 incarnation = InferenceSessions.Parse(opened.Session).Incarnation;
                 reopened = Stopwatch.GetTimestamp();
                 resumed = true;
@@ -168,6 +170,7 @@ public sealed class MoeClient(IClusterClient client)
 
             foreach (var token in batch.Tokens)
             {
+                delivered.Add(token);
                 yield return new GeneratedToken(next++, token, Stopwatch.GetElapsedTime(started), incarnation, opened.Silo);
             }
         }
@@ -184,7 +187,7 @@ public sealed class MoeClient(IClusterClient client)
 
     /// <summary>Opens incarnation <paramref name="first"/> or, if that fails (its silo is going), the next ones.</summary>
     private async Task<(IInferenceSessionGrain Session, SessionOpened Opened)> OpenAsync(
-        GenerationRequest request, int first, string? restoreFrom, GenerationOptions options, CancellationToken cancellationToken)
+        GenerationRequest request, int first, string? restoreFrom, int[] delivered, GenerationOptions options, CancellationToken cancellationToken)
     {
         Exception? last = null;
         for (var attempt = 0; attempt < OpenBackoff.Length && first + attempt <= options.MaxIncarnations; attempt++)
@@ -197,7 +200,7 @@ public sealed class MoeClient(IClusterClient client)
             var session = client.GetGrain<IInferenceSessionGrain>(InferenceSessions.Key(request.RequestId, first + attempt));
             try
             {
-                var opened = await session.Open(request, restoreFrom).ConfigureAwait(false);
+                var opened = await session.Open(request, restoreFrom, delivered).ConfigureAwait(false);
                 return (session, opened);
             }
             catch (ArgumentException error)

@@ -63,6 +63,34 @@ public sealed class ExpertRouterTests
         Assert.Equal((1, 0), (experts["b1"].Calls, experts["b1"].Replays));
     }
 
+    /// <summary>
+    /// A call carrying several tokens (a prefill) is given the one-token deadline for each before it is replayed, and its
+    /// latency does not count toward the one-token calls' smoothed latency.
+    /// </summary>
+    [Fact]
+    public async Task A_call_of_several_tokens_gets_a_deadline_for_each()
+    {
+        var time = new FakeTimeProvider();
+        var experts = new Dictionary<string, FakeExpert> { ["a0"] = new(silent: true), ["b0"] = new(silent: false), ["a1"] = new(silent: false) };
+        var router = new ExpertRouter(Table, Spec, r => experts[r.Key], time, (_, _) => { });
+        var warm = router.CallAsync(0, 1, [1f]);
+        time.Advance(TimeSpan.FromMilliseconds(2));
+        experts["a1"].Answer();
+        await warm;
+        Assert.Equal(TimeSpan.FromMilliseconds(75), router.DeadlineFor(3));
+        Assert.Equal(ExpertRouter.FirstCallDeadline, router.DeadlineFor(1000));
+
+        var call = router.CallAsync(0, 0, [1f, 2f, 3f], rows: 3);
+        time.Advance(TimeSpan.FromMilliseconds(74));
+        Assert.Equal(0, experts["b0"].Replays);
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.Equal(1, experts["b0"].Replays);
+        time.Advance(TimeSpan.FromMilliseconds(40));
+        experts["b0"].Answer();
+        Assert.Equal(new[] { 2f, 4f, 6f }, await call);
+        Assert.Equal(2, router.SmoothedLatencyMs);
+    }
+
     /// <summary>A replica that misses its deadline but answers later is trusted again: late is not dead.</summary>
     [Fact]
     public async Task A_late_answer_clears_the_suspicion()

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Orleans.LIFL.Client.MoE;
 using Orleans.LIFL.Grains.MoE;
 using Orleans.LIFL.TestingHost;
@@ -44,7 +45,7 @@ public sealed class MoeGrainTests
         var requestId = MoeTestBed.NewName("r");
         var session = bed.Cluster.Client.GetGrain<IInferenceSessionGrain>(InferenceSessions.Key(requestId, 0));
         var request = new GenerationRequest { RequestId = requestId, Deployment = deployment, Prompt = Prompt, MaxTokens = 20 };
-        var opened = await session.Open(request, restoreFrom: null);
+        var opened = await session.Open(request, restoreFrom: null, delivered: []);
         Assert.Equal(KvCheckpointStores.Key(deployment, bed.Cluster.FindSiloHosting(session)!.Address.ToString()), opened.CheckpointStore);
         TokenBatch batch;
         while (!(batch = await session.Read(0, TimeSpan.FromSeconds(5))).Done)
@@ -242,7 +243,7 @@ public sealed class MoeGrainTests
         // The session is opened from (hence on) the first silo, and read from there.
         var requestId = MoeTestBed.NewName("r");
         var session = home.GrainFactory.GetGrain<IInferenceSessionGrain>(InferenceSessions.Key(requestId, 0));
-        await session.Open(new GenerationRequest { RequestId = requestId, Deployment = deployment, Prompt = Prompt, MaxTokens = 120 }, restoreFrom: null);
+        await session.Open(new GenerationRequest { RequestId = requestId, Deployment = deployment, Prompt = Prompt, MaxTokens = 120 }, restoreFrom: null, delivered: []);
         Assert.Equal(home, bed.Cluster.FindSiloHosting(session));
         var tokens = new List<int>();
         var killedDeploymentSilo = false;
@@ -289,6 +290,54 @@ public sealed class MoeGrainTests
         Assert.Contains(status.Events, e => e.Kind == "restart");
     }
 
+    /// <summary>
+    /// A session given tokens the client already has (as a resumed incarnation is) takes them with the prompt in
+    /// batched steps — each layer's experts called once for all the positions routed to them — then decodes on to the
+    /// local decode's tokens; a delivered token the model would not have produced fails the session, naming it, and
+    /// delivered tokens outside the vocabulary or beyond the request are refused.
+    /// </summary>
+    [Fact]
+    public async Task Known_tokens_are_prefilled_together_and_checked()
+    {
+        await using var bed = await MoeTestBed.StartAsync(silos: 1);
+        var deployment = MoeTestBed.NewName("d");
+        var status = await bed.Client.DeployAsync(deployment, MoeTestBed.Spec() with { Shadows = 0 });
+        var (layers, topK, experts) = (MoeTestBed.Config.Layers, MoeTestBed.Config.TopK, MoeTestBed.Config.Experts);
+        var reference = MoeTestBed.Reference(Prompt, 40);
+        async Task<long> ExpertCallsAsync() =>
+            (await Task.WhenAll(status.Routes!.Replicas.Select(r => bed.Cluster.Client.GetGrain<IExpertGrain>(r.Key).Ping()))).Sum(l => l.Calls);
+        GenerationRequest Request() => new() { RequestId = MoeTestBed.NewName("r"), Deployment = deployment, Prompt = Prompt, MaxTokens = 40 };
+        IInferenceSessionGrain Session(GenerationRequest request) => bed.Cluster.Client.GetGrain<IInferenceSessionGrain>(InferenceSessions.Key(request.RequestId, 0));
+
+        var before = await ExpertCallsAsync();
+        var request = Request();
+        await Session(request).Open(request, restoreFrom: null, delivered: reference[..25]);
+        var (tokens, failure) = await ReadToEndAsync(Session(request));
+        Assert.Null(failure);
+        Assert.Equal(reference, tokens);
+
+        // The prompt's 20 positions and the 25 of delivered tokens go in two steps (32 + 13 positions, each calling at
+        // most every expert once per layer); the 14 positions after them decode one by one. A step per position would
+        // have made 59 × layers × top-k calls.
+        var calls = await ExpertCallsAsync() - before;
+        var decoded = 14 * layers * topK;
+        Assert.InRange(calls, decoded + (2 * layers * topK), decoded + (2 * layers * experts));
+
+        var wrong = reference[..25];
+        wrong[10] = (wrong[10] + 1) % 256;
+        var misled = Request();
+        await Session(misled).Open(misled, restoreFrom: null, delivered: wrong);
+        var (_, mismatch) = await ReadToEndAsync(Session(misled));
+        Assert.Contains($"Token 10 (position {Prompt.Length + 9}) came out {reference[10]}, but the client had {wrong[10]}", mismatch, StringComparison.Ordinal);
+
+        var outside = Request();
+        var notByte = await Assert.ThrowsAsync<ArgumentException>(() => Session(outside).Open(outside, restoreFrom: null, delivered: [65, 300]));
+        Assert.Contains("delivered token 300 (index 1) is not in the 256-token vocabulary", notByte.Message, StringComparison.Ordinal);
+        var tooMany = Request();
+        var beyond = await Assert.ThrowsAsync<ArgumentException>(() => Session(tooMany).Open(tooMany, restoreFrom: null, delivered: new int[41]));
+        Assert.Contains("41 tokens delivered of 40 asked for", beyond.Message, StringComparison.Ordinal);
+    }
+
     /// <summary>Bad requests are refused with the reason, and the deployment keeps serving.</summary>
     [Fact]
     public async Task Bad_requests_are_refused_with_the_reason()
@@ -309,7 +358,17 @@ public sealed class MoeGrainTests
         var routes = (await bed.Client.Deployment(deployment).Status()).Routes!;
         var expert = bed.Cluster.Client.GetGrain<IExpertGrain>(routes.For(0, 0)[0].Key);
         var shape = await Assert.ThrowsAsync<ArgumentException>(() => expert.Run(new float[5]));
-        Assert.Contains("takes 32 values", shape.Message, StringComparison.Ordinal);
+        Assert.Contains("takes rows of 32 values; the call gave 5", shape.Message, StringComparison.Ordinal);
+        Assert.Contains("gave 0", (await Assert.ThrowsAsync<ArgumentException>(() => expert.Run([]))).Message, StringComparison.Ordinal);
+
+        // Several rows (a prefill's positions routed to this expert) give each row's one-row answer, bit for bit.
+        var rows = Enumerable.Range(0, 3 * 32).Select(i => MathF.Sin(i)).ToArray();
+        var batched = await expert.Run(rows);
+        for (var row = 0; row < 3; row++)
+        {
+            Assert.Equal(await expert.Run(rows[(row * 32)..((row + 1) * 32)]), batched[(row * 32)..((row + 1) * 32)]);
+        }
+
         var nan = new float[32];
         nan[3] = float.NaN;
         Assert.Contains("index 3", (await Assert.ThrowsAsync<ArgumentException>(() => expert.Run(nan))).Message, StringComparison.Ordinal);
@@ -366,6 +425,24 @@ public sealed class MoeGrainTests
         }
 
         return value;
+    }
+
+    /// <summary>A session's tokens until it is done or failed, and its failure.</summary>
+    private static async Task<(List<int> Tokens, string? Failure)> ReadToEndAsync(IInferenceSessionGrain session)
+    {
+        var tokens = new List<int>();
+        var waited = Stopwatch.StartNew();
+        while (true)
+        {
+            var batch = await session.Read(tokens.Count, TimeSpan.FromSeconds(5));
+            tokens.AddRange(batch.Tokens);
+            if (batch.Done || batch.Failure is not null)
+            {
+                return (tokens, batch.Failure);
+            }
+
+            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(60), $"the session produced {tokens.Count} tokens in a minute");
+        }
     }
 
     private static async Task<List<GeneratedToken>> CollectAsync(IAsyncEnumerable<GeneratedToken> tokens)

@@ -18,7 +18,10 @@ public interface IExpertGrain : IGrainWithStringKey
     /// <summary>Activates the replica, which loads its weights; a shadow stays idle after this.</summary>
     Task<ExpertLoaded> Warm();
 
-    /// <summary>The expert's SwiGLU output for one token's routed hidden state.</summary>
+    /// <summary>
+    /// The expert's SwiGLU output for each token's routed hidden state: <paramref name="routed"/> holds one or more rows of
+    /// d_model values (a decoding step sends one, a prefill one per position routed here), and so does the answer.
+    /// </summary>
     Task<float[]> Run(float[] routed);
 
     /// <summary>The same as <see cref="Run"/> for work replayed from a failed replica: it does not queue behind first-time calls.</summary>
@@ -104,9 +107,9 @@ public sealed class ExpertGrain : Grain, IExpertGrain
     {
         ArgumentNullException.ThrowIfNull(routed);
         var weights = _weights ?? throw new InvalidOperationException($"Expert {GrainId.Key} was unloaded.");
-        if (routed.Length != _modelDim)
+        if (routed.Length == 0 || routed.Length % _modelDim != 0)
         {
-            throw new ArgumentException($"Expert {GrainId.Key} takes {_modelDim} values; the call gave {routed.Length}.", nameof(routed));
+            throw new ArgumentException($"Expert {GrainId.Key} takes rows of {_modelDim} values; the call gave {routed.Length}.", nameof(routed));
         }
 
         for (var i = 0; i < routed.Length; i++)
@@ -117,8 +120,14 @@ public sealed class ExpertGrain : Grain, IExpertGrain
             }
         }
 
+        // Row by row with the one-token kernel, so a row's answer has the same bits whatever it is batched with; the rows
+        // after the first find the weights in the cache.
         var output = new float[routed.Length];
-        MoeModel.RunExpert(weights, routed, output);
+        for (var row = 0; row < routed.Length; row += _modelDim)
+        {
+            MoeModel.RunExpert(weights, routed.AsSpan(row, _modelDim), output.AsSpan(row, _modelDim));
+        }
+
         _calls++;
         return output;
     }

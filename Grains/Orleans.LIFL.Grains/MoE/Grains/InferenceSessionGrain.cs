@@ -6,8 +6,8 @@ namespace Orleans.LIFL.Grains.MoE;
 
 /// <summary>
 /// Tarragon's attention worker for one request: it holds the KV cache, runs embeddings, attention, routing and the LM
-/// head, sends each layer's token to its chosen experts through its routing table, and streams tokens out (clients
-/// long-poll <see cref="Read"/>). Every new position's KV segment goes to a checkpoint store on another silo in the
+/// head, sends each layer's token batch to its chosen experts through its routing table — one token while decoding,
+/// every known one of a prefill — and streams tokens out (clients long-poll <see cref="Read"/>). Every new position's KV segment goes to a checkpoint store on another silo in the
 /// background. The key is "{request}#{incarnation}": when the session's silo dies, the client opens the next
 /// incarnation elsewhere, which restores the committed prefix and decodes on, producing the same tokens.
 /// </summary>
@@ -17,9 +17,11 @@ public interface IInferenceSessionGrain : IGrainWithStringKey
     /// Starts the generation (idempotent for the same request). With <paramref name="restoreFrom"/> (the checkpoint
     /// store an earlier incarnation reported in its <see cref="SessionOpened.CheckpointStore"/>), the KV cache and the
     /// tokens are first taken from that store as far as it committed, and checkpointing goes on there; otherwise the
-    /// checkpoint begins in the store of this deployment's sessions on this silo.
+    /// checkpoint begins in the store of this deployment's sessions on this silo. <paramref name="delivered"/> are the
+    /// tokens the client has already (none at first): a resumed incarnation recomputes the positions past the checkpoint
+    /// from them in one prefill instead of decoding them one by one, and fails if it would produce another token.
     /// </summary>
-    Task<SessionOpened> Open(GenerationRequest request, string? restoreFrom);
+    Task<SessionOpened> Open(GenerationRequest request, string? restoreFrom, int[] delivered);
 
     /// <summary>The decoding loop; started by <see cref="Open"/>.</summary>
     [OneWay]
@@ -78,6 +80,7 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
     private IMoeDeploymentGrain? _deployment;
     private IKvCheckpointStoreGrain? _store;
     private int[] _outputs = [];
+    private int[] _delivered = [];
     private TaskCompletionSource _changed = NewSignal();
     private Task<int>? _checkpointing;
     private bool _storeLost;
@@ -91,11 +94,15 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
     /// <summary>How long a session whose table ran out of replicas waits for the deployment to finish handling a failure.</summary>
     private static readonly TimeSpan RoutesPatience = TimeSpan.FromSeconds(10);
 
+    /// <summary>The most positions one step takes through the layers together (a prefill's batch).</summary>
+    private const int MaxStepPositions = 32;
+
     private bool Finished => _request is not null && _tokens.Count >= _request.MaxTokens;
 
-    public async Task<SessionOpened> Open(GenerationRequest request, string? restoreFrom)
+    public async Task<SessionOpened> Open(GenerationRequest request, string? restoreFrom, int[] delivered)
     {
         ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(delivered);
         var (requestId, _) = InferenceSessions.Parse(GrainId.Key);
         if (request.RequestId != requestId)
         {
@@ -115,7 +122,7 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         var spec = attachment.Spec;
         var model = MoeModelCache.Get(spec, attachment.Routes.Epoch);
         var config = model.Config;
-        if (request.Problem(config.MaxSequence) is { } problem)
+        if ((request.Problem(config.MaxSequence) ?? DeliveredProblem(request, delivered, config.Vocabulary)) is { } problem)
         {
             _ = _deployment.Detach(GrainId.Key);
             throw new ArgumentException($"Request {requestId}: {problem}.", nameof(request));
@@ -126,6 +133,7 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         _cache = new KvCache(config);
         _outputs = new int[config.MaxSequence];
         _sampling = new Sampling(request.Temperature, request.Seed);
+        _delivered = delivered;
         var deployment = _deployment;
         _router = new ExpertRouter(
             attachment.Routes, spec, r => GrainFactory.GetGrain<IExpertGrain>(r.Key), time, OnExpertFailure,
@@ -141,6 +149,13 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
             {
                 // The store holds this request already: no need to begin it again (one round trip less on the way back).
                 restoredPositions = Apply(request, checkpoint);
+                var differs = Enumerable.Range(0, Math.Min(_tokens.Count, delivered.Length)).FirstOrDefault(i => _tokens[i] != delivered[i], -1);
+                if (differs >= 0)
+                {
+                    _ = _deployment.Detach(GrainId.Key);
+                    throw new ArgumentException(
+                        $"Request {requestId}: delivered token {differs} is {delivered[differs]}, but the checkpoint holds {_tokens[differs]} there.", nameof(delivered));
+                }
             }
             else
             {
@@ -258,35 +273,85 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         DeactivateOnIdle();
     }
 
-    /// <summary>Decodes the next position: the prompt's next token, or the last generated one.</summary>
+    /// <summary>
+    /// Decodes the next positions: all those whose input token is known already — the prompt's rest, or after a resume
+    /// the tokens the client has past the checkpoint — up to <see cref="MaxStepPositions"/>, through each layer together
+    /// (each chosen expert called once per layer with every position routed to it); else the one after the last
+    /// generated token. Each position's attention and output are those of a step of its own, bit for bit.
+    /// </summary>
     private async Task StepAsync()
     {
         var (model, cache, request) = (_model!, _cache!, _request!);
         var config = model.Config;
-        var position = cache.Length;
-        var token = position < request.Prompt.Length ? request.Prompt[position] : _tokens[^1];
-        var hidden = new float[config.ModelDim];
-        model.Embed(token, hidden);
-        for (var layer = 0; layer < config.Layers; layer++)
+        var d = config.ModelDim;
+        var first = cache.Length;
+        var inputs = new List<int>();
+        for (var position = first; inputs.Count < MaxStepPositions && position - (request.Prompt.Length - 1) < request.MaxTokens; position++)
         {
-            var routed = new float[config.ModelDim];
-            model.Attend(layer, hidden, position, cache, routed);
-            var route = model.Route(layer, routed);
-            var calls = new Task<float[]>[route.Experts.Length];
-            for (var k = 0; k < calls.Length; k++)
+            var generated = position - request.Prompt.Length;
+            int? token = position < request.Prompt.Length ? request.Prompt[position]
+                : generated < _tokens.Count ? _tokens[generated]
+                : generated < _delivered.Length ? _delivered[generated]
+                : null;
+            if (token is not { } known)
             {
-                calls[k] = _router!.CallAsync(layer, route.Experts[k], routed);
+                break;
             }
 
-            var outputs = await Task.WhenAll(calls);
-            MoeModel.Combine(hidden, route, outputs);
+            inputs.Add(known);
         }
 
-        if (position >= request.Prompt.Length - 1)
+        var count = inputs.Count;
+        var hidden = new float[count * d];
+        for (var i = 0; i < count; i++)
         {
+            model.Embed(inputs[i], hidden.AsSpan(i * d, d));
+        }
+
+        for (var layer = 0; layer < config.Layers; layer++)
+        {
+            var routed = new float[count * d];
+            var routes = new ExpertRoute[count];
+            var rowsOf = new Dictionary<int, List<int>>();
+            for (var i = 0; i < count; i++)
+            {
+                model.Attend(layer, hidden.AsSpan(i * d, d), first + i, cache, routed.AsSpan(i * d, d));
+                routes[i] = model.Route(layer, routed.AsSpan(i * d, d));
+                foreach (var expert in routes[i].Experts)
+                {
+                    (rowsOf.TryGetValue(expert, out var rows) ? rows : rowsOf[expert] = []).Add(i);
+                }
+            }
+
+            var calls = rowsOf.ToDictionary(
+                e => e.Key,
+                e => _router!.CallAsync(layer, e.Key, count == 1 ? routed : [.. e.Value.SelectMany(i => routed.AsSpan(i * d, d).ToArray())], e.Value.Count));
+            await Task.WhenAll(calls.Values);
+            for (var i = 0; i < count; i++)
+            {
+                var outputs = routes[i].Experts.Select(e => count == 1 ? calls[e].Result : calls[e].Result.AsSpan(rowsOf[e].IndexOf(i) * d, d).ToArray()).ToArray();
+                MoeModel.Combine(hidden.AsSpan(i * d, d), routes[i], outputs);
+            }
+        }
+
+        for (var i = 0; i < count; i++)
+        {
+            var position = first + i;
+            if (position < request.Prompt.Length - 1)
+            {
+                _outputs[position] = -1;
+                continue;
+            }
+
             var logits = new float[config.Vocabulary];
-            model.Logits(hidden, logits);
+            model.Logits(hidden.AsSpan(i * d, d), logits);
             var next = _sampling!.Next(logits, position);
+            if (_tokens.Count < _delivered.Length && _delivered[_tokens.Count] != next)
+            {
+                throw new InvalidOperationException(
+                    $"Token {_tokens.Count} (position {position}) came out {next}, but the client had {_delivered[_tokens.Count]}: the generation is not reproducible.");
+            }
+
             _outputs[position] = next;
             _tokens.Add(next);
             if (_meter!.Token(_tokens.Count, _router!.Replays) is { } second)
@@ -294,11 +359,13 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
                 _ = _deployment!.ReportTokens(second);
             }
         }
-        else
-        {
-            _outputs[position] = -1;
-        }
     }
+
+    /// <summary>What is wrong with the tokens a client says it has, or null.</summary>
+    private static string? DeliveredProblem(GenerationRequest request, int[] delivered, int vocabulary) =>
+        delivered.Length > request.MaxTokens ? $"{delivered.Length} tokens delivered of {request.MaxTokens} asked for"
+        : Array.FindIndex(delivered, t => (uint)t >= (uint)vocabulary) is var bad and >= 0 ? $"delivered token {delivered[bad]} (index {bad}) is not in the {vocabulary}-token vocabulary"
+        : null;
 
     /// <summary>Takes the committed prefix of a checkpoint into the cache; returns the positions restored.</summary>
     private int Apply(GenerationRequest request, KvCheckpoint checkpoint)

@@ -89,22 +89,31 @@ public sealed class ExpertRouter
         _dead.Contains(silo) || (_suspected.TryGetValue(silo, out var since) && _time.GetElapsedTime(since) < SuspicionTime);
 
     /// <summary>
-    /// Runs expert (<paramref name="layer"/>, <paramref name="expert"/>) on <paramref name="routed"/>, failing over along
-    /// its candidates; when all of them failed, once more along those of the deployment's current table, if newer.
+    /// The deadline of a call carrying <paramref name="rows"/> tokens: <see cref="Deadline"/> for each (the smoothed
+    /// latency is that of one-token calls), at most <see cref="FirstCallDeadline"/>.
     /// </summary>
-    public Task<float[]> CallAsync(int layer, int expert, float[] routed) => CallAsync(layer, expert, routed, mayRefresh: true);
+    public TimeSpan DeadlineFor(int rows) =>
+        rows <= 1 ? Deadline : TimeSpan.FromTicks(Math.Min(Deadline.Ticks * rows, Math.Max(Deadline.Ticks, FirstCallDeadline.Ticks)));
+
+    /// <summary>
+    /// Runs expert (<paramref name="layer"/>, <paramref name="expert"/>) on <paramref name="routed"/> — the routed states
+    /// of <paramref name="rows"/> tokens, one after the other — failing over along its candidates; when all of them
+    /// failed, once more along those of the deployment's current table, if newer.
+    /// </summary>
+    public Task<float[]> CallAsync(int layer, int expert, float[] routed, int rows = 1) => CallAsync(layer, expert, routed, rows, mayRefresh: true);
 
     /// <summary>Times the session's table proved stale and a newer one was fetched.</summary>
     public int Refreshes { get; private set; }
 
-    private async Task<float[]> CallAsync(int layer, int expert, float[] routed, bool mayRefresh)
+    private async Task<float[]> CallAsync(int layer, int expert, float[] routed, int rows, bool mayRefresh)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(rows, 1);
         var tried = Table.Version;
         var candidates = Table.For(layer, expert);
         if (candidates.Count == 0)
         {
             return await RefreshOrFailAsync(
-                layer, expert, routed, tried, mayRefresh, new ExpertUnavailableException($"Expert ({layer}, {expert}) of {Table.Deployment} has no replica left."));
+                layer, expert, routed, rows, tried, mayRefresh, new ExpertUnavailableException($"Expert ({layer}, {expert}) of {Table.Deployment} has no replica left."));
         }
 
         // Healthy candidates in table order, then the suspected ones as a last resort, the most recently answering first.
@@ -130,7 +139,7 @@ public sealed class ExpertRouter
             pending.Add((call, replica, attemptStarted));
 
             // WaitAsync's timer goes away with the answer: no timer outlives a call that answered in time.
-            var deadline = Deadline;
+            var deadline = DeadlineFor(rows);
             var waitingOut = false;
             while (true)
             {
@@ -175,7 +184,11 @@ public sealed class ExpertRouter
                 {
                     var now = _time.GetTimestamp();
                     _lastAnswered[answered.Replica.Silo] = now;
-                    Observe(_time.GetElapsedTime(answered.Started, now).TotalMilliseconds);
+                    if (rows == 1)
+                    {
+                        Observe(_time.GetElapsedTime(answered.Started, now).TotalMilliseconds);
+                    }
+
                     return answered.Call.Result;
                 }
 
@@ -210,7 +223,7 @@ public sealed class ExpertRouter
         }
 
         return await RefreshOrFailAsync(
-            layer, expert, routed, tried, mayRefresh,
+            layer, expert, routed, rows, tried, mayRefresh,
             new ExpertUnavailableException($"Expert ({layer}, {expert}) of {Table.Deployment} failed on every replica: {last?.Message}", last));
     }
 
@@ -219,7 +232,7 @@ public sealed class ExpertRouter
     /// longer knew the session): in Reroute mode the deployment's current one is asked for once, and a newer table (or
     /// one a sibling call fetched meanwhile) gets a second try; otherwise <paramref name="failure"/> stands.
     /// </summary>
-    private async Task<float[]> RefreshOrFailAsync(int layer, int expert, float[] routed, long tried, bool mayRefresh, ExpertUnavailableException failure)
+    private async Task<float[]> RefreshOrFailAsync(int layer, int expert, float[] routed, int rows, long tried, bool mayRefresh, ExpertUnavailableException failure)
     {
         if (mayRefresh && _refresh is not null && _spec.Recovery == RecoveryMode.Reroute)
         {
@@ -231,7 +244,7 @@ public sealed class ExpertRouter
             if (Table.Version > tried)
             {
                 Refreshes++;
-                return await CallAsync(layer, expert, routed, mayRefresh: false);
+                return await CallAsync(layer, expert, routed, rows, mayRefresh: false);
             }
         }
 
