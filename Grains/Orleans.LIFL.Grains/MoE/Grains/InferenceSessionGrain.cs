@@ -7,8 +7,8 @@ namespace Orleans.LIFL.Grains.MoE;
 /// <summary>
 /// Tarragon's attention worker for one request: it holds the KV cache, runs embeddings, attention, routing and the LM
 /// head, sends each layer's token batch to its chosen experts through its routing table — one token while decoding,
-/// every known one of a prefill — and streams tokens out (clients long-poll <see cref="Read"/>). Every new position's KV segment goes to a checkpoint store on another silo in the
-/// background. The key is "{request}#{incarnation}": when the session's silo dies, the client opens the next
+/// every known one of a prefill — and streams tokens out (clients long-poll <see cref="Read"/>). Every new position's
+/// KV segment goes to a checkpoint store on another silo in the background. The key is "{request}#{incarnation}": when the session's silo dies, the client opens the next
 /// incarnation elsewhere, which restores the committed prefix and decodes on, producing the same tokens.
 /// </summary>
 public interface IInferenceSessionGrain : IGrainWithStringKey
@@ -154,7 +154,8 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
                 {
                     _ = _deployment.Detach(GrainId.Key);
                     throw new ArgumentException(
-                        $"Request {requestId}: delivered token {differs} is {delivered[differs]}, but the checkpoint holds {_tokens[differs]} there.", nameof(delivered));
+                        $"Request {requestId}: delivered token {differs} is {delivered[differs]}, but the checkpoint holds {_tokens[differs]} there.",
+                        nameof(delivered));
                 }
             }
             else
@@ -312,25 +313,16 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         {
             var routed = new float[count * d];
             var routes = new ExpertRoute[count];
-            var rowsOf = new Dictionary<int, List<int>>();
             for (var i = 0; i < count; i++)
             {
                 model.Attend(layer, hidden.AsSpan(i * d, d), first + i, cache, routed.AsSpan(i * d, d));
                 routes[i] = model.Route(layer, routed.AsSpan(i * d, d));
-                foreach (var expert in routes[i].Experts)
-                {
-                    (rowsOf.TryGetValue(expert, out var rows) ? rows : rowsOf[expert] = []).Add(i);
-                }
             }
 
-            var calls = rowsOf.ToDictionary(
-                e => e.Key,
-                e => _router!.CallAsync(layer, e.Key, count == 1 ? routed : [.. e.Value.SelectMany(i => routed.AsSpan(i * d, d).ToArray())], e.Value.Count));
-            await Task.WhenAll(calls.Values);
+            var outputs = await RunExpertsAsync(layer, routed, routes, d);
             for (var i = 0; i < count; i++)
             {
-                var outputs = routes[i].Experts.Select(e => count == 1 ? calls[e].Result : calls[e].Result.AsSpan(rowsOf[e].IndexOf(i) * d, d).ToArray()).ToArray();
-                MoeModel.Combine(hidden.AsSpan(i * d, d), routes[i], outputs);
+                MoeModel.Combine(hidden.AsSpan(i * d, d), routes[i], outputs[i]);
             }
         }
 
@@ -349,7 +341,8 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
             if (_tokens.Count < _delivered.Length && _delivered[_tokens.Count] != next)
             {
                 throw new InvalidOperationException(
-                    $"Token {_tokens.Count} (position {position}) came out {next}, but the client had {_delivered[_tokens.Count]}: the generation is not reproducible.");
+                    $"Token {_tokens.Count} (position {position}) came out {next}, but the client had {_delivered[_tokens.Count]}: "
+                    + "the generation is not reproducible.");
             }
 
             _outputs[position] = next;
@@ -361,10 +354,48 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         }
     }
 
+    /// <summary>
+    /// Layer <paramref name="layer"/>'s experts for a step's positions: each chosen expert called once with the rows of
+    /// every position routed to it; the answers per position, in its route's order.
+    /// </summary>
+    private async Task<float[][][]> RunExpertsAsync(int layer, float[] routed, ExpertRoute[] routes, int d)
+    {
+        var rowsOf = new Dictionary<int, List<int>>();
+        for (var i = 0; i < routes.Length; i++)
+        {
+            foreach (var expert in routes[i].Experts)
+            {
+                (rowsOf.TryGetValue(expert, out var rows) ? rows : rowsOf[expert] = []).Add(i);
+            }
+        }
+
+        var calls = new Dictionary<int, Task<float[]>>();
+        foreach (var (expert, rows) in rowsOf)
+        {
+            // One position: its routed state is the call's one row as it is.
+            var input = routes.Length == 1 ? routed : new float[rows.Count * d];
+            if (routes.Length > 1)
+            {
+                for (var r = 0; r < rows.Count; r++)
+                {
+                    routed.AsSpan(rows[r] * d, d).CopyTo(input.AsSpan(r * d, d));
+                }
+            }
+
+            calls[expert] = _router!.CallAsync(layer, expert, input, rows.Count);
+        }
+
+        await Task.WhenAll(calls.Values);
+        return [.. routes.Select((route, i) => route.Experts
+            .Select(e => routes.Length == 1 ? calls[e].Result : calls[e].Result.AsSpan(rowsOf[e].IndexOf(i) * d, d).ToArray())
+            .ToArray())];
+    }
+
     /// <summary>What is wrong with the tokens a client says it has, or null.</summary>
     private static string? DeliveredProblem(GenerationRequest request, int[] delivered, int vocabulary) =>
         delivered.Length > request.MaxTokens ? $"{delivered.Length} tokens delivered of {request.MaxTokens} asked for"
-        : Array.FindIndex(delivered, t => (uint)t >= (uint)vocabulary) is var bad and >= 0 ? $"delivered token {delivered[bad]} (index {bad}) is not in the {vocabulary}-token vocabulary"
+        : Array.FindIndex(delivered, t => (uint)t >= (uint)vocabulary) is var bad and >= 0
+            ? $"delivered token {delivered[bad]} (index {bad}) is not in the {vocabulary}-token vocabulary"
         : null;
 
     /// <summary>Takes the committed prefix of a checkpoint into the cache; returns the positions restored.</summary>

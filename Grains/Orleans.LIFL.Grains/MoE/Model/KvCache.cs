@@ -4,10 +4,11 @@ namespace Orleans.LIFL.Grains.MoE.Model;
 /// A session's keys and values, per layer, for positions 0 .. <see cref="Length"/> − 1 (rotary positions already
 /// applied to the keys). Each layer takes its positions in order, and a position only once the layer before holds it:
 /// a step of one token writes its layers in turn, a step of several (a prefill) writes every position of a layer before
-/// the next layer. <see cref="Truncate"/> drops the tail, as a restore from a checkpoint behind the live state does. Room grows by <see cref="Chunk"/> positions as they are written instead of
-/// being taken for <see cref="MoeConfig.MaxSequence"/> at once: a silo taking over sessions would otherwise allocate
-/// (zero, and fault in page by page) each one's whole sequence in the takeover's stall — 4 MB per session of the
-/// benchmark's model for the few dozen positions it restores.
+/// the next layer. <see cref="Truncate"/> drops the tail, as a restore from a checkpoint behind the live state does.
+/// Room grows by <see cref="Chunk"/> positions as they are written instead of being taken for
+/// <see cref="MoeConfig.MaxSequence"/> at once: a silo taking over sessions would otherwise allocate (zero, and fault
+/// in page by page) each one's whole sequence in the takeover's stall — 4 MB per session of the benchmark's model for
+/// the few dozen positions it restores.
 /// </summary>
 public sealed class KvCache
 {
