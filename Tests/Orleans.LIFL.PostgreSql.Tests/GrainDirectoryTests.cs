@@ -51,6 +51,51 @@ public sealed class GrainDirectoryTests(PostgresServer server) : IAsyncLifetime
     }
 
     /// <summary>
+    /// Registrations and unregistrations made at the same time in one process go to the server together, a statement
+    /// for many: every distinct grain gets its own activation, a grain registered twice in one batch keeps the first
+    /// and both callers are told it, and only the entries named are removed.
+    /// </summary>
+    [Fact]
+    public async Task Writes_made_at_once_share_statements()
+    {
+        const int Grains = 64;
+        var directory = NewDirectory();
+        var other = NewDirectory();
+        await WarmUpAsync([directory], 1);
+        var before = directory.WriteStatements;
+
+        var distinct = Enumerable.Range(0, Grains).Select(i => new GrainAddress(GrainId.Create(TestGrain, "many-" + i), Silo(21000), new ActivationId(i + 1))).ToList();
+        var contended = GrainId.Create(TestGrain, "twice");
+        var twice = new[] { new GrainAddress(contended, Silo(21001), new ActivationId(500)), new GrainAddress(contended, Silo(21002), new ActivationId(501)) };
+        var go = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var registering = distinct.Concat(twice).Select(address => Task.Run(async () =>
+        {
+            await go.Task;
+            return await directory.Register(address, _ => false);
+        })).ToList();
+        go.SetResult();
+        var results = await Task.WhenAll(registering);
+
+        Assert.Equal(distinct, results[..Grains]);
+        Assert.Contains(results[Grains], twice);
+        Assert.Equal(results[Grains], results[Grains + 1]);
+        Assert.Equal(results[Grains], await other.Lookup(contended));
+        var registrations = directory.WriteStatements - before;
+        Assert.True(registrations < (Grains + 2) / 4, $"{Grains + 2} registrations at once took {registrations} statements");
+
+        // Unregistering them all at once, the contended grain by its losing activation: that entry stays.
+        var removing = distinct.Append(twice.Single(a => a != results[Grains])).Select(address => Task.Run(async () =>
+        {
+            await go.Task;
+            await directory.Unregister(address);
+        })).ToList();
+        await Task.WhenAll(removing);
+        Assert.True(directory.WriteStatements - before - registrations < (Grains + 1) / 4, "the unregistrations were not batched");
+        Assert.Equal(["1"], await QueryAsync(_connectionString, "SELECT count(*) FROM lifl_grain_directory"));
+        Assert.Null(await other.Lookup(distinct[7].GrainId));
+    }
+
+    /// <summary>
     /// A burst of concurrent lookups (a thousand first calls at once) succeeds without opening a connection per
     /// lookup: the providers of a process share one pool of at most DefaultMaxPoolSize connections, and the connections
     /// the burst opened are closed once idle for DefaultIdleLifetimeSeconds (each is a server process), but one.

@@ -7,7 +7,8 @@ namespace Orleans.LIFL.PostgreSql;
 /// <summary>
 /// The grain directory in PostgreSQL: one row per registered grain of the cluster, keyed by (cluster, grain), so
 /// the primary key itself keeps every grain to at most one registered activation whichever processes race.
-/// The table is created on first use.
+/// The table is created on first use. Registrations and unregistrations made at the same time go to the server together,
+/// one statement for all (<see cref="StatementBatcher{TRequest, TResult}"/>).
 /// </summary>
 public sealed class PostgreSqlGrainDirectory : IGrainDirectory, IAsyncDisposable, IDisposable
 {
@@ -30,11 +31,13 @@ public sealed class PostgreSqlGrainDirectory : IGrainDirectory, IAsyncDisposable
         CREATE INDEX IF NOT EXISTS ix_lifl_grain_directory_silo ON lifl_grain_directory (cluster_id, silo);
         """;
 
+    /// <summary>Inserts the entries whose grains have none (the first of a grain in the batch wins); returns the inserted ones.</summary>
     private const string InsertSql = """
         INSERT INTO lifl_grain_directory (cluster_id, grain_id, silo, activation_id)
-        VALUES (@cluster, @grain, @silo, @activation)
+        SELECT @cluster, u.grain, u.silo, u.activation FROM unnest(@grains, @silos, @activations) WITH ORDINALITY AS u(grain, silo, activation, n)
+        ORDER BY u.n
         ON CONFLICT (cluster_id, grain_id) DO NOTHING
-        RETURNING silo
+        RETURNING grain_id, silo, activation_id
         """;
 
     private const string LookupSql = """
@@ -48,8 +51,9 @@ public sealed class PostgreSqlGrainDirectory : IGrainDirectory, IAsyncDisposable
         """;
 
     private const string UnregisterSql = """
-        DELETE FROM lifl_grain_directory
-        WHERE cluster_id = @cluster AND grain_id = @grain AND silo = @silo AND activation_id = @activation
+        DELETE FROM lifl_grain_directory AS d
+        USING unnest(@grains, @silos, @activations) AS u(grain, silo, activation)
+        WHERE d.cluster_id = @cluster AND d.grain_id = u.grain AND d.silo = u.silo AND d.activation_id = u.activation
         """;
 
     private const string UnregisterSilosSql = """
@@ -58,6 +62,8 @@ public sealed class PostgreSqlGrainDirectory : IGrainDirectory, IAsyncDisposable
 
     private readonly PostgreSqlDatabase _database;
     private readonly string _clusterId;
+    private readonly StatementBatcher<GrainAddress, bool> _inserts;
+    private readonly StatementBatcher<GrainAddress, bool> _deletes;
 
     /// <param name="connectionString">An Npgsql connection string.</param>
     /// <param name="clusterId">The cluster whose grains this directory holds (at most 150 characters).</param>
@@ -72,7 +78,12 @@ public sealed class PostgreSqlGrainDirectory : IGrainDirectory, IAsyncDisposable
 
         _database = new PostgreSqlDatabase(connectionString, "grain directory", Table, SchemaDdl, logger);
         _clusterId = clusterId;
+        _inserts = new StatementBatcher<GrainAddress, bool>(InsertAsync);
+        _deletes = new StatementBatcher<GrainAddress, bool>(DeleteAsync);
     }
+
+    /// <summary>Statements sent to register and unregister activations (those made at the same time share one).</summary>
+    public long WriteStatements => _inserts.Statements + _deletes.Statements;
 
     /// <summary>
     /// Registers <paramref name="address"/> if the grain has no entry, or if its entry names an activation on a silo
@@ -87,16 +98,7 @@ public sealed class PostgreSqlGrainDirectory : IGrainDirectory, IAsyncDisposable
         var silo = address.Silo.ToString();
         for (var attempt = 0; attempt < MaxRegisterAttempts; attempt++)
         {
-            var inserted = await _database.RunAsync("register a grain activation", Table, async connection =>
-            {
-                await using var command = new NpgsqlCommand(InsertSql, connection)
-                    .With("cluster", _clusterId)
-                    .With("grain", grain)
-                    .With("silo", silo)
-                    .With("activation", address.ActivationId.Value);
-                return await command.ExecuteScalarAsync().ConfigureAwait(false) is not null;
-            }).ConfigureAwait(false);
-            if (inserted)
+            if (await _inserts.RunAsync(address).ConfigureAwait(false))
             {
                 return address;
             }
@@ -161,15 +163,7 @@ public sealed class PostgreSqlGrainDirectory : IGrainDirectory, IAsyncDisposable
     public async ValueTask Unregister(GrainAddress address)
     {
         ArgumentNullException.ThrowIfNull(address);
-        await _database.RunAsync("unregister a grain activation", Table, async connection =>
-        {
-            await using var command = new NpgsqlCommand(UnregisterSql, connection)
-                .With("cluster", _clusterId)
-                .With("grain", address.GrainId.ToString())
-                .With("silo", address.Silo.ToString())
-                .With("activation", address.ActivationId.Value);
-            await command.ExecuteNonQueryAsync().ConfigureAwait(false);
-        }).ConfigureAwait(false);
+        await _deletes.RunAsync(address).ConfigureAwait(false);
     }
 
     /// <summary>Removes every entry of the given silos, in one statement.</summary>
@@ -190,6 +184,38 @@ public sealed class PostgreSqlGrainDirectory : IGrainDirectory, IAsyncDisposable
             await command.ExecuteNonQueryAsync().ConfigureAwait(false);
         }).ConfigureAwait(false);
     }
+
+    /// <summary>Inserts a batch of entries; whether each was inserted.</summary>
+    private Task<bool[]> InsertAsync(IReadOnlyList<GrainAddress> batch) =>
+        _database.RunAsync(batch.Count == 1 ? "register a grain activation" : $"register {batch.Count} grain activations", Table, async connection =>
+        {
+            await using var command = WithEntries(new NpgsqlCommand(InsertSql, connection), batch);
+            var inserted = new HashSet<(string Grain, string Silo, long Activation)>();
+            await using (var reader = await command.ExecuteReaderAsync().ConfigureAwait(false))
+            {
+                while (await reader.ReadAsync().ConfigureAwait(false))
+                {
+                    inserted.Add((reader.GetString(0), reader.GetString(1), reader.GetInt64(2)));
+                }
+            }
+
+            return batch.Select(a => inserted.Contains((a.GrainId.ToString(), a.Silo.ToString(), a.ActivationId.Value))).ToArray();
+        });
+
+    private Task<bool[]> DeleteAsync(IReadOnlyList<GrainAddress> batch) =>
+        _database.RunAsync(batch.Count == 1 ? "unregister a grain activation" : $"unregister {batch.Count} grain activations", Table, async connection =>
+        {
+            await using var command = WithEntries(new NpgsqlCommand(UnregisterSql, connection), batch);
+            await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+            return new bool[batch.Count];
+        });
+
+    private NpgsqlCommand WithEntries(NpgsqlCommand command, IReadOnlyList<GrainAddress> batch) =>
+        command
+            .With("cluster", _clusterId)
+            .With("grains", batch.Select(a => a.GrainId.ToString()).ToArray())
+            .With("silos", batch.Select(a => a.Silo.ToString()).ToArray())
+            .With("activations", batch.Select(a => a.ActivationId.Value).ToArray());
 
     public ValueTask DisposeAsync() => _database.DisposeAsync();
 
