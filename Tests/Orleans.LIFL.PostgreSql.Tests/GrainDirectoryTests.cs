@@ -96,6 +96,36 @@ public sealed class GrainDirectoryTests(PostgresServer server) : IAsyncLifetime
     }
 
     /// <summary>
+    /// Lookups of one grain made while one is in flight take its answer: a burst of first calls to one grain asks the
+    /// server about once, and every caller gets the registered activation.
+    /// </summary>
+    [Fact]
+    public async Task Lookups_of_one_grain_at_once_share_a_query()
+    {
+        const int Lookups = 64;
+        var directory = NewDirectory();
+        var hot = new GrainAddress(GrainId.Create(TestGrain, "hot"), Silo(22000), new ActivationId(7));
+        Assert.Equal(hot, await NewDirectory().Register(hot, _ => false));
+        await WarmUpAsync([directory], 1);
+        var before = directory.LookupQueries;
+
+        var go = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var lookups = Enumerable.Range(0, Lookups).Select(_ => Task.Run(async () =>
+        {
+            await go.Task;
+            return await directory.Lookup(hot.GrainId);
+        })).ToList();
+        go.SetResult();
+        Assert.All(await Task.WhenAll(lookups), address => Assert.Equal(hot, address));
+        var queries = directory.LookupQueries - before;
+        Assert.True(queries < Lookups / 4, $"{Lookups} lookups of one grain at once took {queries} queries");
+
+        // Once answered, a lookup asks again (no stale answer is kept).
+        await NewDirectory().Unregister(hot);
+        Assert.Null(await directory.Lookup(hot.GrainId));
+    }
+
+    /// <summary>
     /// A burst of concurrent lookups (a thousand first calls at once) succeeds without opening a connection per
     /// lookup: the providers of a process share one pool of at most DefaultMaxPoolSize connections, and the connections
     /// the burst opened are closed once idle for DefaultIdleLifetimeSeconds (each is a server process), but one.

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using Orleans.LIFL.Runtime.GrainDirectory;
@@ -8,7 +9,8 @@ namespace Orleans.LIFL.PostgreSql;
 /// The grain directory in PostgreSQL: one row per registered grain of the cluster, keyed by (cluster, grain), so
 /// the primary key itself keeps every grain to at most one registered activation whichever processes race.
 /// The table is created on first use. Registrations and unregistrations made at the same time go to the server together,
-/// one statement for all (<see cref="StatementBatcher{TRequest, TResult}"/>).
+/// one statement for all (<see cref="StatementBatcher{TRequest, TResult}"/>), and lookups of one grain made while one
+/// is in flight take its answer instead of querying again.
 /// </summary>
 public sealed class PostgreSqlGrainDirectory : IGrainDirectory, IAsyncDisposable, IDisposable
 {
@@ -64,6 +66,8 @@ public sealed class PostgreSqlGrainDirectory : IGrainDirectory, IAsyncDisposable
     private readonly string _clusterId;
     private readonly StatementBatcher<GrainAddress, bool> _inserts;
     private readonly StatementBatcher<GrainAddress, bool> _deletes;
+    private readonly ConcurrentDictionary<GrainId, Task<GrainAddress?>> _lookups = new();
+    private long _lookupQueries;
 
     /// <param name="connectionString">An Npgsql connection string.</param>
     /// <param name="clusterId">The cluster whose grains this directory holds (at most 150 characters).</param>
@@ -84,6 +88,9 @@ public sealed class PostgreSqlGrainDirectory : IGrainDirectory, IAsyncDisposable
 
     /// <summary>Statements sent to register and unregister activations (those made at the same time share one).</summary>
     public long WriteStatements => _inserts.Statements + _deletes.Statements;
+
+    /// <summary>Queries sent to look grains up (lookups of a grain made while one is in flight share it).</summary>
+    public long LookupQueries => Interlocked.Read(ref _lookupQueries);
 
     /// <summary>
     /// Registers <paramref name="address"/> if the grain has no entry, or if its entry names an activation on a silo
@@ -144,6 +151,37 @@ public sealed class PostgreSqlGrainDirectory : IGrainDirectory, IAsyncDisposable
             throw new ArgumentException("A grain id is required.", nameof(grainId));
         }
 
+        // A burst of first calls to one grain (many callers, a cold cache) asks the server once. A lookup that joins one
+        // already in flight may miss a registration made meanwhile, as a lookup just before it would: callers that find
+        // no entry register, and registering returns the entry that won.
+        var mine = new TaskCompletionSource<GrainAddress?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var inFlight = _lookups.GetOrAdd(grainId, mine.Task);
+        if (inFlight != mine.Task)
+        {
+            return await inFlight.ConfigureAwait(false);
+        }
+
+        try
+        {
+            var address = await QueryAsync(grainId).ConfigureAwait(false);
+            mine.SetResult(address);
+            return address;
+        }
+        catch (Exception error)
+        {
+            mine.SetException(error);
+            _ = mine.Task.Exception; // observed here: the callers that joined it see it too
+            throw;
+        }
+        finally
+        {
+            _lookups.TryRemove(KeyValuePair.Create(grainId, mine.Task));
+        }
+    }
+
+    private async Task<GrainAddress?> QueryAsync(GrainId grainId)
+    {
+        Interlocked.Increment(ref _lookupQueries);
         return await _database.RunAsync("look up a grain activation", Table, async connection =>
         {
             await using var command = new NpgsqlCommand(LookupSql, connection)
