@@ -92,16 +92,16 @@ public sealed class MoeClient(IClusterClient client)
         var incarnation = 0;
         var (session, opened) = await OpenAsync(request, incarnation, restoreFrom: null, [], options, cancellationToken).ConfigureAwait(false);
         incarnation = InferenceSessions.Parse(opened.Session).Incarnation;
-        // The tokens yielded so far: a resumed session takes them to recompute its positions past the checkpoint at once.
+        // The tokens yielded so far (the next one's index is their count): a resumed session takes them to recompute its
+        // positions past the checkpoint at once.
         var delivered = new List<int>(request.MaxTokens);
-        var next = 0;
         long lastArrival = 0;
         long noticed = 0, reopened = 0;
         var resumed = false;
-        while (next < request.MaxTokens)
+        while (delivered.Count < request.MaxTokens)
         {
             TokenBatch? batch = null;
-            var reading = session.Read(next, options.ReadWait).WaitAsync(options.ReadWait + options.LostAfter, cancellationToken);
+            var reading = session.Read(delivered.Count, options.ReadWait).WaitAsync(options.ReadWait + options.LostAfter, cancellationToken);
 
             // A lost session is this wait's expected way out, so its outcome is looked at, not thrown: a first exception
             // through these frames costs the process milliseconds of first-time handling at the start of the failover.
@@ -162,7 +162,7 @@ public sealed class MoeClient(IClusterClient client)
                         Math.Min(opened.RestoreTime.TotalMilliseconds, reopenMs),
                         Stopwatch.GetElapsedTime(reopened, arrived).TotalMilliseconds,
                         opened.RestoredPositions,
-                        Math.Max(0, next - opened.RestoredTokens)));
+                        Math.Max(0, delivered.Count - opened.RestoredTokens)));
                 }
 
                 (lastArrival, resumed) = (Stopwatch.GetTimestamp(), false);
@@ -171,7 +171,7 @@ public sealed class MoeClient(IClusterClient client)
             foreach (var token in batch.Tokens)
             {
                 delivered.Add(token);
-                yield return new GeneratedToken(next++, token, Stopwatch.GetElapsedTime(started), incarnation, opened.Silo);
+                yield return new GeneratedToken(delivered.Count - 1, token, Stopwatch.GetElapsedTime(started), incarnation, opened.Silo);
             }
         }
 

@@ -47,11 +47,8 @@ public sealed class MoeGrainTests
         var request = new GenerationRequest { RequestId = requestId, Deployment = deployment, Prompt = Prompt, MaxTokens = 20 };
         var opened = await session.Open(request, restoreFrom: null, delivered: []);
         Assert.Equal(KvCheckpointStores.Key(deployment, bed.Cluster.FindSiloHosting(session)!.Address.ToString()), opened.CheckpointStore);
-        TokenBatch batch;
-        while (!(batch = await session.Read(0, TimeSpan.FromSeconds(5))).Done)
-        {
-            Assert.Null(batch.Failure);
-        }
+        var (tokens, failure) = await ReadToEndAsync(session);
+        Assert.Null(failure);
 
         var store = bed.Cluster.Client.GetGrain<IKvCheckpointStoreGrain>(opened.CheckpointStore!);
         var positions = Prompt.Length + 20 - 1;
@@ -70,7 +67,7 @@ public sealed class MoeGrainTests
 
         var checkpoint = await store.Restore(requestId);
         Assert.Equal(Enumerable.Range(0, positions), checkpoint.Segments.Select(s => s.Position));
-        Assert.Equal(batch.Tokens, checkpoint.Segments.Where(s => s.Output >= 0).Select(s => s.Output));
+        Assert.Equal(tokens, checkpoint.Segments.Where(s => s.Output >= 0).Select(s => s.Output));
     }
 
     /// <summary>

@@ -372,23 +372,17 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         var calls = new Dictionary<int, Task<float[]>>();
         foreach (var (expert, rows) in rowsOf)
         {
-            // One position: its routed state is the call's one row as it is.
-            var input = routes.Length == 1 ? routed : new float[rows.Count * d];
-            if (routes.Length > 1)
+            var input = new float[rows.Count * d];
+            for (var r = 0; r < rows.Count; r++)
             {
-                for (var r = 0; r < rows.Count; r++)
-                {
-                    routed.AsSpan(rows[r] * d, d).CopyTo(input.AsSpan(r * d, d));
-                }
+                routed.AsSpan(rows[r] * d, d).CopyTo(input.AsSpan(r * d, d));
             }
 
             calls[expert] = _router!.CallAsync(layer, expert, input, rows.Count);
         }
 
         await Task.WhenAll(calls.Values);
-        return [.. routes.Select((route, i) => route.Experts
-            .Select(e => routes.Length == 1 ? calls[e].Result : calls[e].Result.AsSpan(rowsOf[e].IndexOf(i) * d, d).ToArray())
-            .ToArray())];
+        return [.. routes.Select((route, i) => route.Experts.Select(e => calls[e].Result.AsSpan(rowsOf[e].IndexOf(i) * d, d).ToArray()).ToArray())];
     }
 
     /// <summary>What is wrong with the tokens a client says it has, or null.</summary>

@@ -92,8 +92,7 @@ public sealed class ExpertRouter
     /// The deadline of a call carrying <paramref name="rows"/> tokens: <see cref="Deadline"/> for each (the smoothed
     /// latency is that of one-token calls), at most <see cref="FirstCallDeadline"/>.
     /// </summary>
-    public TimeSpan DeadlineFor(int rows) =>
-        rows <= 1 ? Deadline : TimeSpan.FromTicks(Math.Min(Deadline.Ticks * rows, Math.Max(Deadline.Ticks, FirstCallDeadline.Ticks)));
+    public TimeSpan DeadlineFor(int rows) => TimeSpan.FromTicks(Math.Min(Deadline.Ticks * rows, FirstCallDeadline.Ticks));
 
     /// <summary>
     /// Runs expert (<paramref name="layer"/>, <paramref name="expert"/>) on <paramref name="routed"/> — the routed states
