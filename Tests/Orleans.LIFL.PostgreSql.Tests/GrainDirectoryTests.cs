@@ -126,6 +126,39 @@ public sealed class GrainDirectoryTests(PostgresServer server) : IAsyncLifetime
     }
 
     /// <summary>
+    /// Lookups of different grains made at once go to the server together: a silo taking over a dead one's sessions
+    /// looks them all up in a query or two instead of taking (and the pool opening) a connection each. Each caller
+    /// gets its own grain's entry, or none.
+    /// </summary>
+    [Fact]
+    public async Task Lookups_of_many_grains_at_once_share_queries()
+    {
+        const int Grains = 64;
+        var directory = NewDirectory();
+        var addresses = Enumerable.Range(0, Grains).Select(i => new GrainAddress(GrainId.Create(TestGrain, "looked-" + i), Silo(23000 + i % 3), new ActivationId(100 + i))).ToList();
+        var registrar = NewDirectory();
+        foreach (var address in addresses.Where((_, i) => i % 2 == 0))
+        {
+            Assert.Equal(address, await registrar.Register(address, _ => false));
+        }
+
+        await WarmUpAsync([directory], 1);
+        var before = directory.LookupQueries;
+        var go = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var lookups = addresses.Select(address => Task.Run(async () =>
+        {
+            await go.Task;
+            return await directory.Lookup(address.GrainId);
+        })).ToList();
+        go.SetResult();
+        var found = await Task.WhenAll(lookups);
+
+        Assert.Equal(addresses.Select((a, i) => i % 2 == 0 ? a : null), found);
+        var queries = directory.LookupQueries - before;
+        Assert.True(queries < Grains / 4, $"{Grains} lookups of different grains at once took {queries} queries");
+    }
+
+    /// <summary>
     /// A burst of concurrent lookups (a thousand first calls at once) succeeds without opening a connection per
     /// lookup: the providers of a process share one pool of at most DefaultMaxPoolSize connections, and the connections
     /// the burst opened are closed once idle for DefaultIdleLifetimeSeconds (each is a server process), but one.

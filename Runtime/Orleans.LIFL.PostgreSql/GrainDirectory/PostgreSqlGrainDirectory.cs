@@ -9,8 +9,8 @@ namespace Orleans.LIFL.PostgreSql;
 /// The grain directory in PostgreSQL: one row per registered grain of the cluster, keyed by (cluster, grain), so
 /// the primary key itself keeps every grain to at most one registered activation whichever processes race.
 /// The table is created on first use. Registrations and unregistrations made at the same time go to the server together,
-/// one statement for all (<see cref="StatementBatcher{TRequest, TResult}"/>), and lookups of one grain made while one
-/// is in flight take its answer instead of querying again.
+/// one statement for all (<see cref="StatementBatcher{TRequest, TResult}"/>), as do lookups; a lookup of a grain made
+/// while one of it is in flight takes its answer instead of querying again.
 /// </summary>
 public sealed class PostgreSqlGrainDirectory : IGrainDirectory, IAsyncDisposable, IDisposable
 {
@@ -43,7 +43,7 @@ public sealed class PostgreSqlGrainDirectory : IGrainDirectory, IAsyncDisposable
         """;
 
     private const string LookupSql = """
-        SELECT silo, activation_id FROM lifl_grain_directory WHERE cluster_id = @cluster AND grain_id = @grain
+        SELECT grain_id, silo, activation_id FROM lifl_grain_directory WHERE cluster_id = @cluster AND grain_id = ANY(@grains)
         """;
 
     private const string ReplaceSql = """
@@ -66,8 +66,8 @@ public sealed class PostgreSqlGrainDirectory : IGrainDirectory, IAsyncDisposable
     private readonly string _clusterId;
     private readonly StatementBatcher<GrainAddress, bool> _inserts;
     private readonly StatementBatcher<GrainAddress, bool> _deletes;
+    private readonly StatementBatcher<GrainId, GrainAddress?> _queries;
     private readonly ConcurrentDictionary<GrainId, Task<GrainAddress?>> _lookups = new();
-    private long _lookupQueries;
 
     /// <param name="connectionString">An Npgsql connection string.</param>
     /// <param name="clusterId">The cluster whose grains this directory holds (at most 150 characters).</param>
@@ -84,13 +84,17 @@ public sealed class PostgreSqlGrainDirectory : IGrainDirectory, IAsyncDisposable
         _clusterId = clusterId;
         _inserts = new StatementBatcher<GrainAddress, bool>(InsertAsync);
         _deletes = new StatementBatcher<GrainAddress, bool>(DeleteAsync);
+        _queries = new StatementBatcher<GrainId, GrainAddress?>(QueryAsync);
     }
 
     /// <summary>Statements sent to register and unregister activations (those made at the same time share one).</summary>
     public long WriteStatements => _inserts.Statements + _deletes.Statements;
 
-    /// <summary>Queries sent to look grains up (lookups of a grain made while one is in flight share it).</summary>
-    public long LookupQueries => Interlocked.Read(ref _lookupQueries);
+    /// <summary>
+    /// Queries sent to look grains up (lookups of a grain made while one is in flight share it; lookups of other grains
+    /// made meanwhile go together in the next).
+    /// </summary>
+    public long LookupQueries => _queries.Statements;
 
     /// <summary>
     /// Registers <paramref name="address"/> if the grain has no entry, or if its entry names an activation on a silo
@@ -163,7 +167,7 @@ public sealed class PostgreSqlGrainDirectory : IGrainDirectory, IAsyncDisposable
 
         try
         {
-            var address = await QueryAsync(grainId).ConfigureAwait(false);
+            var address = await _queries.RunAsync(grainId).ConfigureAwait(false);
             mine.SetResult(address);
             return address;
         }
@@ -179,23 +183,28 @@ public sealed class PostgreSqlGrainDirectory : IGrainDirectory, IAsyncDisposable
         }
     }
 
-    private async Task<GrainAddress?> QueryAsync(GrainId grainId)
-    {
-        Interlocked.Increment(ref _lookupQueries);
-        return await _database.RunAsync("look up a grain activation", Table, async connection =>
+    /// <summary>Looks a batch of grains up; the entry of each, or null.</summary>
+    private Task<GrainAddress?[]> QueryAsync(IReadOnlyList<GrainId> batch) =>
+        _database.RunAsync(batch.Count == 1 ? "look up a grain activation" : $"look up {batch.Count} grain activations", Table, async connection =>
         {
             await using var command = new NpgsqlCommand(LookupSql, connection)
                 .With("cluster", _clusterId)
-                .With("grain", grainId.ToString());
-            await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
-            if (!await reader.ReadAsync().ConfigureAwait(false))
+                .With("grains", batch.Select(g => g.ToString()).Distinct().ToArray());
+            var found = new Dictionary<string, (string Silo, long Activation)>();
+            await using (var reader = await command.ExecuteReaderAsync().ConfigureAwait(false))
             {
-                return null;
+                while (await reader.ReadAsync().ConfigureAwait(false))
+                {
+                    found[reader.GetString(0)] = (reader.GetString(1), reader.GetInt64(2));
+                }
             }
 
-            return new GrainAddress(grainId, SiloAddress.Parse(reader.GetString(0)), new ActivationId(reader.GetInt64(1)));
-        }).ConfigureAwait(false);
-    }
+            return batch
+                .Select(g => found.TryGetValue(g.ToString(), out var entry)
+                    ? new GrainAddress(g, SiloAddress.Parse(entry.Silo), new ActivationId(entry.Activation))
+                    : null)
+                .ToArray();
+        });
 
     /// <summary>Removes the grain's entry only if it still names this silo and activation.</summary>
     public async ValueTask Unregister(GrainAddress address)
