@@ -65,6 +65,41 @@ public sealed class MoeProcessTests(PostgresServer postgres)
         }
     }
 
+    /// <summary>
+    /// Undeploying gives the expert silos' memory back to the operating system: each silo's resident memory drops by at
+    /// least half the weights its replicas held (a process keeps freed memory committed unless it is reclaimed).
+    /// </summary>
+    [Fact]
+    public async Task Undeploying_gives_the_expert_silos_memory_back()
+    {
+        await using var cluster = await ProcessCluster.StartAsync(postgres, 2);
+        var big = new MoeConfig { Layers = 2, ModelDim = 256, Heads = 4, Experts = 8, TopK = 2, FeedForwardDim = 2048, MaxSequence = 64 };
+        var deployment = "moe" + Guid.NewGuid().ToString("N")[..8];
+        var moe = new MoeClient(await cluster.ConnectAsync([cluster.Silos[0].Gateway]));
+        var status = await moe.DeployAsync(deployment, new MoeDeploymentSpec
+        {
+            Config = big,
+            Seed = Seed,
+            Shadows = 1,
+            ExpertSilos = [.. cluster.Silos.Select(s => s.SiloAddress)],
+        });
+        Assert.Equal(DeploymentPhase.Ready, status.Phase);
+        var held = cluster.Silos.ToDictionary(s => s, s => status.Routes!.Replicas.Count(r => r.Silo == s.SiloAddress) * big.ExpertParameters * 4L);
+        var before = cluster.Silos.ToDictionary(s => s, ResidentBytes);
+
+        await moe.UndeployAsync(deployment);
+
+        foreach (var silo in cluster.Silos)
+        {
+            Assert.True(held[silo] > 50_000_000, $"silo {silo.SiloAddress} held {held[silo]} bytes of weights");
+            var freed = before[silo] - ResidentBytes(silo);
+            Assert.True(freed > held[silo] / 2, $"silo {silo.SiloAddress} held {held[silo] / 1e6:0.0} MB of weights; undeploying freed {freed / 1e6:0.0} MB of its resident memory");
+        }
+    }
+
+    private static long ResidentBytes(SiloProcess silo) =>
+        1024 * long.Parse(File.ReadLines($"/proc/{silo.ProcessId}/status").Single(l => l.StartsWith("VmRSS:", StringComparison.Ordinal))["VmRSS:".Length..].Trim().Split(' ')[0]);
+
     /// <summary>The endpoint's JSON; on an error status, its error text as a JSON string (never a bare failure).</summary>
     private static async Task<JsonElement> ReadJsonAsync(HttpClient http, string path)
     {

@@ -65,6 +65,9 @@ public sealed class MoeClient(IClusterClient client)
     /// <summary>Loads the model's experts (primaries and shadows) under <paramref name="deployment"/>.</summary>
     public Task<DeploymentStatus> DeployAsync(string deployment, MoeDeploymentSpec spec) => Deployment(deployment).Deploy(spec);
 
+    /// <summary>Takes <paramref name="deployment"/> out of service: its running generations fail, its experts unload.</summary>
+    public Task UndeployAsync(string deployment) => Deployment(deployment).Undeploy();
+
     public IMoeDeploymentGrain Deployment(string deployment) => client.GetGrain<IMoeDeploymentGrain>(deployment);
 
     /// <summary>The byte-level tokens of a text (its UTF-8 bytes).</summary>

@@ -292,6 +292,56 @@ public sealed class MoeGrainTests
     }
 
     /// <summary>
+    /// Undeploying takes a deployment out of service: a generation running on it fails, naming it; its expert replicas
+    /// let their weights go (a call activates a new replica, which finds nothing to load); new generations are refused at
+    /// once; and the name can be deployed again.
+    /// </summary>
+    [Fact]
+    public async Task Undeploying_stops_its_sessions_unloads_its_experts_and_frees_the_name()
+    {
+        var cancellationToken = TestContext.Current.CancellationToken;
+        await using var bed = await MoeTestBed.StartAsync();
+        var deployment = MoeTestBed.NewName("u");
+        var status = await bed.Client.DeployAsync(deployment, MoeTestBed.Spec() with { Config = MoeTestBed.SlowConfig });
+        var replica = status.Routes!.Replicas.First();
+        Assert.True((await bed.Cluster.Client.GetGrain<IExpertGrain>(replica.Key).Ping()).WeightBytes > 0);
+
+        var tokens = new List<GeneratedToken>();
+        var running = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var generation = Task.Run(async () =>
+        {
+            await foreach (var token in bed.Client.GenerateAsync(deployment, Prompt, new GenerationOptions { MaxTokens = 200 }, cancellationToken))
+            {
+                tokens.Add(token);
+                if (tokens.Count == 5)
+                {
+                    running.SetResult();
+                }
+            }
+        }, cancellationToken);
+        await running.Task.WaitAsync(cancellationToken);
+        await bed.Client.UndeployAsync(deployment);
+
+        var stopped = await Assert.ThrowsAsync<MoeGenerationException>(() => generation);
+        Assert.Contains($"deployment {deployment} was undeployed", stopped.Message, StringComparison.Ordinal);
+        Assert.InRange(tokens.Count, 5, 199);
+        Assert.Equal(MoeTestBed.Reference(Prompt, tokens.Count, config: MoeTestBed.SlowConfig), tokens.Select(t => t.Token));
+        Assert.Equal(DeploymentPhase.NotDeployed, (await bed.Client.Deployment(deployment).Status()).Phase);
+        var unloaded = await Assert.ThrowsAnyAsync<Exception>(() => bed.Cluster.Client.GetGrain<IExpertGrain>(replica.Key).Ping());
+        Assert.Contains("is not deployed", unloaded.Message, StringComparison.Ordinal);
+
+        var watch = Stopwatch.StartNew();
+        var refused = await Assert.ThrowsAsync<MoeGenerationException>(() => CollectAsync(bed.Client.GenerateAsync(deployment, Prompt, cancellationToken: cancellationToken)));
+        Assert.Contains("not deployed", refused.Message, StringComparison.Ordinal);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"refusing a generation on an undeployed name took {watch.Elapsed}: it was retried");
+
+        await bed.Client.UndeployAsync(deployment); // nothing to do
+        Assert.Equal(DeploymentPhase.Ready, (await bed.Client.DeployAsync(deployment, MoeTestBed.Spec())).Phase);
+        var again = await CollectAsync(bed.Client.GenerateAsync(deployment, Prompt, new GenerationOptions { MaxTokens = 8 }, cancellationToken));
+        Assert.Equal(MoeTestBed.Reference(Prompt, 8), again.Select(t => t.Token));
+    }
+
+    /// <summary>
     /// A session given tokens the client already has (as a resumed incarnation is) takes them with the prompt in
     /// batched steps — each layer's experts called once for all the positions routed to them — then decodes on to the
     /// local decode's tokens; a delivered token the model would not have produced fails the session, naming it, and

@@ -10,6 +10,9 @@ public enum DeploymentPhase
 
     /// <summary>Baseline mode: everything is being reloaded after a failure.</summary>
     Restarting,
+
+    /// <summary>Being taken out of service (<see cref="IMoeDeploymentGrain.Undeploy"/>).</summary>
+    Undeploying,
 }
 
 /// <summary>What a session needs from its deployment: the spec and the current routing table.</summary>

@@ -41,6 +41,10 @@ public interface IInferenceSessionGrain : IGrainWithStringKey
     [AlwaysInterleave]
     Task Abort(string reason);
 
+    /// <summary>The deployment was taken out of service: stop, and tell the client why (no failover mends it).</summary>
+    [AlwaysInterleave]
+    Task Fail(string reason);
+
     /// <summary>The client has every token: drop the checkpoint and deactivate.</summary>
     [AlwaysInterleave]
     Task Close();
@@ -188,7 +192,7 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         _running = true;
         try
         {
-            while (!Finished && !_aborted && !_closed)
+            while (!Finished && !_aborted && !_closed && _failure is null)
             {
                 await StepAsync();
                 PumpCheckpoint();
@@ -256,6 +260,15 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
     {
         _aborted = true;
         LogAborted(logger, GrainId.Key, reason);
+        Signal();
+        DeactivateOnIdle();
+        return Task.CompletedTask;
+    }
+
+    public Task Fail(string reason)
+    {
+        _failure ??= reason;
+        LogStopped(logger, GrainId.Key, reason);
         Signal();
         DeactivateOnIdle();
         return Task.CompletedTask;
@@ -574,4 +587,7 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
 
     [LoggerMessage(EventId = 7107, Level = LogLevel.Warning, Message = "Session {Session}: the checkpoint is inconsistent at position {Position}; restored up to it")]
     private static partial void LogCheckpointDiscarded(ILogger logger, string session, int position);
+
+    [LoggerMessage(EventId = 7108, Level = LogLevel.Information, Message = "Session {Session} stopped: {Reason}")]
+    private static partial void LogStopped(ILogger logger, string session, string reason);
 }

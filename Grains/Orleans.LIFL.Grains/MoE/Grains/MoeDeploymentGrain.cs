@@ -21,6 +21,13 @@ public interface IMoeDeploymentGrain : IGrainWithStringKey
     [ResponseTimeout("00:10:00")]
     Task<DeploymentStatus> Deploy(MoeDeploymentSpec spec);
 
+    /// <summary>
+    /// Takes the deployment out of service: its attached sessions fail (their clients are told why), every expert replica
+    /// unloads its weights and their silos give the memory back, and the deployment's state is cleared, so the name can
+    /// be deployed again. Nothing to do when not deployed.
+    /// </summary>
+    Task Undeploy();
+
     /// <summary>A session joins: it gets the spec and the routing table, and will be sent newer tables.</summary>
     [AlwaysInterleave]
     [ResponseTimeout("00:10:00")]
@@ -172,6 +179,33 @@ public sealed partial class MoeDeploymentGrain(
         return StatusNow();
     }
 
+    public async Task Undeploy()
+    {
+        if (State.Spec is null)
+        {
+            return;
+        }
+
+        // Deploying and restarting happen in turns this one does not interleave with: a phase other than Ready seen here
+        // is that of an attempt whose silo died, and undeploying is the way out of it. A recovery still queued finds the
+        // deployment gone and does nothing.
+        var replicas = State.Routes is { } routes ? routes.Replicas.Where(r => !routes.DeadSilos.Contains(r.Silo)).ToList() : [];
+        State.Phase = DeploymentPhase.Undeploying;
+        Changed();
+        var sessions = _sessions.Keys.ToList();
+        _sessions.Clear();
+        var reason = $"deployment {GrainId.Key} was undeployed";
+        await Task.WhenAll(sessions.Select(s => BestEffort(GrainFactory.GetGrain<IInferenceSessionGrain>(s).Fail(reason))));
+        await Task.WhenAll(replicas.Select(r => BestEffort(GrainFactory.GetGrain<IExpertGrain>(r.Key).Unload())));
+        var hosts = replicas.Select(r => r.Silo).ToHashSet(StringComparer.Ordinal);
+        await Task.WhenAll(resources.ActiveSilos().Where(s => hosts.Contains(s.Silo.ToString())).Select(s => BestEffort(
+            GrainFactory.GetGrain<IMoeSiloGrain>(MoeSilos.Key(s.Statistics?.NodeId ?? "", s.Silo.ToString())).Reclaim())));
+        await GrainFactory.GetGrain<Index.IWorkloadIndexGrain>(Index.WorkloadIndexes.MoeDeployments).Remove(GrainId.Key);
+        await stored.ClearStateAsync();
+        LogUndeployed(logger, GrainId.Key, sessions.Count, replicas.Count);
+        Changed();
+    }
+
     public async Task<SessionAttachment> Attach(string session, string silo)
     {
         var deadline = time.GetTimestamp();
@@ -179,7 +213,8 @@ public sealed partial class MoeDeploymentGrain(
         {
             if (State.Spec is null)
             {
-                throw new InvalidOperationException($"Deployment {GrainId.Key} is not deployed: deploy it before opening sessions.");
+                // The request names a deployment that does not exist (or no longer does): no retry mends that.
+                throw new ArgumentException($"Deployment {GrainId.Key} is not deployed: deploy it before opening sessions.", nameof(session));
             }
 
             if (time.GetElapsedTime(deadline) > WarmTimeout)
@@ -631,4 +666,7 @@ public sealed partial class MoeDeploymentGrain(
 
     [LoggerMessage(EventId = 7208, Level = LogLevel.Warning, Message = "Deployment {Deployment}: a token report was refused: {Reason}")]
     private static partial void LogBadTelemetry(ILogger logger, string deployment, string reason);
+
+    [LoggerMessage(EventId = 7209, Level = LogLevel.Information, Message = "Deployment {Deployment} undeployed: {Sessions} sessions failed, {Replicas} expert replicas unloaded")]
+    private static partial void LogUndeployed(ILogger logger, string deployment, int sessions, int replicas);
 }

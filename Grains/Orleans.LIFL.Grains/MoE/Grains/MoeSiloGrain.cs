@@ -19,6 +19,13 @@ public interface IMoeSiloGrain : IGrainWithStringKey
     /// long that took.
     /// </summary>
     Task<TimeSpan> Prepare(MoeDeploymentSpec spec, int epoch, ExpertReplica[] replayProbes);
+
+    /// <summary>
+    /// Gives the memory of weights unloaded here back to the operating system (a full, compacting collection that
+    /// decommits what is free): the process otherwise keeps it committed for later allocations. Returns the process's
+    /// working set after it, in bytes.
+    /// </summary>
+    Task<long> Reclaim();
 }
 
 public static class MoeSilos
@@ -42,5 +49,11 @@ public sealed class MoeSiloGrain : Grain, IMoeSiloGrain
         var zeros = new float[model.Config.ModelDim];
         await Task.WhenAll(replayProbes.Select(r => GrainFactory.GetGrain<IExpertGrain>(r.Key).Replay(zeros)));
         return watch.Elapsed;
+    }
+
+    public Task<long> Reclaim()
+    {
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        return Task.FromResult(Environment.WorkingSet);
     }
 }
