@@ -25,6 +25,12 @@ public sealed class MoeFailoverBenchmark : IBenchmark
     private const int Sessions = 4;
     private const ulong Seed = 5;
 
+    /// <summary>Kills of each kind (expert silo, session silo) per recovery mode; the stalls reported are their medians.</summary>
+    private const int KillsPerFailure = 3;
+
+    /// <summary>Tokens of the unmeasured generation that puts a new deployment in service before a kill.</summary>
+    private const int InServiceTokens = 40;
+
     /// <summary>Unmeasured runs of each deployment, alternated, before the measured ones.</summary>
     private const int WarmupPairs = 2;
 
@@ -54,6 +60,7 @@ public sealed class MoeFailoverBenchmark : IBenchmark
         var failureTokens = options.Quick ? 150 : 300;
         var killAfter = 20;
         var reps = options.Quick ? 2 : 20;
+        var kills = options.Quick ? 1 : KillsPerFailure;
         var prompts = PromptTexts.Select(MoeClient.Tokenize).ToArray();
 
         var directory = Directory.CreateTempSubdirectory("lifl-moe-bench-");
@@ -70,8 +77,8 @@ public sealed class MoeFailoverBenchmark : IBenchmark
             await using var postgres = await PrivatePostgresServer.StartAsync();
             var run = new Run(weightsPath, prompts, reference, postgres.ConnectionString, progress, cancellationToken);
 
-            var ours = await run.MeasureAsync(RecoveryMode.Reroute, steadyTokens, failureTokens, killAfter, reps);
-            var baseline = await run.MeasureAsync(RecoveryMode.Restart, steadyTokens, failureTokens, killAfter, reps: 0);
+            var ours = await run.MeasureAsync(RecoveryMode.Reroute, steadyTokens, failureTokens, killAfter, reps, kills);
+            var baseline = await run.MeasureAsync(RecoveryMode.Restart, steadyTokens, failureTokens, killAfter, reps: 0, kills);
             var overhead = ours.CheckpointOverheadPct!.Value;
             var extras = new Dictionary<string, object>
             {
@@ -80,6 +87,10 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                 ["tbt_after_expert_failure_p50_ms"] = Math.Round(ours.TbtAfterExpertFailureP50Ms, 3),
                 ["tbt_after_expert_failure_p99_ms"] = Math.Round(ours.TbtAfterExpertFailureP99Ms, 3),
                 ["outputs_identical"] = ours.Identical && baseline.Identical,
+                ["expert_stalls_ms"] = Stalls(ours.ExpertKills),
+                ["session_stalls_ms"] = Stalls(ours.SessionKills),
+                ["baseline_expert_stalls_ms"] = Stalls(baseline.ExpertKills),
+                ["baseline_session_stalls_ms"] = Stalls(baseline.SessionKills),
             };
             if (ours.SessionResume is { } resumed)
             {
@@ -119,8 +130,8 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                 Notes =
                 [
                     $"model: {config.Layers} layers, d_model {config.ModelDim}, {config.Heads} heads, {config.Experts} experts of d_ff {config.FeedForwardDim} (top-{config.TopK}), weights read from a safetensors file; {Sessions} concurrent greedy generations of {failureTokens} tokens ({steadyTokens} when nothing fails).",
-                    "cluster: 3 lifl silo processes (membership in a private PostgreSQL); silo 0 is the clients' gateway and runs the sessions, silos 1 and 2 run the experts (Tarragon: each expert's primary on one and its pre-loaded shadow on the other) and the deployment; the expert silo dies under the deployment that served the no-failure runs (the baseline, which has none, under a new one); for the session failure a fresh silo replaces the dead expert silo and a new deployment is made.",
-                    $"stall: the largest gap between consecutive tokens of any session that spans the kill -9 (issued once every session had {killAfter} tokens) or starts within {StallWindow.TotalSeconds:0} s after it; Tarragon replays expert calls at once and resumes sessions from KV checkpoints, the baseline waits for the cluster to declare the silo dead, then deactivates every session and expert, reloads the weights and prefills every request again.",
+                    "cluster: 3 lifl silo processes (membership in a private PostgreSQL); silo 0 is the clients' gateway and runs the sessions, silos 1 and 2 run the experts (Tarragon: each expert's primary on one and its pre-loaded shadow on the other) and the deployment; the first expert silo dies under the deployment that served the no-failure runs (the baseline, which has none, under a new one), every later kill under a new deployment put in service by a short generation; after each kill a fresh silo takes the dead one's place (after a session silo's kill, as the gateway of a new client).",
+                    $"stall: the largest gap between consecutive tokens of any session that spans the kill -9 (issued once every session had {killAfter} tokens) or starts within {StallWindow.TotalSeconds:0} s after it; the median of {kills} kill(s) of each kind (each kill's in expert_stalls_ms, session_stalls_ms and the baseline's); Tarragon replays expert calls at once and resumes sessions from KV checkpoints, the baseline waits for the cluster to declare the silo dead, then deactivates every session and expert, reloads the weights and prefills every request again.",
                     $"tokens/s: all sessions' tokens from the first to the last, no failure, with and without KV checkpointing on the same cluster, {reps} pairs in alternating order (ABBA) after {WarmupPairs} unmeasured runs of each; the overhead is 1 − the mean of the paired ratios (with / without), given with its standard error (this shared 2-core machine varies by about 10% between consecutive runs); time between tokens from the runs with checkpointing.",
                     "every session's tokens were compared with a local decode of the same weights: outputs_identical says whether all matched (failures included).",
                 ],
@@ -147,15 +158,28 @@ public sealed class MoeFailoverBenchmark : IBenchmark
         double TbtAfterExpertFailureP99Ms,
         bool Identical)
     {
-        /// <summary>Per session, the gaps (ms) from the one spanning the expert silo's kill to a second after it.</summary>
-        public List<double[]> ExpertFailureGapsMs { get; init; } = [];
+        /// <summary>Each expert silo's kill, in order (<see cref="ExpertStallMs"/> is their median).</summary>
+        public List<KillResult> ExpertKills { get; init; } = [];
 
-        /// <summary>The same around the session silo's kill.</summary>
-        public List<double[]> SessionFailureGapsMs { get; init; } = [];
+        /// <summary>Each session silo's kill, in order (<see cref="SessionStallMs"/> is their median).</summary>
+        public List<KillResult> SessionKills { get; init; } = [];
 
-        /// <summary>Where the longest client wait across the session silo's kill went, as the deployment's telemetry has it.</summary>
+        /// <summary>Where the longest client wait across the median session silo's kill went, as the deployment's telemetry has it.</summary>
         public SessionResume? SessionResume { get; init; }
     }
+
+    /// <summary>What one kill did: its stall, and per session the gaps (ms) from the one spanning the kill to a second after it.</summary>
+    internal sealed record KillResult(double StallMs, List<double[]> GapsMs)
+    {
+        /// <summary>Every gap between tokens after the kill (not in the JSON: the time between tokens after expert failures).</summary>
+        [System.Text.Json.Serialization.JsonIgnore]
+        public List<double> GapsAfter { get; init; } = [];
+
+        /// <summary>Where the longest client wait went, for a session silo's kill.</summary>
+        public SessionResume? Resume { get; init; }
+    }
+
+    private static double Median(IEnumerable<double> values) => GenerationTimelines.Percentile([.. values], 50);
 
     /// <summary>A client wait's phases for the JSON (ms, and what was restored and decoded again).</summary>
     private static Dictionary<string, object> ResumeJson(SessionResume resume) => new()
@@ -169,6 +193,8 @@ public sealed class MoeFailoverBenchmark : IBenchmark
         ["recomputed_tokens"] = resume.RecomputedTokens,
     };
 
+    private static double[] Stalls(List<KillResult> kills) => [.. kills.Select(k => Math.Round(k.StallMs, 1))];
+
     private static double StandardError(IReadOnlyList<double> values)
     {
         var mean = values.Average();
@@ -177,7 +203,7 @@ public sealed class MoeFailoverBenchmark : IBenchmark
 
     private sealed class Run(string weightsPath, int[][] prompts, int[][] reference, string connectionString, IProgress<string> progress, CancellationToken cancellationToken)
     {
-        public async Task<ModeResult> MeasureAsync(RecoveryMode mode, int steadyTokens, int failureTokens, int killAfter, int reps)
+        public async Task<ModeResult> MeasureAsync(RecoveryMode mode, int steadyTokens, int failureTokens, int killAfter, int reps, int kills)
         {
             var name = mode == RecoveryMode.Reroute ? "tarragon" : "baseline";
             var clusterId = name + Guid.NewGuid().ToString("N")[..8];
@@ -192,6 +218,16 @@ public sealed class MoeFailoverBenchmark : IBenchmark
             progress.Report($"{name}: starting 3 silo processes");
             var silos = (await Task.WhenAll(Enumerable.Range(0, 3).Select(i => SiloProcess.StartAsync(siloOptions with { Name = $"{name}{i}" }, cancellationToken))))
                 .OrderBy(s => s.SiloAddress, StringComparer.Ordinal).ToList();
+            var clients = new List<BenchmarkClient>();
+
+            // A client whose gateway is <silo>: a deployment is placed on its deployer's gateway silo, and the generations'
+            // sessions on theirs.
+            async Task<MoeClient> ClientOnAsync(SiloProcess silo)
+            {
+                clients.Add(await BenchmarkClient.StartAsync(silo.Gateway, Secret, clusterId, cancellationToken));
+                return new MoeClient(clients[^1].Client);
+            }
+
             try
             {
                 using var deployerClient = await BenchmarkClient.StartAsync(silos[2].Gateway, Secret, clusterId, cancellationToken);
@@ -234,38 +270,76 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                         gaps.AddRange(withOn.Gaps());
                         progress.Report($"{name}: no failure, {withCheckpoints[^1]:0} tok/s with checkpointing, {withoutCheckpoints[^1]:0} without");
                     }
+
+                    // Each expert silo serves one deployment when it dies, as it would in service: the one without
+                    // checkpointing lets its weights go (a silo holding both would carry twice the memory into its kill).
+                    await deployer.UndeployAsync(off);
                 }
 
-                // An expert silo dies, under the deployment that served the runs above when there were any (a failure strikes a
-                // deployment in service, not one just made: that one's silos still hold the connections and code paths of its
-                // start), else under a new one.
-                var expertDeployment = served ?? await DeployAsync(deployer, name + "-expert", mode, checkpointing: mode == RecoveryMode.Reroute, [silos[1], silos[2]]);
-                progress.Report($"{name}: {Sessions} generations; kill -9 of expert silo {silos[1].SiloAddress} once each has {killAfter} tokens");
-                var (expertRun, expertKilledAt) = await GenerateAsync(generator, expertDeployment, failureTokens, silos[1], killAfter);
-                identical &= Check(expertRun, $"{name}: expert failure");
-                var expertStall = expertRun.StallAfter(expertKilledAt, StallWindow);
-                var after = expertRun.Gaps(from: expertKilledAt);
-                progress.Report($"{name}: expert failure stall {expertStall:0.0} ms");
-
-                // The sessions' silo dies (a fresh silo takes the dead expert silo's place first).
-                progress.Report($"{name}: replacing the dead silo");
-                silos.Add(await SiloProcess.StartAsync(siloOptions with { Name = $"{name}3" }, cancellationToken));
-                var sessionDeployment = await DeployAsync(deployer, name + "-session", mode, checkpointing: mode == RecoveryMode.Reroute, [silos[2], silos[3]]);
-                progress.Report($"{name}: {Sessions} generations; kill -9 of the sessions' silo {silos[0].SiloAddress} once each has {killAfter} tokens");
-                var (sessionRun, sessionKilledAt) = await GenerateAsync(generator, sessionDeployment, failureTokens, silos[0], killAfter);
-                identical &= Check(sessionRun, $"{name}: session failure");
-                var sessionStall = sessionRun.StallAfter(sessionKilledAt, StallWindow);
-                progress.Report($"{name}: session failure stall {sessionStall:0.0} ms");
-                var resume = await ResumeAsync(deployerClient.Client.GetGrain<IMoeDeploymentGrain>(sessionDeployment), silos[0].SiloAddress);
-                if (resume is not null)
+                // Expert silos die, one per kill: the first under the deployment that served the runs above when there were
+                // any (a failure strikes a deployment in service, not one just made: that one's silos still hold the
+                // connections and code paths of its start), the next ones under a new deployment each, put in service by
+                // one unmeasured generation first and placed on the surviving expert silo (the deployments keep their state in
+                // memory here). After each kill a fresh silo takes the dead one's place, and the survivor, the longest in
+                // service, is the next victim.
+                var expertKills = new List<KillResult>();
+                var expertSilos = new List<SiloProcess> { silos[1], silos[2] };
+                for (var kill = 0; kill < kills; kill++)
                 {
-                    progress.Report(
-                        $"{name}: the deployment's longest client wait across it, {resume.GapMs:0.0} ms = noticed {resume.NoticedMs:0.0} + reopen {resume.ReopenMs:0.0} (the new session's open {resume.SessionOpenMs:0.0}) + first token {resume.FirstTokenMs:0.0}; {resume.RestoredPositions} positions restored, {resume.RecomputedTokens} tokens decoded again");
+                    var (deployment, owner) = (served, deployer);
+                    if (kill > 0 || deployment is null)
+                    {
+                        owner = await ClientOnAsync(expertSilos[1]);
+                        (deployment, var same) = await DeployInServiceAsync(generator, owner, $"{name}-expert{kill}", mode, expertSilos);
+                        identical &= same;
+                    }
+
+                    var victim = expertSilos[0];
+                    progress.Report($"{name}: {Sessions} generations; kill -9 of expert silo {victim.SiloAddress} once each has {killAfter} tokens ({kill + 1} of {kills})");
+                    var (timelines, killedAt) = await GenerateAsync(generator, deployment, failureTokens, victim, killAfter);
+                    identical &= Check(timelines, $"{name}: expert failure {kill + 1}");
+                    expertKills.Add(new KillResult(timelines.StallAfter(killedAt, StallWindow), timelines.GapsAround(killedAt, StallWindow)) { GapsAfter = timelines.Gaps(from: killedAt) });
+                    progress.Report($"{name}: expert failure stall {expertKills[^1].StallMs:0.0} ms");
+                    await owner.UndeployAsync(deployment);
+                    silos.Add(await SiloProcess.StartAsync(siloOptions with { Name = $"{name}{silos.Count}" }, cancellationToken));
+                    expertSilos = [expertSilos[1], silos[^1]];
                 }
 
+                // The sessions' silo dies, one per kill: the sessions run on the generator's gateway silo, so after each kill
+                // a fresh silo becomes the gateway of a new generator client, and a new deployment is put in service.
+                var sessionKills = new List<KillResult>();
+                var gateway = silos[0];
+                deployer = await ClientOnAsync(expertSilos[1]);
+                for (var kill = 0; kill < kills; kill++)
+                {
+                    var (deployment, same) = await DeployInServiceAsync(generator, deployer, $"{name}-session{kill}", mode, expertSilos);
+                    identical &= same;
+                    progress.Report($"{name}: {Sessions} generations; kill -9 of the sessions' silo {gateway.SiloAddress} once each has {killAfter} tokens ({kill + 1} of {kills})");
+                    var (timelines, killedAt) = await GenerateAsync(generator, deployment, failureTokens, gateway, killAfter);
+                    identical &= Check(timelines, $"{name}: session failure {kill + 1}");
+                    var stall = timelines.StallAfter(killedAt, StallWindow);
+                    progress.Report($"{name}: session failure stall {stall:0.0} ms");
+                    var resume = await ResumeAsync(deployer.Deployment(deployment), gateway.SiloAddress);
+                    if (resume is not null)
+                    {
+                        progress.Report(
+                            $"{name}: the deployment's longest client wait across it, {resume.GapMs:0.0} ms = noticed {resume.NoticedMs:0.0} + reopen {resume.ReopenMs:0.0} (the new session's open {resume.SessionOpenMs:0.0}) + first token {resume.FirstTokenMs:0.0}; {resume.RestoredPositions} positions restored, {resume.RecomputedTokens} tokens decoded again");
+                    }
+
+                    sessionKills.Add(new KillResult(stall, timelines.GapsAround(killedAt, StallWindow)) { Resume = resume });
+                    await deployer.UndeployAsync(deployment);
+                    if (kill + 1 < kills)
+                    {
+                        silos.Add(await SiloProcess.StartAsync(siloOptions with { Name = $"{name}{silos.Count}" }, cancellationToken));
+                        gateway = silos[^1];
+                        generator = await ClientOnAsync(gateway);
+                    }
+                }
+
+                var after = expertKills.SelectMany(k => k.GapsAfter).ToList();
                 return new ModeResult(
-                    expertStall,
-                    sessionStall,
+                    Median(expertKills.Select(k => k.StallMs)),
+                    Median(sessionKills.Select(k => k.StallMs)),
                     withCheckpoints.Count > 0 ? withCheckpoints.Average() : null,
                     withoutCheckpoints.Count > 0 ? withoutCheckpoints.Average() : null,
                     gaps.Count > 0 ? GenerationTimelines.Percentile(gaps, 50) : null,
@@ -276,13 +350,14 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                     GenerationTimelines.Percentile(after, 99),
                     identical)
                 {
-                    ExpertFailureGapsMs = expertRun.GapsAround(expertKilledAt, StallWindow),
-                    SessionFailureGapsMs = sessionRun.GapsAround(sessionKilledAt, StallWindow),
-                    SessionResume = resume,
+                    ExpertKills = expertKills,
+                    SessionKills = sessionKills,
+                    SessionResume = sessionKills.OrderBy(k => k.StallMs).ElementAt((sessionKills.Count - 1) / 2).Resume,
                 };
             }
             finally
             {
+                clients.ForEach(c => c.Dispose());
                 await Task.WhenAll(silos.Select(s => s.DisposeAsync().AsTask()));
             }
         }
@@ -324,6 +399,16 @@ public sealed class MoeFailoverBenchmark : IBenchmark
             }).WaitAsync(PhasePatience, cancellationToken);
             progress.Report($"deployed {deployment}: {status.Routes!.Replicas.Count()} expert replicas loaded in {status.LoadTime.TotalMilliseconds:0} ms");
             return deployment;
+        }
+
+        /// <summary>A new deployment on <paramref name="expertSilos"/>, put in service by one unmeasured generation of a few tokens.</summary>
+        /// <returns>The deployment, and whether its generation gave the local decode's tokens.</returns>
+        private async Task<(string Deployment, bool Identical)> DeployInServiceAsync(
+            MoeClient generator, MoeClient deployer, string deployment, RecoveryMode mode, IReadOnlyList<SiloProcess> expertSilos)
+        {
+            await DeployAsync(deployer, deployment, mode, checkpointing: mode == RecoveryMode.Reroute, expertSilos);
+            var (timelines, _) = await GenerateAsync(generator, deployment, InServiceTokens, victim: null, 0);
+            return (deployment, Check(timelines, $"{deployment}: put in service"));
         }
 
         /// <summary>Runs one generation per prompt at once; kills <paramref name="victim"/> once every one has <paramref name="killAfter"/> tokens.</summary>
