@@ -200,7 +200,17 @@ public sealed partial class MoeDeploymentGrain(
         var hosts = replicas.Select(r => r.Silo).ToHashSet(StringComparer.Ordinal);
         await Task.WhenAll(resources.ActiveSilos().Where(s => hosts.Contains(s.Silo.ToString())).Select(s => BestEffort(
             GrainFactory.GetGrain<IMoeSiloGrain>(MoeSilos.Key(s.Statistics?.NodeId ?? "", s.Silo.ToString())).Reclaim())));
-        await GrainFactory.GetGrain<Index.IWorkloadIndexGrain>(Index.WorkloadIndexes.MoeDeployments).Remove(GrainId.Key);
+        try
+        {
+            await GrainFactory.GetGrain<Index.IWorkloadIndexGrain>(Index.WorkloadIndexes.MoeDeployments).Remove(GrainId.Key);
+        }
+        catch (Exception error) when (error is SiloUnavailableException or TimeoutException)
+        {
+            // The index's silo just died (it comes back elsewhere once the cluster declares that): the deployment is gone
+            // all the same, and the dashboard shows a listed name that is not deployed as such.
+            LogIndexNotUpdated(logger, GrainId.Key, error.Message);
+        }
+
         await stored.ClearStateAsync();
         LogUndeployed(logger, GrainId.Key, sessions.Count, replicas.Count);
         Changed();
@@ -669,4 +679,7 @@ public sealed partial class MoeDeploymentGrain(
 
     [LoggerMessage(EventId = 7209, Level = LogLevel.Information, Message = "Deployment {Deployment} undeployed: {Sessions} sessions failed, {Replicas} expert replicas unloaded")]
     private static partial void LogUndeployed(ILogger logger, string deployment, int sessions, int replicas);
+
+    [LoggerMessage(EventId = 7210, Level = LogLevel.Warning, Message = "Deployment {Deployment} undeployed, but the dashboard's index of deployments could not be told: {Reason}")]
+    private static partial void LogIndexNotUpdated(ILogger logger, string deployment, string reason);
 }
