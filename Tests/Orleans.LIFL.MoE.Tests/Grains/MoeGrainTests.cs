@@ -307,10 +307,11 @@ public sealed class MoeGrainTests
         Assert.True((await bed.Cluster.Client.GetGrain<IExpertGrain>(replica.Key).Ping()).WeightBytes > 0);
 
         var tokens = new List<GeneratedToken>();
+        var request = MoeTestBed.NewName("undeployed");
         var running = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var generation = Task.Run(async () =>
         {
-            await foreach (var token in bed.Client.GenerateAsync(deployment, Prompt, new GenerationOptions { MaxTokens = 200 }, cancellationToken))
+            await foreach (var token in bed.Client.GenerateAsync(deployment, Prompt, new GenerationOptions { MaxTokens = 200, RequestId = request }, cancellationToken))
             {
                 tokens.Add(token);
                 if (tokens.Count == 5)
@@ -320,6 +321,14 @@ public sealed class MoeGrainTests
             }
         }, cancellationToken);
         await running.Task.WaitAsync(cancellationToken);
+        var store = bed.Cluster.Client.GetGrain<IKvCheckpointStoreGrain>(KvCheckpointStores.Key(deployment, tokens[0].Silo));
+        var waiting = Stopwatch.StartNew();
+        while ((await store.Status(request)).CommittedThrough < 0)
+        {
+            Assert.True(waiting.Elapsed < TimeSpan.FromSeconds(10), $"request {request} has no checkpoint in the store");
+            await Task.Delay(10, cancellationToken);
+        }
+
         await bed.Client.UndeployAsync(deployment);
 
         var stopped = await Assert.ThrowsAsync<MoeGenerationException>(() => generation);
@@ -329,6 +338,14 @@ public sealed class MoeGrainTests
         Assert.Equal(DeploymentPhase.NotDeployed, (await bed.Client.Deployment(deployment).Status()).Phase);
         var unloaded = await Assert.ThrowsAnyAsync<Exception>(() => bed.Cluster.Client.GetGrain<IExpertGrain>(replica.Key).Ping());
         Assert.Contains("is not deployed", unloaded.Message, StringComparison.Ordinal);
+
+        // The stopped request will not resume: its checkpoint leaves the store (dropped in the background).
+        var dropping = Stopwatch.StartNew();
+        while ((await store.Status(request)).CommittedThrough >= 0)
+        {
+            Assert.True(dropping.Elapsed < TimeSpan.FromSeconds(10), $"request {request}'s checkpoint is still in the store");
+            await Task.Delay(20, cancellationToken);
+        }
 
         var watch = Stopwatch.StartNew();
         var refused = await Assert.ThrowsAsync<MoeGenerationException>(() => CollectAsync(bed.Client.GenerateAsync(deployment, Prompt, cancellationToken: cancellationToken)));

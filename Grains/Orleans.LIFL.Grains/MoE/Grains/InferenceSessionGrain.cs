@@ -218,7 +218,7 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
             _ = _deployment!.ReportTokens(_meter!.Final(_tokens.Count, state, _router!.Replays));
         }
 
-        if (!_aborted && !_closed)
+        if (!_aborted && !_closed && _failure is null)
         {
             await FlushCheckpointAsync();
         }
@@ -270,6 +270,14 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         _failure ??= reason;
         LogStopped(logger, GrainId.Key, reason);
         Signal();
+
+        // The request will not resume: its checkpoint goes (not waited for: the store's silo may be gone, and the
+        // deployment waits for every session it stops).
+        if (_store is not null && _request is not null)
+        {
+            _store.Drop(_request.RequestId).ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
+        }
+
         DeactivateOnIdle();
         return Task.CompletedTask;
     }
@@ -449,7 +457,8 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
     /// </summary>
     private void PumpCheckpoint(bool flush = false)
     {
-        if (_store is null)
+        // A failed session is not resumed: nothing more is sent (a send after Fail dropped the checkpoint would begin it again).
+        if (_store is null || _failure is not null)
         {
             return;
         }
