@@ -91,6 +91,7 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                 ["session_stalls_ms"] = Stalls(ours.SessionKills),
                 ["baseline_expert_stalls_ms"] = Stalls(baseline.ExpertKills),
                 ["baseline_session_stalls_ms"] = Stalls(baseline.SessionKills),
+                ["expert_kills_took_the_checkpoint_store"] = ours.ExpertKills.Select(k => k.StoreOnVictim == true).ToArray(),
             };
             if (ours.SessionResume is { } resumed)
             {
@@ -177,6 +178,9 @@ public sealed class MoeFailoverBenchmark : IBenchmark
 
         /// <summary>Where the longest client wait went, for a session silo's kill.</summary>
         public SessionResume? Resume { get; init; }
+
+        /// <summary>For an expert silo's kill with checkpointing: whether the sessions' checkpoint store died with it.</summary>
+        public bool? StoreOnVictim { get; init; }
     }
 
     private static double Median(IEnumerable<double> values) => GenerationTimelines.Percentile([.. values], 50);
@@ -296,10 +300,18 @@ public sealed class MoeFailoverBenchmark : IBenchmark
 
                     var victim = expertSilos[0];
                     progress.Report($"{name}: {Sessions} generations; kill -9 of expert silo {victim.SiloAddress} once each has {killAfter} tokens ({kill + 1} of {kills})");
+                    // The sessions' checkpoint store lives on an expert silo too (away from the sessions): a kill may take it along.
+                    bool? storeOnVictim = mode == RecoveryMode.Reroute
+                        ? (await generatorClient.Client.GetGrain<IKvCheckpointStoreGrain>(KvCheckpointStores.Key(deployment, silos[0].SiloAddress)).Status("-")).Silo == victim.SiloAddress
+                        : null;
                     var (timelines, killedAt) = await GenerateAsync(generator, deployment, failureTokens, victim, killAfter);
                     identical &= Check(timelines, $"{name}: expert failure {kill + 1}");
-                    expertKills.Add(new KillResult(timelines.StallAfter(killedAt, StallWindow), timelines.GapsAround(killedAt, StallWindow)) { GapsAfter = timelines.Gaps(from: killedAt) });
-                    progress.Report($"{name}: expert failure stall {expertKills[^1].StallMs:0.0} ms");
+                    expertKills.Add(new KillResult(timelines.StallAfter(killedAt, StallWindow), timelines.GapsAround(killedAt, StallWindow))
+                    {
+                        GapsAfter = timelines.Gaps(from: killedAt),
+                        StoreOnVictim = storeOnVictim,
+                    });
+                    progress.Report($"{name}: expert failure stall {expertKills[^1].StallMs:0.0} ms{(storeOnVictim == true ? " (the sessions' checkpoint store died with it)" : "")}");
                     await owner.UndeployAsync(deployment);
                     silos.Add(await SiloProcess.StartAsync(siloOptions with { Name = $"{name}{silos.Count}" }, cancellationToken));
                     expertSilos = [expertSilos[1], silos[^1]];
