@@ -244,7 +244,10 @@ public sealed class MoeGrainTests
         // The session is opened from (hence on) the first silo, and read from there.
         var requestId = MoeTestBed.NewName("r");
         var session = home.GrainFactory.GetGrain<IInferenceSessionGrain>(InferenceSessions.Key(requestId, 0));
-        await session.Open(new GenerationRequest { RequestId = requestId, Deployment = deployment, Prompt = Prompt, MaxTokens = 120 }, restoreFrom: null, delivered: []);
+        // As many tokens as the configuration holds: the test must kill both silos while the session still decodes, and
+        // on a loaded machine its reads can come hundreds of milliseconds apart.
+        const int Tokens = 220;
+        await session.Open(new GenerationRequest { RequestId = requestId, Deployment = deployment, Prompt = Prompt, MaxTokens = Tokens }, restoreFrom: null, delivered: []);
         Assert.Equal(home, bed.Cluster.FindSiloHosting(session));
         var tokens = new List<int>();
         var killedDeploymentSilo = false;
@@ -270,7 +273,7 @@ public sealed class MoeGrainTests
         while (!batch.Done);
 
         Assert.True(killedOther, "the generation ended before the second failure");
-        Assert.Equal(MoeTestBed.Reference(Prompt, 120, config: MoeTestBed.SlowConfig), tokens);
+        Assert.Equal(MoeTestBed.Reference(Prompt, Tokens, config: MoeTestBed.SlowConfig), tokens);
         var status = await WaitAsync(bed, deployment, s => s.Events.Any(e => e.Kind == "expert-silo" && e.Silo == other.Address.ToString()));
         Assert.All(status.Routes!.Replicas, r => Assert.Equal(home.Address.ToString(), r.Silo));
     }
