@@ -196,7 +196,7 @@ public sealed partial class MoeDeploymentGrain(
         _sessions.Clear();
         var reason = $"deployment {GrainId.Key} was undeployed";
         await Task.WhenAll(sessions.Select(s => BestEffort(GrainFactory.GetGrain<IInferenceSessionGrain>(s).Fail(reason))));
-        await Task.WhenAll(replicas.Select(r => BestEffort(GrainFactory.GetGrain<IExpertGrain>(r.Key).Unload())));
+        await UnloadAsync(replicas);
         var hosts = replicas.Select(r => r.Silo).ToHashSet(StringComparer.Ordinal);
         await Task.WhenAll(resources.ActiveSilos().Where(s => hosts.Contains(s.Silo.ToString())).Select(s => BestEffort(
             GrainFactory.GetGrain<IMoeSiloGrain>(MoeSilos.Key(s.Statistics?.NodeId ?? "", s.Silo.ToString())).Reclaim())));
@@ -446,7 +446,7 @@ public sealed partial class MoeDeploymentGrain(
         var sessions = _sessions.Keys.ToList();
         _sessions.Clear();
         await Task.WhenAll(sessions.Select(s => BestEffort(GrainFactory.GetGrain<IInferenceSessionGrain>(s).Abort($"deployment {GrainId.Key} restarts"))));
-        await Task.WhenAll(routes.Replicas.Where(r => r.Silo != silo).Select(r => BestEffort(GrainFactory.GetGrain<IExpertGrain>(r.Key).Unload())));
+        await UnloadAsync(routes.Replicas.Where(r => r.Silo != silo));
         MoeModelCache.EvictBefore(State.Spec!, epoch);
 
         var config = MoeModelCache.ConfigOf(State.Spec!);
@@ -611,6 +611,10 @@ public sealed partial class MoeDeploymentGrain(
 
     private static bool SameSpec(MoeDeploymentSpec a, MoeDeploymentSpec b) =>
         a with { ExpertSilos = [] } == b with { ExpertSilos = [] } && a.ExpertSilos.SequenceEqual(b.ExpertSilos);
+
+    /// <summary>Has each replica let its weights go (those on a silo that is gone have nothing to let go).</summary>
+    private Task UnloadAsync(IEnumerable<ExpertReplica> replicas) =>
+        Task.WhenAll(replicas.Select(r => BestEffort(GrainFactory.GetGrain<IExpertGrain>(r.Key).Unload())));
 
     private static async Task BestEffort(Task call)
     {
