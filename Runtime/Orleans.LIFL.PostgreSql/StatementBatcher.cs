@@ -9,9 +9,16 @@ namespace Orleans.LIFL.PostgreSql;
 /// close again once idle. A failed statement fails every request it carried.
 /// </summary>
 /// <param name="run">Runs one batch; returns one result per request, in order.</param>
-internal sealed class StatementBatcher<TRequest, TResult>(Func<IReadOnlyList<TRequest>, Task<TResult[]>> run, int maxBatch = 256)
+/// <param name="shareEqual">
+/// Whether a request equal to one waiting or in flight takes that one's result instead of being run again (reads: a
+/// burst of lookups of one grain asks the server once). Such a request may miss a change made while the one it joined
+/// ran, as a request made just before would; a request made once that result is out runs anew.
+/// </param>
+internal sealed class StatementBatcher<TRequest, TResult>(Func<IReadOnlyList<TRequest>, Task<TResult[]>> run, int maxBatch = 256, bool shareEqual = false)
+    where TRequest : notnull
 {
     private readonly Lock _lock = new();
+    private readonly Dictionary<TRequest, Task<TResult>> _outstanding = [];
     private List<(TRequest Request, TaskCompletionSource<TResult> Done)> _waiting = [];
     private bool _running;
     private long _statements;
@@ -25,6 +32,16 @@ internal sealed class StatementBatcher<TRequest, TResult>(Func<IReadOnlyList<TRe
         bool start;
         lock (_lock)
         {
+            if (shareEqual)
+            {
+                if (_outstanding.TryGetValue(request, out var outstanding))
+                {
+                    return outstanding;
+                }
+
+                _outstanding[request] = done.Task;
+            }
+
             _waiting.Add((request, done));
             start = !_running;
             _running = true;
@@ -63,24 +80,40 @@ internal sealed class StatementBatcher<TRequest, TResult>(Func<IReadOnlyList<TRe
             }
 
             Interlocked.Increment(ref _statements);
+            TResult[]? results = null;
+            Exception? failure = null;
             try
             {
-                var results = await run([.. batch.Select(b => b.Request)]).ConfigureAwait(false);
+                results = await run([.. batch.Select(b => b.Request)]).ConfigureAwait(false);
                 if (results.Length != batch.Count)
                 {
                     throw new InvalidOperationException($"A batch of {batch.Count} requests gave {results.Length} results.");
                 }
-
-                for (var i = 0; i < batch.Count; i++)
-                {
-                    batch[i].Done.TrySetResult(results[i]);
-                }
             }
             catch (Exception error)
             {
-                foreach (var (_, done) in batch)
+                failure = error;
+            }
+
+            if (shareEqual)
+            {
+                // Out before the results: a request made from now on runs anew rather than take this answer.
+                lock (_lock)
                 {
-                    done.TrySetException(error);
+                    batch.ForEach(b => _outstanding.Remove(b.Request));
+                }
+            }
+
+            for (var i = 0; i < batch.Count; i++)
+            {
+                if (failure is null)
+                {
+                    batch[i].Done.TrySetResult(results![i]);
+                }
+                else
+                {
+                    batch[i].Done.TrySetException(failure);
+                    _ = batch[i].Done.Task.Exception; // observed: a shared failure may have no other reader
                 }
             }
         }

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using Orleans.LIFL.Runtime.GrainDirectory;
@@ -67,7 +66,6 @@ public sealed class PostgreSqlGrainDirectory : IGrainDirectory, IAsyncDisposable
     private readonly StatementBatcher<GrainAddress, bool> _inserts;
     private readonly StatementBatcher<GrainAddress, bool> _deletes;
     private readonly StatementBatcher<GrainId, GrainAddress?> _queries;
-    private readonly ConcurrentDictionary<GrainId, Task<GrainAddress?>> _lookups = new();
 
     /// <param name="connectionString">An Npgsql connection string.</param>
     /// <param name="clusterId">The cluster whose grains this directory holds (at most 150 characters).</param>
@@ -84,7 +82,7 @@ public sealed class PostgreSqlGrainDirectory : IGrainDirectory, IAsyncDisposable
         _clusterId = clusterId;
         _inserts = new StatementBatcher<GrainAddress, bool>(InsertAsync);
         _deletes = new StatementBatcher<GrainAddress, bool>(DeleteAsync);
-        _queries = new StatementBatcher<GrainId, GrainAddress?>(QueryAsync);
+        _queries = new StatementBatcher<GrainId, GrainAddress?>(QueryAsync, shareEqual: true);
     }
 
     /// <summary>Statements sent to register and unregister activations (those made at the same time share one).</summary>
@@ -156,31 +154,9 @@ public sealed class PostgreSqlGrainDirectory : IGrainDirectory, IAsyncDisposable
         }
 
         // A burst of first calls to one grain (many callers, a cold cache) asks the server once. A lookup that joins one
-        // already in flight may miss a registration made meanwhile, as a lookup just before it would: callers that find
-        // no entry register, and registering returns the entry that won.
-        var mine = new TaskCompletionSource<GrainAddress?>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var inFlight = _lookups.GetOrAdd(grainId, mine.Task);
-        if (inFlight != mine.Task)
-        {
-            return await inFlight.ConfigureAwait(false);
-        }
-
-        try
-        {
-            var address = await _queries.RunAsync(grainId).ConfigureAwait(false);
-            mine.SetResult(address);
-            return address;
-        }
-        catch (Exception error)
-        {
-            mine.SetException(error);
-            _ = mine.Task.Exception; // observed here: the callers that joined it see it too
-            throw;
-        }
-        finally
-        {
-            _lookups.TryRemove(KeyValuePair.Create(grainId, mine.Task));
-        }
+        // already out may miss a registration made meanwhile, as a lookup just before it would: callers that find no
+        // entry register, and registering returns the entry that won.
+        return await _queries.RunAsync(grainId).ConfigureAwait(false);
     }
 
     /// <summary>Looks a batch of grains up; the entry of each, or null.</summary>
@@ -189,7 +165,7 @@ public sealed class PostgreSqlGrainDirectory : IGrainDirectory, IAsyncDisposable
         {
             await using var command = new NpgsqlCommand(LookupSql, connection)
                 .With("cluster", _clusterId)
-                .With("grains", batch.Select(g => g.ToString()).Distinct().ToArray());
+                .With("grains", batch.Select(g => g.ToString()).ToArray());
             var found = new Dictionary<string, (string Silo, long Activation)>();
             await using (var reader = await command.ExecuteReaderAsync().ConfigureAwait(false))
             {
