@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Orleans.LIFL.Client.MoE;
+using Orleans.LIFL.Diagnostics;
 using Orleans.LIFL.Grains.MoE;
 using Orleans.LIFL.Grains.MoE.Model;
 using Orleans.LIFL.Silo;
@@ -66,8 +67,9 @@ public sealed class MoeProcessTests(PostgresServer postgres)
     }
 
     /// <summary>
-    /// Undeploying gives the expert silos' memory back to the operating system: each silo's resident memory drops by at
-    /// least half the weights its replicas held (a process keeps freed memory committed unless it is reclaimed).
+    /// Undeploying gives the expert silos' memory back to the operating system: each silo's private resident memory
+    /// drops by at least half the weights its replicas held (a process keeps freed memory committed unless it is
+    /// reclaimed).
     /// </summary>
     [Fact]
     public async Task Undeploying_gives_the_expert_silos_memory_back()
@@ -85,20 +87,17 @@ public sealed class MoeProcessTests(PostgresServer postgres)
         });
         Assert.Equal(DeploymentPhase.Ready, status.Phase);
         var held = cluster.Silos.ToDictionary(s => s, s => status.Routes!.Replicas.Count(r => r.Silo == s.SiloAddress) * big.ExpertParameters * 4L);
-        var before = cluster.Silos.ToDictionary(s => s, ResidentBytes);
+        var before = cluster.Silos.ToDictionary(s => s, s => ProcessResources.PrivateResidentBytes(s.ProcessId));
 
         await moe.UndeployAsync(deployment);
 
         foreach (var silo in cluster.Silos)
         {
             Assert.True(held[silo] > 50_000_000, $"silo {silo.SiloAddress} held {held[silo]} bytes of weights");
-            var freed = before[silo] - ResidentBytes(silo);
+            var freed = before[silo] - ProcessResources.PrivateResidentBytes(silo.ProcessId);
             Assert.True(freed > held[silo] / 2, $"silo {silo.SiloAddress} held {held[silo] / 1e6:0.0} MB of weights; undeploying freed {freed / 1e6:0.0} MB of its resident memory");
         }
     }
-
-    private static long ResidentBytes(SiloProcess silo) =>
-        1024 * long.Parse(File.ReadLines($"/proc/{silo.ProcessId}/status").Single(l => l.StartsWith("VmRSS:", StringComparison.Ordinal))["VmRSS:".Length..].Trim().Split(' ')[0]);
 
     /// <summary>The endpoint's JSON; on an error status, its error text as a JSON string (never a bare failure).</summary>
     private static async Task<JsonElement> ReadJsonAsync(HttpClient http, string path)
