@@ -144,10 +144,13 @@ public sealed class GrainDirectoryTests(PostgresServer server) : IAsyncLifetime
 
         await WarmUpAsync([directory], 1);
         var before = directory.LookupQueries;
-
-        // Made at once from one thread: on a loaded machine, thread-pool work items would start spread over longer than
-        // a query takes, and the test would measure the scheduler instead of the batching.
-        var lookups = addresses.Select(address => directory.Lookup(address.GrainId).AsTask()).ToList();
+        var go = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var lookups = addresses.Select(address => Task.Run(async () =>
+        {
+            await go.Task;
+            return await directory.Lookup(address.GrainId);
+        })).ToList();
+        go.SetResult();
         var found = await Task.WhenAll(lookups);
 
         Assert.Equal(addresses.Select((a, i) => i % 2 == 0 ? a : null), found);
