@@ -34,6 +34,34 @@ internal static class TestDatabase
         return rows;
     }
 
+    /// <summary>
+    /// Holds an exclusive lock on <paramref name="table"/> in an open transaction until disposed: every statement
+    /// on the table from another connection waits at the server meanwhile. A test uses it to keep a statement in
+    /// flight for as long as it needs, whatever the machine's speed.
+    /// </summary>
+    public static async Task<IAsyncDisposable> HoldTableAsync(string connectionString, string table)
+    {
+        var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        var transaction = await connection.BeginTransactionAsync();
+        await using (var command = new NpgsqlCommand($"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE", connection, transaction))
+        {
+            await command.ExecuteNonQueryAsync();
+        }
+
+        return new TableHold(connection, transaction);
+    }
+
+    private sealed class TableHold(NpgsqlConnection connection, NpgsqlTransaction transaction) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await transaction.CommitAsync();
+            await transaction.DisposeAsync();
+            await connection.DisposeAsync();
+        }
+    }
+
     /// <summary>A loopback port nothing listens on (right now).</summary>
     public static int UnusedPort()
     {
