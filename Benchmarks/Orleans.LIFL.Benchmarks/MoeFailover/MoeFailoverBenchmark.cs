@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Orleans.LIFL.Benchmarks.Harness;
 using Orleans.LIFL.Client.MoE;
+using Orleans.LIFL.Diagnostics;
 using Orleans.LIFL.Grains.MoE;
 using Orleans.LIFL.Grains.MoE.Model;
 using Orleans.LIFL.PostgreSql.Development;
@@ -93,6 +94,13 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                 ["baseline_session_stalls_ms"] = Stalls(baseline.SessionKills),
                 ["expert_kills_took_the_checkpoint_store"] = ours.ExpertKills.Select(k => k.StoreOnVictim == true).ToArray(),
             };
+            if (ours.CpuPerToken is { } cpu)
+            {
+                extras["cpu_us_per_token"] = cpu.ToDictionary(
+                    p => p.Key,
+                    p => new Dictionary<string, double> { ["checkpointing"] = Math.Round(p.Value.With, 1), ["none"] = Math.Round(p.Value.Without, 1) });
+            }
+
             if (ours.SessionResume is { } resumed)
             {
                 extras["session_resume_ms"] = ResumeJson(resumed);
@@ -167,6 +175,9 @@ public sealed class MoeFailoverBenchmark : IBenchmark
 
         /// <summary>Where the longest client wait across the median session silo's kill went, as the deployment's telemetry has it.</summary>
         public SessionResume? SessionResume { get; init; }
+
+        /// <summary>Each process role's mean CPU time per token (µs) in the no-failure runs, with and without checkpointing.</summary>
+        public Dictionary<string, (double With, double Without)>? CpuPerToken { get; init; }
     }
 
     /// <summary>What one kill did: its stall, and per session the gaps (ms) from the one spanning the kill to a second after it.</summary>
@@ -244,40 +255,82 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                 var withCheckpoints = new List<double>();
                 var withoutCheckpoints = new List<double>();
                 var gaps = new List<double>();
+                var cpuWith = new Dictionary<string, double>();
+                var cpuWithout = new Dictionary<string, double>();
                 string? served = null;
                 if (reps > 0)
                 {
-                    var on = await DeployAsync(deployer, name + "-ckpt", mode, checkpointing: true, [silos[1], silos[2]]);
+                    // Where checkpointing's cost goes: each process's CPU time per token, with and without.
+                    var processes = new (string Role, Func<double> Cpu)[]
+                    {
+                        ("session_silo", () => ProcessResources.CpuSeconds(silos[0].ProcessId)),
+                        ("expert_silos", () => ProcessResources.CpuSeconds(silos[1].ProcessId) + ProcessResources.CpuSeconds(silos[2].ProcessId)),
+                        ("client", ProcessResources.CpuSeconds),
+                    };
+                    async Task<GenerationTimelines> MeasuredAsync(string deployment, Dictionary<string, double> cpu)
+                    {
+                        var before = processes.Select(p => p.Cpu()).ToArray();
+                        var (timelines, _) = await GenerateAsync(generator, deployment, steadyTokens, victim: null, 0);
+                        var tokens = Enumerable.Range(0, timelines.Sessions).Sum(s => timelines.Tokens(s).Count);
+                        for (var i = 0; i < processes.Length; i++)
+                        {
+                            cpu[processes[i].Role] = cpu.GetValueOrDefault(processes[i].Role) + ((processes[i].Cpu() - before[i]) * 1e6 / tokens);
+                        }
+
+                        return timelines;
+                    }
+
+                    // Two pairs of deployments, made in both orders: the first-made of two otherwise equal deployments cost its
+                    // expert silos ~3 % more CPU per token (an A/A run, neither checkpointing, measured a 2 % "overhead"), so
+                    // half the pairs run with the checkpointing deployment made first and half with it made second.
+                    var on = "";
+                    for (var half = 0; half < 2; half++)
+                    {
+                        var ordered = new List<string>();
+                        foreach (var checkpointing in half == 0 ? new[] { true, false } : [false, true])
+                        {
+                            ordered.Add(await DeployAsync(deployer, $"{name}-{(checkpointing ? "ckpt" : "nockpt")}{half}", mode, checkpointing: checkpointing, [silos[1], silos[2]]));
+                        }
+
+                        on = ordered.Single(d => d.Contains("-ckpt", StringComparison.Ordinal));
+                        var off = ordered.Single(d => d != on);
+
+                        // Warm-up of both (connections, activations, code paths and their tier-up), then the two alternated. One
+                        // half-length run of each left the first measured pair at 0.62-0.78 of the pairs after it in every run
+                        // (both sides slower, the checkpointing one most): the processes were still compiling.
+                        for (var warmup = 0; warmup < WarmupPairs; warmup++)
+                        {
+                            await GenerateAsync(generator, on, steadyTokens, victim: null, 0);
+                            await GenerateAsync(generator, off, steadyTokens, victim: null, 0);
+                        }
+
+                        for (var rep = half * reps / 2; rep < (half + 1) * reps / 2; rep++)
+                        {
+                            // Each pair in the other order than the last (ABBA): whatever a run leaves the next (its deactivations,
+                            // its garbage, the machine's drift) falls on both sides alike instead of always on the second.
+                            var onFirst = rep % 2 == 0;
+                            var first = await MeasuredAsync(onFirst ? on : off, onFirst ? cpuWith : cpuWithout);
+                            var second = await MeasuredAsync(onFirst ? off : on, onFirst ? cpuWithout : cpuWith);
+                            var (withOn, withOff) = onFirst ? (first, second) : (second, first);
+
+                            identical &= Check(withOn, "no failure, checkpointing") & Check(withOff, "no failure");
+                            withCheckpoints.Add(withOn.TokensPerSecond());
+                            withoutCheckpoints.Add(withOff.TokensPerSecond());
+                            gaps.AddRange(withOn.Gaps());
+                            progress.Report($"{name}: no failure, {withCheckpoints[^1]:0} tok/s with checkpointing, {withoutCheckpoints[^1]:0} without");
+                        }
+
+                        // Each expert silo serves one deployment when it dies, as it would in service: the ones measured here
+                        // let their weights go but the last checkpointing one (a silo holding more would carry their memory
+                        // into its kill).
+                        await deployer.UndeployAsync(off);
+                        if (half == 0)
+                        {
+                            await deployer.UndeployAsync(on);
+                        }
+                    }
+
                     served = on;
-                    var off = await DeployAsync(deployer, name + "-nockpt", mode, checkpointing: false, [silos[1], silos[2]]);
-                    // Warm-up of both (connections, activations, code paths and their tier-up), then the two alternated. One
-                    // half-length run of each left the first measured pair at 0.62-0.78 of the pairs after it in every run
-                    // (both sides slower, the checkpointing one most): the processes were still compiling.
-                    for (var warmup = 0; warmup < WarmupPairs; warmup++)
-                    {
-                        await GenerateAsync(generator, on, steadyTokens, victim: null, 0);
-                        await GenerateAsync(generator, off, steadyTokens, victim: null, 0);
-                    }
-
-                    for (var rep = 0; rep < reps; rep++)
-                    {
-                        // Each pair in the other order than the last (ABBA): whatever a run leaves the next (its deactivations,
-                        // its garbage, the machine's drift) falls on both sides alike instead of always on the second.
-                        var onFirst = rep % 2 == 0;
-                        var (first, _) = await GenerateAsync(generator, onFirst ? on : off, steadyTokens, victim: null, 0);
-                        var (second, _) = await GenerateAsync(generator, onFirst ? off : on, steadyTokens, victim: null, 0);
-                        var (withOn, withOff) = onFirst ? (first, second) : (second, first);
-
-                        identical &= Check(withOn, "no failure, checkpointing") & Check(withOff, "no failure");
-                        withCheckpoints.Add(withOn.TokensPerSecond());
-                        withoutCheckpoints.Add(withOff.TokensPerSecond());
-                        gaps.AddRange(withOn.Gaps());
-                        progress.Report($"{name}: no failure, {withCheckpoints[^1]:0} tok/s with checkpointing, {withoutCheckpoints[^1]:0} without");
-                    }
-
-                    // Each expert silo serves one deployment when it dies, as it would in service: the one without
-                    // checkpointing lets its weights go (a silo holding both would carry twice the memory into its kill).
-                    await deployer.UndeployAsync(off);
                 }
 
                 // Expert silos die, one per kill: the first under the deployment that served the runs above when there were
@@ -365,6 +418,9 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                     ExpertKills = expertKills,
                     SessionKills = sessionKills,
                     SessionResume = sessionKills.OrderBy(k => k.StallMs).ElementAt((sessionKills.Count - 1) / 2).Resume,
+                    CpuPerToken = reps == 0 ? null : cpuWith.Keys.ToDictionary(
+                        role => role,
+                        role => (With: cpuWith[role] / reps, Without: cpuWithout[role] / reps)),
                 };
             }
             finally
