@@ -61,17 +61,20 @@ public sealed record MoeDeploymentSpec
     public double DeadlineMultiple { get; init; } = 4;
 
     /// <summary>
-    /// A session sends its new KV segments to the store once the oldest unsent one is this old (or
-    /// <see cref="CheckpointBatch"/> are waiting): one call per batch keeps checkpointing off the decoding's critical
-    /// resources, and a resumed session recomputes at most this much. 40 ms rather than 20 ms halves the sends, each a
-    /// message through both silos, for about two more tokens to recompute after a session's loss (~10 ms here).
+    /// A session sends its new KV segments to the store once the oldest unsent one is about this old (drawn between
+    /// half and one and a half times it for each send, so that sessions started together do not send together) unless
+    /// <see cref="CheckpointBatch"/> made it go sooner: the bound for a slowly decoding session.
     /// </summary>
     [Id(9)]
-    public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromMilliseconds(40);
+    public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromMilliseconds(250);
 
-    /// <summary>Positions that make a checkpoint batch go at once, whatever its age.</summary>
+    /// <summary>
+    /// Positions that make a checkpoint batch go at once, whatever its age, and the most one call carries; a resumed
+    /// session recomputes about this many (in one batched step). A session decoding fast sends by count, every this
+    /// many tokens, at its own positions rather than at the same moment as the sessions that started with it.
+    /// </summary>
     [Id(10)]
-    public int CheckpointBatch { get; init; } = 32;
+    public int CheckpointBatch { get; init; } = 16;
 
     /// <summary>What is wrong with the spec, naming the setting, or null.</summary>
     public string? Problem() =>

@@ -90,6 +90,7 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
     private bool _storeLost;
     private int _committed = -1;
     private long _unsentSince;
+    private TimeSpan _sendAfter;
     private bool _running;
     private string? _failure;
     private bool _aborted;
@@ -451,7 +452,7 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
     }
 
     /// <summary>
-    /// Sends the positions the store has not committed, in one call, once the oldest of them waited the spec's
+    /// Sends the positions the store has not committed, in one call, once the oldest of them waited about the spec's
     /// checkpoint interval (or a batch is full, or <paramref name="flush"/>), unless a send is still in flight:
     /// decoding never waits for the store.
     /// </summary>
@@ -499,16 +500,24 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         if (_unsentSince == 0)
         {
             _unsentSince = time.GetTimestamp();
+            _sendAfter = DrawSendAge();
         }
 
         if (_checkpointing is null && (flush || _storeBackoff.Ready)
-            && (flush || unsent >= _spec!.CheckpointBatch || time.GetElapsedTime(_unsentSince) >= _spec.CheckpointInterval))
+            && (flush || unsent >= _spec!.CheckpointBatch || time.GetElapsedTime(_unsentSince) >= _sendAfter))
         {
             _checkpointing = AppendAsync(_storeLost);
             _storeLost = false;
             _unsentSince = time.GetTimestamp();
+            _sendAfter = DrawSendAge();
         }
     }
+
+    /// <summary>
+    /// The age at which the next batch goes by time: the spec's interval, spread over half to one and a half times it,
+    /// so that sessions that started together (a burst of requests) do not send together for the rest of their lives.
+    /// </summary>
+    private TimeSpan DrawSendAge() => _spec!.CheckpointInterval * (0.5 + Random.Shared.NextDouble());
 
     /// <summary>
     /// Sends the uncommitted positions (taken now, while every layer of each is written: decoding goes on meanwhile),
