@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Orleans.LIFL.Client.MoE;
 using Orleans.LIFL.Grains.MoE;
+using Orleans.LIFL.Grains.MoE.Model;
 using Orleans.LIFL.TestingHost;
 using Xunit;
 
@@ -332,7 +333,9 @@ public sealed class MoeGrainTests
             await Task.Delay(10, cancellationToken);
         }
 
+        Assert.True(MoeModelCache.Holds(deployment), "the silos hold no attention weights for the deployment");
         await bed.Client.UndeployAsync(deployment);
+        Assert.False(MoeModelCache.Holds(deployment), "the silos kept the undeployed deployment's attention weights");
 
         var stopped = await Assert.ThrowsAsync<MoeGenerationException>(() => generation);
         Assert.Contains($"deployment {deployment} was undeployed", stopped.Message, StringComparison.Ordinal);

@@ -125,7 +125,7 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         _deployment = GrainFactory.GetGrain<IMoeDeploymentGrain>(request.Deployment);
         var attachment = await _deployment.Attach(GrainId.Key, GrainContext.Silo.ToString());
         var spec = attachment.Spec;
-        var model = MoeModelCache.Get(spec, attachment.Routes.Epoch);
+        var model = MoeModelCache.Get(request.Deployment, spec, attachment.Routes.Epoch);
         var config = model.Config;
         if ((request.Problem(config.MaxSequence) ?? DeliveredProblem(request, delivered, config.Vocabulary)) is { } problem)
         {

@@ -198,8 +198,8 @@ public sealed partial class MoeDeploymentGrain(
         await Task.WhenAll(sessions.Select(s => BestEffort(GrainFactory.GetGrain<IInferenceSessionGrain>(s).Fail(reason))));
         await UnloadAsync(replicas);
         var hosts = replicas.Select(r => r.Silo).ToHashSet(StringComparer.Ordinal);
-        await Task.WhenAll(resources.ActiveSilos().Where(s => hosts.Contains(s.Silo.ToString())).Select(s => BestEffort(
-            GrainFactory.GetGrain<IMoeSiloGrain>(MoeSilos.Key(s.Statistics?.NodeId ?? "", s.Silo.ToString())).Reclaim())));
+        await Task.WhenAll(resources.ActiveSilos().Select(s => BestEffort(
+            GrainFactory.GetGrain<IMoeSiloGrain>(MoeSilos.Key(s.Statistics?.NodeId ?? "", s.Silo.ToString())).Reclaim(GrainId.Key, hosts.Contains(s.Silo.ToString())))));
         try
         {
             await GrainFactory.GetGrain<Index.IWorkloadIndexGrain>(Index.WorkloadIndexes.MoeDeployments).Remove(GrainId.Key);
@@ -447,7 +447,6 @@ public sealed partial class MoeDeploymentGrain(
         _sessions.Clear();
         await Task.WhenAll(sessions.Select(s => BestEffort(GrainFactory.GetGrain<IInferenceSessionGrain>(s).Abort($"deployment {GrainId.Key} restarts"))));
         await UnloadAsync(routes.Replicas.Where(r => r.Silo != silo));
-        MoeModelCache.EvictBefore(State.Spec!, epoch);
 
         var config = MoeModelCache.ConfigOf(State.Spec!);
         var live = ExpertSilos(State.Spec!);
@@ -540,7 +539,7 @@ public sealed partial class MoeDeploymentGrain(
         var spec = State.Spec!;
         var probes = State.Routes!.Replicas.DistinctBy(r => r.Silo).ToArray();
         await Task.WhenAll(resources.ActiveSilos().Select(s => BestEffort(
-            GrainFactory.GetGrain<IMoeSiloGrain>(MoeSilos.Key(s.Statistics?.NodeId ?? "", s.Silo.ToString())).Prepare(spec, epoch, probes))));
+            GrainFactory.GetGrain<IMoeSiloGrain>(MoeSilos.Key(s.Statistics?.NodeId ?? "", s.Silo.ToString())).Prepare(GrainId.Key, spec, epoch, probes))));
     }
 
     private void Publish(ExpertRoutingTable routes)

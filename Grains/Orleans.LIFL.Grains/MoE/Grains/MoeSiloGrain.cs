@@ -14,18 +14,20 @@ namespace Orleans.LIFL.Grains.MoE;
 public interface IMoeSiloGrain : IGrainWithStringKey
 {
     /// <summary>
-    /// Loads the attention weights of <paramref name="spec"/> at <paramref name="epoch"/>, runs the attention side once and
-    /// replays a token of zeros to each of <paramref name="replayProbes"/> (a replica on every expert silo); returns how
-    /// long that took.
+    /// Loads the attention weights of <paramref name="spec"/> at <paramref name="epoch"/> for <paramref name="deployment"/>
+    /// (letting go of what it held of an older epoch), runs the attention side once and replays a token of zeros to each
+    /// of <paramref name="replayProbes"/> (a replica on every expert silo); returns how long that took.
     /// </summary>
-    Task<TimeSpan> Prepare(MoeDeploymentSpec spec, int epoch, ExpertReplica[] replayProbes);
+    Task<TimeSpan> Prepare(string deployment, MoeDeploymentSpec spec, int epoch, ExpertReplica[] replayProbes);
 
     /// <summary>
-    /// Gives the memory of weights unloaded here back to the operating system (a full, compacting collection that
-    /// decommits what is free): the process otherwise keeps it committed for later allocations. Returns the process's
-    /// working set after it, in bytes.
+    /// <paramref name="deployment"/> was undeployed: lets go of its attention weights here (kept while another deployment
+    /// of the same weights holds them) and, if that freed them or <paramref name="expertsUnloaded"/> (its experts here
+    /// were unloaded), gives the memory back to the operating system (a full, compacting collection that decommits what
+    /// is free): the process otherwise keeps it committed for later allocations. Returns the process's working set after
+    /// it, in bytes.
     /// </summary>
-    Task<long> Reclaim();
+    Task<long> Reclaim(string deployment, bool expertsUnloaded);
 }
 
 public static class MoeSilos
@@ -36,12 +38,12 @@ public static class MoeSilos
 [SiloPinnedPlacement]
 public sealed class MoeSiloGrain : Grain, IMoeSiloGrain
 {
-    public async Task<TimeSpan> Prepare(MoeDeploymentSpec spec, int epoch, ExpertReplica[] replayProbes)
+    public async Task<TimeSpan> Prepare(string deployment, MoeDeploymentSpec spec, int epoch, ExpertReplica[] replayProbes)
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(replayProbes);
         var watch = Stopwatch.StartNew();
-        var model = MoeModelCache.Get(spec, epoch);
+        var model = MoeModelCache.Get(deployment, spec, epoch);
         model.WarmUp();
 
         // The replay path is taken only when a replica fails: its first use in this process (the call's proxy, its
@@ -51,9 +53,14 @@ public sealed class MoeSiloGrain : Grain, IMoeSiloGrain
         return watch.Elapsed;
     }
 
-    public Task<long> Reclaim()
+    public Task<long> Reclaim(string deployment, bool expertsUnloaded)
     {
-        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        ArgumentException.ThrowIfNullOrEmpty(deployment);
+        if (MoeModelCache.Release(deployment) > 0 || expertsUnloaded)
+        {
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        }
+
         return Task.FromResult(Environment.WorkingSet);
     }
 }
