@@ -80,7 +80,8 @@ public sealed record MoeDeploymentView(
     IReadOnlyList<ExpertSiloView> ExpertSilos,
     IReadOnlyList<MoeFailureView> Events,
     IReadOnlyList<MoeSessionView> Sessions,
-    IReadOnlyList<MoeSecondView> Series);
+    IReadOnlyList<MoeSecondView> Series,
+    string? Problem);
 
 /// <summary>A workload the dashboard could not read (its grain failed or did not answer in time).</summary>
 public sealed record UnreadableWorkload(string Name, string Error);
@@ -262,7 +263,8 @@ public sealed class DashboardSnapshots(
                     p.Event.AtUtc, p.Event.Silo, p.Event.Kind, p.Event.Detail, p.Event.PromotedExperts, p.Event.NewShadows,
                     Math.Round(p.Event.RecoveryTime.TotalMilliseconds, 1), p.Event.Epoch, p.Stall?.StallMs, p.Stall?.Resume))],
                 telemetry.Sessions,
-                [.. telemetry.Series.Select(s => new MoeSecondView(s.Second, s.Tokens, s.TbtP50Ms, s.TbtP99Ms, s.MaxGapMs))]);
+                [.. telemetry.Series.Select(s => new MoeSecondView(s.Second, s.Tokens, s.TbtP50Ms, s.TbtP99Ms, s.MaxGapMs))],
+                status.Problem);
         });
     }
 

@@ -36,6 +36,61 @@ public sealed class MoeGrainTests
         Assert.Equal(MoeTestBed.Reference(Prompt, 16, 0.8f, 3), sampled.Select(t => t.Token));
     }
 
+    /// <summary>
+    /// A Deploy that stops half way — here an expert's tensor missing from the weights file, as while the file is still
+    /// being copied — fails naming the tensor, leaves the deployment Failed (a generation is refused at once, saying
+    /// why), and deploying the same spec again once the file is whole finishes it.
+    /// </summary>
+    [Fact]
+    public async Task A_deploy_that_stops_half_way_fails_naming_why_and_finishes_when_deployed_again()
+    {
+        var cancellationToken = TestContext.Current.CancellationToken;
+        await using var bed = await MoeTestBed.StartAsync();
+        var directory = Directory.CreateTempSubdirectory("lifl-moe-deploy-");
+        try
+        {
+            var path = Path.Combine(directory.FullName, "weights.safetensors");
+            MoeWeights.Random(MoeTestBed.Config, MoeTestBed.Seed).Save(path);
+            var whole = await File.ReadAllBytesAsync(path, cancellationToken);
+            const string Missing = "model.layers.1.block_sparse_moe.experts.0.w2.weight";
+            List<(string Name, IReadOnlyList<long> Shape, float[] Values)> kept;
+            IReadOnlyDictionary<string, string> metadata;
+            using (var file = SafeTensorsFile.Open(path))
+            {
+                Assert.Contains(Missing, file.Tensors.Keys);
+                kept = [.. file.Tensors.Values.Where(t => t.Name != Missing).Select(t => (t.Name, t.Shape, file.ReadFloat32(t.Name)))];
+                metadata = file.Metadata;
+            }
+
+            SafeTensorsFile.Write(path, kept, metadata);
+            var deployment = MoeTestBed.NewName("half");
+            var spec = new MoeDeploymentSpec { WeightsPath = path };
+
+            var failed = await Assert.ThrowsAnyAsync<Exception>(() => bed.Client.DeployAsync(deployment, spec));
+            Assert.Contains(Missing, failed.Message, StringComparison.Ordinal);
+            Assert.Contains("Deploy it again", failed.Message, StringComparison.Ordinal);
+            var status = await bed.Client.Deployment(deployment).Status();
+            Assert.Equal(DeploymentPhase.Failed, status.Phase);
+            Assert.Contains(Missing, status.Problem, StringComparison.Ordinal);
+
+            var watch = Stopwatch.StartNew();
+            var refused = await Assert.ThrowsAsync<MoeGenerationException>(() => CollectAsync(bed.Client.GenerateAsync(deployment, Prompt, cancellationToken: cancellationToken)));
+            Assert.Contains("did not finish", refused.Message, StringComparison.Ordinal);
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"refusing a generation on a failed deployment took {watch.Elapsed}: it was retried");
+
+            await File.WriteAllBytesAsync(path, whole, cancellationToken);
+            var ready = await bed.Client.DeployAsync(deployment, spec);
+            Assert.Equal(DeploymentPhase.Ready, ready.Phase);
+            Assert.Null(ready.Problem);
+            var tokens = await CollectAsync(bed.Client.GenerateAsync(deployment, Prompt, new GenerationOptions { MaxTokens = 12 }, cancellationToken));
+            Assert.Equal(MoeTestBed.Reference(Prompt, 12), tokens.Select(t => t.Token));
+        }
+        finally
+        {
+            directory.Delete(recursive: true);
+        }
+    }
+
     /// <summary>Every position's KV segment reaches the store, committed in order with increasing sequence numbers.</summary>
     [Fact]
     public async Task Checkpoints_are_committed_in_order()

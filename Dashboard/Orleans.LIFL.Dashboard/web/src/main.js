@@ -107,7 +107,7 @@ function renderFl(jobs) {
 let tokensChart = null;
 let tokensChartKey = "";
 function renderMoe(deployments) {
-  rows("deployments", deployments, (d) => [d.deployment ?? d.name, d.phase ?? d.error, d.epoch, d.active_sessions,
+  rows("deployments", deployments, (d) => [d.deployment ?? d.name, d.problem ? `${d.phase}: ${d.problem}` : d.phase ?? d.error, d.epoch, d.active_sessions,
     (d.expert_silos ?? []).map((s) => `${s.silo} (${s.status}): ${s.primaries} / ${s.shadows}`).join("; ")]);
   const sessions = deployments.flatMap((d) => (d.sessions ?? []).map((s) => ({ ...s, deployment: d.deployment })));
   sessions.sort((a, b) => Date.parse(b.opened_utc) - Date.parse(a.opened_utc));

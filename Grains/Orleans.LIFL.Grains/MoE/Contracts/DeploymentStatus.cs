@@ -13,6 +13,12 @@ public enum DeploymentPhase
 
     /// <summary>Being taken out of service (<see cref="IMoeDeploymentGrain.Undeploy"/>).</summary>
     Undeploying,
+
+    /// <summary>
+    /// A Deploy stopped half way (an expert replica could not load, the dashboard's index could not be told): the
+    /// status's Problem says why; it serves nothing. Deploying the same spec again finishes it; undeploying clears it.
+    /// </summary>
+    Failed,
 }
 
 /// <summary>What a session needs from its deployment: the spec and the current routing table.</summary>
@@ -44,4 +50,5 @@ public sealed record DeploymentStatus(
     [property: Id(3)] ExpertRoutingTable? Routes,
     [property: Id(4)] int Sessions,
     [property: Id(5)] MoeFailureEvent[] Events,
-    [property: Id(6)] TimeSpan LoadTime);
+    [property: Id(6)] TimeSpan LoadTime,
+    [property: Id(7)] string? Problem = null);

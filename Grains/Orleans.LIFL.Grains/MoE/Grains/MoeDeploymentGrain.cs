@@ -111,6 +111,10 @@ public sealed class MoeDeploymentState
 
     [Id(5)]
     public TimeSpan LoadTime { get; set; }
+
+    /// <summary>Why the last Deploy stopped half way (phase <see cref="DeploymentPhase.Failed"/>).</summary>
+    [Id(6)]
+    public string? Problem { get; set; }
 }
 
 [PreferLocalPlacement]
@@ -154,11 +158,22 @@ public sealed partial class MoeDeploymentGrain(
             throw new ArgumentException($"Deployment name '{GrainId.Key}' must be non-empty and without '/'.", nameof(spec));
         }
 
+        var unfinished = State.Routes;
         if (State.Spec is { } current)
         {
-            return current == spec || SameSpec(current, spec)
-                ? StatusNow()
-                : throw new InvalidOperationException($"Deployment {GrainId.Key} already serves another spec ({current.Source}); deploy under another name.");
+            if (!(current == spec || SameSpec(current, spec)))
+            {
+                throw new InvalidOperationException($"Deployment {GrainId.Key} already serves another spec ({current.Source}); deploy under another name.");
+            }
+
+            // Deploying here is an attempt whose activation died half way (calls to the grain do not interleave): like a
+            // failed one, it is finished now, on a new plan.
+            if (State.Phase is not (DeploymentPhase.Failed or DeploymentPhase.Deploying))
+            {
+                return StatusNow();
+            }
+
+            LogFinishingDeploy(logger, GrainId.Key, State.Phase, State.Problem ?? "its silo stopped");
         }
 
         var config = MoeModelCache.ConfigOf(spec);
@@ -166,11 +181,43 @@ public sealed partial class MoeDeploymentGrain(
         var watch = Stopwatch.StartNew();
         State.Spec = spec;
         State.Phase = DeploymentPhase.Deploying;
+        State.Problem = null;
         State.Routes = Plan(config, silos, spec.Shadows, epoch: 0, version: 1);
         await stored.WriteStateAsync();
-        await GrainFactory.GetGrain<Index.IWorkloadIndexGrain>(Index.WorkloadIndexes.MoeDeployments).Add(GrainId.Key);
-        await WarmAsync(State.Routes.Replicas);
-        await PrepareSilosAsync(epoch: 0);
+        Changed();
+        try
+        {
+            if (unfinished is not null)
+            {
+                // The earlier attempt's replicas that the new plan places elsewhere (the silos changed) let their weights go.
+                var planned = State.Routes.Replicas.Select(r => r.Key).ToHashSet(StringComparer.Ordinal);
+                await UnloadAsync(unfinished.Replicas.Where(r => !planned.Contains(r.Key)));
+            }
+
+            await GrainFactory.GetGrain<Index.IWorkloadIndexGrain>(Index.WorkloadIndexes.MoeDeployments).Add(GrainId.Key);
+            var replicas = State.Routes.Replicas.ToList();
+            var failures = new Dictionary<string, string>(StringComparer.Ordinal);
+            var loaded = await WarmAsync(replicas, failures);
+            if (loaded.Count < replicas.Count)
+            {
+                var (key, reason) = failures.OrderBy(f => f.Key, StringComparer.Ordinal).First();
+                throw new InvalidOperationException(
+                    $"{replicas.Count - loaded.Count} of {replicas.Count} expert replicas did not load; {key}: {reason}");
+            }
+
+            await PrepareSilosAsync(epoch: 0);
+        }
+        catch (Exception error)
+        {
+            State.Phase = DeploymentPhase.Failed;
+            State.Problem = error.Message;
+            LogDeployFailed(logger, GrainId.Key, error.Message);
+            Changed();
+            await stored.WriteStateAsync();
+            throw new InvalidOperationException(
+                $"Deployment {GrainId.Key} did not finish: {error.Message}. Deploy it again to finish it, or undeploy it.", error);
+        }
+
         State.Phase = DeploymentPhase.Ready;
         State.LoadTime = watch.Elapsed;
         await stored.WriteStateAsync();
@@ -225,6 +272,11 @@ public sealed partial class MoeDeploymentGrain(
             {
                 // The request names a deployment that does not exist (or no longer does): no retry mends that.
                 throw new ArgumentException($"Deployment {GrainId.Key} is not deployed: deploy it before opening sessions.", nameof(session));
+            }
+
+            if (State.Phase == DeploymentPhase.Failed)
+            {
+                throw new ArgumentException($"Deployment {GrainId.Key} is not deployed: its Deploy did not finish ({State.Problem}); deploy it again.", nameof(session));
             }
 
             if (time.GetElapsedTime(deadline) > WarmTimeout)
@@ -508,8 +560,11 @@ public sealed partial class MoeDeploymentGrain(
         }
     }
 
-    /// <summary>Activates (so loads) the given replicas, a few at a time; returns the keys that loaded.</summary>
-    private async Task<HashSet<string>> WarmAsync(IEnumerable<ExpertReplica> replicas)
+    /// <summary>
+    /// Activates (so loads) the given replicas, a few at a time; returns the keys that loaded, and puts why each other one
+    /// did not in <paramref name="failures"/> when given.
+    /// </summary>
+    private async Task<HashSet<string>> WarmAsync(IEnumerable<ExpertReplica> replicas, Dictionary<string, string>? failures = null)
     {
         var loaded = new HashSet<string>(StringComparer.Ordinal);
         foreach (var batch in replicas.Chunk(16))
@@ -524,6 +579,8 @@ public sealed partial class MoeDeploymentGrain(
                 catch (Exception error)
                 {
                     LogWarmFailed(logger, r.Key, error.Message);
+                    failures?.Add(r.Key, error.Message); // the grain's turns do not interleave: no lock
+
                     return null;
                 }
             }));
@@ -639,7 +696,7 @@ public sealed partial class MoeDeploymentGrain(
     }
 
     private DeploymentStatus StatusNow() =>
-        new(GrainId.Key, State.Spec is null ? DeploymentPhase.NotDeployed : State.Phase, State.Routes?.Epoch ?? 0, State.Routes, _sessions.Count, [.. State.Events], State.LoadTime);
+        new(GrainId.Key, State.Spec is null ? DeploymentPhase.NotDeployed : State.Phase, State.Routes?.Epoch ?? 0, State.Routes, _sessions.Count, [.. State.Events], State.LoadTime, State.Problem);
 
     private void Changed()
     {
@@ -682,6 +739,12 @@ public sealed partial class MoeDeploymentGrain(
 
     [LoggerMessage(EventId = 7209, Level = LogLevel.Information, Message = "Deployment {Deployment} undeployed: {Sessions} sessions failed, {Replicas} expert replicas unloaded")]
     private static partial void LogUndeployed(ILogger logger, string deployment, int sessions, int replicas);
+
+    [LoggerMessage(EventId = 7211, Level = LogLevel.Warning, Message = "Deployment {Deployment} did not finish deploying: {Reason}")]
+    private static partial void LogDeployFailed(ILogger logger, string deployment, string reason);
+
+    [LoggerMessage(EventId = 7212, Level = LogLevel.Information, Message = "Deployment {Deployment} ({Phase}: {Reason}) is deployed again to finish it")]
+    private static partial void LogFinishingDeploy(ILogger logger, string deployment, DeploymentPhase phase, string reason);
 
     [LoggerMessage(EventId = 7210, Level = LogLevel.Warning, Message = "Deployment {Deployment} undeployed, but the dashboard's index of deployments could not be told: {Reason}")]
     private static partial void LogIndexNotUpdated(ILogger logger, string deployment, string reason);
