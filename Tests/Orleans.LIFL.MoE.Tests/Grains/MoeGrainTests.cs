@@ -72,6 +72,8 @@ public sealed class MoeGrainTests
             var status = await bed.Client.Deployment(deployment).Status();
             Assert.Equal(DeploymentPhase.Failed, status.Phase);
             Assert.Contains(Missing, status.Problem, StringComparison.Ordinal);
+            var other = await Assert.ThrowsAnyAsync<Exception>(() => bed.Client.DeployAsync(deployment, MoeTestBed.Spec()));
+            Assert.Contains("undeploy it first", other.Message, StringComparison.Ordinal);
 
             var watch = Stopwatch.StartNew();
             var refused = await Assert.ThrowsAsync<MoeGenerationException>(() => CollectAsync(bed.Client.GenerateAsync(deployment, Prompt, cancellationToken: cancellationToken)));

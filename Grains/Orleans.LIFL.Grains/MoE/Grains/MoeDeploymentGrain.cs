@@ -163,7 +163,9 @@ public sealed partial class MoeDeploymentGrain(
         {
             if (!(current == spec || SameSpec(current, spec)))
             {
-                throw new InvalidOperationException($"Deployment {GrainId.Key} already serves another spec ({current.Source}); deploy under another name.");
+                throw new InvalidOperationException(State.Phase == DeploymentPhase.Failed
+                    ? $"Deployment {GrainId.Key} holds the unfinished Deploy of another spec ({current.Source}): undeploy it first, or deploy under another name."
+                    : $"Deployment {GrainId.Key} already serves another spec ({current.Source}); deploy under another name.");
             }
 
             // Deploying here is an attempt whose activation died half way (calls to the grain do not interleave): like a
