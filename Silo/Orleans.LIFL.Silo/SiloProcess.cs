@@ -84,13 +84,16 @@ public sealed partial class SiloProcess : IAsyncDisposable
     public static async Task<SiloProcess> StartAsync(SiloProcessOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
+        // Standard input is a pipe this process holds open and never writes to: when it ends, however it ends, the silo
+        // reads the end of it and stops (--exit-with-launcher) instead of living on as an orphan.
         var start = new ProcessStartInfo("dotnet")
         {
+            RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var argument in new[] { options.LiflProgram, "silo", "--silo-port", "0", "--gateway-port", "0", "--cluster-id", options.ClusterId })
+        foreach (var argument in new[] { options.LiflProgram, "silo", "--silo-port", "0", "--gateway-port", "0", "--cluster-id", options.ClusterId, "--exit-with-launcher", "true" })
         {
             start.ArgumentList.Add(argument);
         }

@@ -113,15 +113,43 @@ public static partial class SiloProgram
         var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
         var stopping = Task.Delay(Timeout.Infinite, lifetime.ApplicationStopping);
         var cancelled = Task.Delay(Timeout.Infinite, cancellationToken);
-        var finished = await Task.WhenAny(silo.DeclaredDead, stopping, cancelled).ConfigureAwait(false);
+        var launcherGone = builder.Configuration.GetValue<bool>("Lifl:Silo:ExitWithLauncher")
+            ? LauncherGoneAsync(Console.OpenStandardInput())
+            : Task.Delay(Timeout.Infinite, cancellationToken);
+        var finished = await Task.WhenAny(silo.DeclaredDead, stopping, cancelled, launcherGone).ConfigureAwait(false);
         if (finished == silo.DeclaredDead)
         {
             await output.WriteLineAsync($"silo {silo.SiloAddress} was declared dead by the cluster; exiting").ConfigureAwait(false);
             return ExitDeclaredDead;
         }
 
+        if (finished == launcherGone)
+        {
+            LogLauncherGone(logger, silo.SiloAddress.ToString());
+        }
+
         await host.StopAsync(CancellationToken.None).ConfigureAwait(false);
         return 0;
+    }
+
+    /// <summary>
+    /// Completes once standard input reaches its end: the launcher holds the pipe's other end open for as long as it
+    /// runs, and the operating system closes it when the launcher ends in any way (a crash, SIGKILL, a CI timeout), so
+    /// silos started by tests and benchmarks do not outlive them. What is written to the pipe is ignored.
+    /// </summary>
+    private static async Task LauncherGoneAsync(Stream input)
+    {
+        var buffer = new byte[256];
+        try
+        {
+            while (await input.ReadAsync(buffer).ConfigureAwait(false) > 0)
+            {
+            }
+        }
+        catch (IOException)
+        {
+            // A broken pipe means the same.
+        }
     }
 
     private static (Dictionary<string, string?> Settings, List<string> ConfigFiles, List<Assembly> GrainAssemblies) ParseArguments(IReadOnlyList<string> args)
@@ -161,6 +189,9 @@ public static partial class SiloProgram
 
         return (settings, configFiles, assemblies);
     }
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Silo {Silo}: the process that launched it is gone (standard input closed, --exit-with-launcher); stopping")]
+    private static partial void LogLauncherGone(ILogger logger, string silo);
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Warning,
         Message = "No PostgreSQL connection string (--postgres, LIFL_POSTGRES or Lifl:PostgreSql:ConnectionString): this silo keeps membership in memory and no other silo can join it")]

@@ -27,6 +27,7 @@ public static class SiloSettings
         ["--dashboard-port"] = "Lifl:Dashboard:Port",
         ["--dashboard-listen"] = "Lifl:Dashboard:ListenAddress",
         ["--dashboard-token"] = "Lifl:Dashboard:AccessToken",
+        ["--exit-with-launcher"] = "Lifl:Silo:ExitWithLauncher",
     };
 
     /// <summary>Short environment variables, for containers and scripts.</summary>

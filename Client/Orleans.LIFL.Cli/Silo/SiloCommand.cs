@@ -25,6 +25,7 @@ internal static class SiloCommand
         ("--dashboard-port", "The dashboard's port (default 8080; 0 picks a free one)."),
         ("--dashboard-listen", "The dashboard's address (default 127.0.0.1; any other needs --dashboard-token)."),
         ("--dashboard-token", "A token (at least 16 characters) every dashboard request must carry."),
+        ("--exit-with-launcher", "true: stop once standard input closes, i.e. once the process that started this one (a test, a benchmark) is gone, however it ended (default false)."),
     ];
 
     public static Command Create()

@@ -38,6 +38,7 @@ public sealed class PrivatePostgresServer : IAsyncDisposable
     private readonly string _root;
     private readonly string _dataDirectory;
     private readonly bool _asPostgresUser;
+    private Process? _watchdog;
 
     private PrivatePostgresServer(string binDirectory, string root, bool asPostgresUser, int port)
     {
@@ -86,6 +87,7 @@ public sealed class PrivatePostgresServer : IAsyncDisposable
                     asPostgresUser);
                 if (exitCode == 0)
                 {
+                    instance._watchdog = StartWatchdog(bin, root, data, asPostgresUser);
                     return instance;
                 }
 
@@ -110,9 +112,55 @@ public sealed class PrivatePostgresServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // The server is stopped here: its watchdog is not needed.
+        if (_watchdog is { HasExited: false } watchdog)
+        {
+            watchdog.Kill();
+        }
+
+        _watchdog?.Dispose();
+
         // Immediate: the data is thrown away, so there is nothing to flush.
         await TryRunAsync(Path.Combine(_binDirectory, "pg_ctl"), ["-D", _dataDirectory, "-m", "immediate", "-w", "stop"], _asPostgresUser);
         TryDelete(_root);
+    }
+
+    /// <summary>
+    /// The launcher is gone (for tests): closes this process's end of the watchdog's pipe, as the operating system does
+    /// when the launcher dies; returns the watchdog, which then stops the server and deletes its directory.
+    /// </summary>
+    internal Process? AbandonForTest()
+    {
+        _watchdog?.StandardInput.Close();
+        return _watchdog;
+    }
+
+    /// <summary>
+    /// A shell that waits for the end of its standard input — a pipe this process holds open and never writes to — and
+    /// then stops the server and deletes its directory: the operating system closes the pipe when this process ends,
+    /// however it ends (a crash, SIGKILL, a CI timeout), so a test or benchmark killed half way leaves no server behind.
+    /// It ignores the terminal's interrupt, which reaches it with its launcher.
+    /// </summary>
+    private static Process StartWatchdog(string bin, string root, string data, bool asPostgresUser)
+    {
+        var start = new ProcessStartInfo("sh")
+        {
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+            WorkingDirectory = TempParent(asPostgresUser),
+        };
+        string[] stop = [Path.Combine(bin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop"];
+        foreach (var argument in new[] { "-c", "trap '' INT TERM HUP; cat > /dev/null; root=$1; shift; \"$@\" > /dev/null 2>&1; rm -rf -- \"$root\"", "lifl-pg-watchdog", root })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        foreach (var argument in asPostgresUser ? ["runuser", "-u", "postgres", "--", .. stop] : stop)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        return Process.Start(start) ?? throw new InvalidOperationException("Could not start the test PostgreSQL server's watchdog (sh).");
     }
 
     /// <summary>Debian's layout (/usr/lib/postgresql/VERSION/bin, newest first), else PATH.</summary>
