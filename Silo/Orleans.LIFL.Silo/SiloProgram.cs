@@ -135,21 +135,35 @@ public static partial class SiloProgram
     /// <summary>
     /// Completes once standard input reaches its end: the launcher holds the pipe's other end open for as long as it
     /// runs, and the operating system closes it when the launcher ends in any way (a crash, SIGKILL, a CI timeout), so
-    /// silos started by tests and benchmarks do not outlive them. What is written to the pipe is ignored.
+    /// silos started by tests and benchmarks do not outlive them. What is written to the pipe is ignored. The read
+    /// blocks (standard input has no asynchronous read), so it has a thread of its own rather than one of the pool's
+    /// workers for the silo's whole life.
     /// </summary>
-    private static async Task LauncherGoneAsync(Stream input)
+    private static Task LauncherGoneAsync(Stream input)
     {
-        var buffer = new byte[256];
-        try
+        var gone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var reader = new Thread(() =>
         {
-            while (await input.ReadAsync(buffer).ConfigureAwait(false) > 0)
+            var buffer = new byte[256];
+            try
             {
+                while (input.Read(buffer) > 0)
+                {
+                }
             }
-        }
-        catch (IOException)
+            catch (IOException)
+            {
+                // A broken pipe means the same.
+            }
+
+            gone.TrySetResult();
+        })
         {
-            // A broken pipe means the same.
-        }
+            IsBackground = true,
+            Name = "lifl launcher watch",
+        };
+        reader.Start();
+        return gone.Task;
     }
 
     private static (Dictionary<string, string?> Settings, List<string> ConfigFiles, List<Assembly> GrainAssemblies) ParseArguments(IReadOnlyList<string> args)
