@@ -65,6 +65,12 @@ public sealed partial class SiloProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>
+    /// Closes this process's end of the silo's standard input, as this process's end would, however it ended: the silo
+    /// (started with --exit-with-launcher) then stops. For testing that.
+    /// </summary>
+    public void CloseLauncherPipe() => _process.StandardInput.Close();
+
     public Task Exited => _process.WaitForExitAsync();
 
     public int ExitCode => _process.ExitCode;
