@@ -149,13 +149,8 @@ public sealed class PrivatePostgresServer : IAsyncDisposable
             UseShellExecute = false,
             WorkingDirectory = TempParent(asPostgresUser),
         };
-        string[] stop = [Path.Combine(bin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop"];
-        foreach (var argument in new[] { "-c", "trap '' INT TERM HUP; cat > /dev/null; root=$1; shift; \"$@\" > /dev/null 2>&1; rm -rf -- \"$root\"", "lifl-pg-watchdog", root })
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        foreach (var argument in asPostgresUser ? ["runuser", "-u", "postgres", "--", .. stop] : stop)
+        foreach (var argument in new[] { "-c", "trap '' INT TERM HUP; cat > /dev/null; root=$1; shift; \"$@\" > /dev/null 2>&1; rm -rf -- \"$root\"", "lifl-pg-watchdog", root }
+            .Concat(CommandLine(Path.Combine(bin, "pg_ctl"), ["-D", data, "-m", "immediate", "-w", "stop"], asPostgresUser)))
         {
             start.ArgumentList.Add(argument);
         }
@@ -224,7 +219,8 @@ public sealed class PrivatePostgresServer : IAsyncDisposable
 
     private static async Task<(int ExitCode, string Output)> TryRunAsync(string program, string[] arguments, bool asPostgresUser)
     {
-        var start = new ProcessStartInfo(asPostgresUser ? "runuser" : program)
+        var command = CommandLine(program, arguments, asPostgresUser);
+        var start = new ProcessStartInfo(command[0])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -232,15 +228,7 @@ public sealed class PrivatePostgresServer : IAsyncDisposable
             // The postgres user may not enter the current directory (root's home, for one).
             WorkingDirectory = TempParent(asPostgresUser),
         };
-        if (asPostgresUser)
-        {
-            foreach (var argument in new[] { "-u", "postgres", "--", program })
-            {
-                start.ArgumentList.Add(argument);
-            }
-        }
-
-        foreach (var argument in arguments)
+        foreach (var argument in command.Skip(1))
         {
             start.ArgumentList.Add(argument);
         }
@@ -263,6 +251,10 @@ public sealed class PrivatePostgresServer : IAsyncDisposable
         output.Append(await stdout).Append(await stderr);
         return (process.ExitCode, output.ToString().Trim());
     }
+
+    /// <summary>The program and its arguments, run as the postgres user (through runuser) when asked.</summary>
+    private static string[] CommandLine(string program, string[] arguments, bool asPostgresUser) =>
+        asPostgresUser ? ["runuser", "-u", "postgres", "--", program, .. arguments] : [program, .. arguments];
 
     private static void TryDelete(string directory)
     {
