@@ -286,14 +286,12 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                     var on = "";
                     for (var half = 0; half < 2; half++)
                     {
-                        var ordered = new List<string>();
+                        var off = "";
                         foreach (var checkpointing in half == 0 ? new[] { true, false } : [false, true])
                         {
-                            ordered.Add(await DeployAsync(deployer, $"{name}-{(checkpointing ? "ckpt" : "nockpt")}{half}", mode, checkpointing: checkpointing, [silos[1], silos[2]]));
+                            var made = await DeployAsync(deployer, $"{name}-{(checkpointing ? "ckpt" : "nockpt")}{half}", mode, checkpointing: checkpointing, [silos[1], silos[2]]);
+                            (on, off) = checkpointing ? (made, off) : (on, made);
                         }
-
-                        on = ordered.Single(d => d.Contains("-ckpt", StringComparison.Ordinal));
-                        var off = ordered.Single(d => d != on);
 
                         // Warm-up of both (connections, activations, code paths and their tier-up), then the two alternated. One
                         // half-length run of each left the first measured pair at 0.62-0.78 of the pairs after it in every run
