@@ -296,10 +296,11 @@ public sealed class MoeGrainTests
         await using var bed = await MoeTestBed.StartAsync();
         var deployment = MoeTestBed.NewName("d");
         var (home, deploymentSilo, other) = (bed.Cluster.Silos[0], bed.Cluster.Silos[1], bed.Cluster.Silos[2]);
-        // A long generation on a model with wider experts: the test must kill both silos while the session still decodes,
-        // and the session does not wait for the test (on a quiet machine 220 tokens of the slow configuration were all
-        // decoded before the deployment had made its new shadows). A way to hold a session between steps would end the race.
-        var config = MoeTestBed.SlowConfig with { FeedForwardDim = 768, MaxSequence = 1024 };
+        // A long generation: the test must kill both silos while the session still decodes, and the session does not wait
+        // for the test (on a quiet machine 220 tokens were all decoded before the deployment had made its new shadows). A
+        // way to hold a session between steps would end the race. The experts stay narrow: wider ones loaded the machine
+        // enough to delay the other session tests running beside this one in a full run.
+        var config = MoeTestBed.SlowConfig with { MaxSequence = 1024 };
         await deploymentSilo.GrainFactory.GetGrain<IMoeDeploymentGrain>(deployment).Deploy(MoeTestBed.Spec() with { Config = config });
         Assert.Equal(deploymentSilo, bed.Cluster.FindSiloHosting(bed.Client.Deployment(deployment)));
 
