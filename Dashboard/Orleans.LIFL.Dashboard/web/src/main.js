@@ -115,9 +115,9 @@ function renderMoe(deployments) {
     fixed(s.tokens_per_second), fixed(s.tbt_p50_ms, 2), fixed(s.tbt_p99_ms, 2), fixed(s.max_gap_ms), s.replays]);
   const failures = deployments.flatMap((d) => (d.events ?? []).map((e) => ({ ...e, deployment: d.deployment })));
   failures.sort((a, b) => Date.parse(b.at_utc) - Date.parse(a.at_utc));
-  // A client's wait for its request's next incarnation, in phases (the stall of a session silo's loss).
+  // The longest client wait for a request's next incarnation around the failure, in phases (a session silo's loss).
   const phases = (r) =>
-    r ? `noticed ${fixed(r.noticed_ms)} · reopen ${fixed(r.reopen_ms)} (open ${fixed(r.session_open_ms)}) · first token ${fixed(r.first_token_ms)}; ${r.recomputed_tokens} decoded again` : "–";
+    r ? `${fixed(r.gap_ms)} = noticed ${fixed(r.noticed_ms)} + reopen ${fixed(r.reopen_ms)} (open ${fixed(r.session_open_ms)}) + first token ${fixed(r.first_token_ms)}; ${r.recomputed_tokens} decoded again` : "–";
   rows("failures", failures, (e) => [new Date(e.at_utc).toLocaleTimeString(), e.deployment, e.kind, e.silo, e.promoted_experts, e.new_shadows, fixed(e.recovery_ms), fixed(e.stall_ms), phases(e.resume)]);
 
   // The deployment that decoded most recently: its tokens/s (left axis) and time between tokens (right axis), second by second.

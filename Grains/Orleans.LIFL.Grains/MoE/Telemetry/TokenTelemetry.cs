@@ -108,8 +108,9 @@ public sealed class TokenTelemetry(TimeProvider time, int keepSeconds = 300, int
 
     /// <summary>
     /// The longest gap between tokens (a session's or a client's) overlapping the failure: from <see cref="StallLead"/>
-    /// before it was reported (its time less its recovery time) to <see cref="StallLag"/> after it was handled; with its
-    /// phases when it was a client's wait for a new incarnation.
+    /// before it was reported (its time less its recovery time) to <see cref="StallLag"/> after it was handled; and the
+    /// longest client wait for a new incarnation overlapping it, with its phases, whether or not it was the longest gap
+    /// (on a loaded machine a session can also pause longer than the move took, and the move is still what to explain).
     /// </summary>
     private MoeEventStall StallAround(MoeFailureEvent failure)
     {
@@ -124,7 +125,7 @@ public sealed class TokenTelemetry(TimeProvider time, int keepSeconds = 300, int
         }
 
         double? stall = gaps.Count > 0 ? Math.Round(gaps.Max(), 1) : null;
-        return new MoeEventStall(failure.AtUtc, failure.Silo, failure.Kind, stall, resume is not null && Math.Round(resume.GapMs, 1) == stall ? resume : null);
+        return new MoeEventStall(failure.AtUtc, failure.Silo, failure.Kind, stall, resume);
     }
 
     private Request RequestOf(string requestId, DateTime opened)

@@ -70,8 +70,9 @@ public sealed record MoeTelemetry(
 
 /// <summary>
 /// The failure event at <paramref name="AtUtc"/> (of <paramref name="Kind"/>, for <paramref name="Silo"/>) and the longest
-/// gap between tokens around it; null when no token gap is known near it. <paramref name="Resume"/>: where that gap went,
-/// when it was a client's wait for its request's next incarnation.
+/// gap between tokens around it; null when no token gap is known near it. <paramref name="Resume"/>: the longest client
+/// wait for a request's next incarnation around it, in phases (no longer than the stall; shorter when a session paused
+/// longer nearby).
 /// </summary>
 [GenerateSerializer]
 [Immutable]
