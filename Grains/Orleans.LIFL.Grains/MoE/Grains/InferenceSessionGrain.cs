@@ -123,6 +123,10 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
 
         var started = time.GetTimestamp();
         _deployment = GrainFactory.GetGrain<IMoeDeploymentGrain>(request.Deployment);
+        // A resumed session reads its checkpoint while it attaches: two round trips to two silos at once, not in turn. (A
+        // session that fails before it uses the read leaves its failure observed, not unobserved.)
+        var restoring = restoreFrom is not null ? GrainFactory.GetGrain<IKvCheckpointStoreGrain>(restoreFrom).Restore(requestId) : null;
+        _ = restoring?.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         var attachment = await _deployment.Attach(GrainId.Key, GrainContext.Silo.ToString());
         var spec = attachment.Spec;
         var model = MoeModelCache.Get(request.Deployment, spec, attachment.Routes.Epoch);
@@ -149,7 +153,7 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         {
             storeKey = restoreFrom ?? KvCheckpointStores.Key(request.Deployment, GrainContext.Silo.ToString());
             _store = GrainFactory.GetGrain<IKvCheckpointStoreGrain>(storeKey);
-            var checkpoint = restoreFrom is not null ? await _store.Restore(requestId) : null;
+            var checkpoint = restoring is not null ? await restoring : null;
             if (checkpoint?.Request is { } stored && stored.SameGeneration(request))
             {
                 // The store holds this request already: no need to begin it again (one round trip less on the way back).
