@@ -134,6 +134,9 @@ internal sealed partial class Silo : ISiloEndpoint, ISiloTransportHandler
     /// <summary>Where clients connect (TCP silos that are gateways only).</summary>
     public System.Net.IPEndPoint? GatewayEndpoint => _tcp?.GatewayEndpoint;
 
+    /// <summary>Clients connected to this silo's gateway now.</summary>
+    internal int ConnectedClients => _tcp?.ConnectedClients ?? 0;
+
     /// <summary>The stream providers configured on this silo; clients offer the same ones.</summary>
     public IReadOnlyList<string> StreamProviderNames { get; }
 

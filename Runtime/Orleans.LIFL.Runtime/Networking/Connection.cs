@@ -283,11 +283,13 @@ internal sealed partial class Connection : IResponseSink
 
         _socket.Dispose();
         var failure = new SiloUnavailableException($"Connection to {Peer.Role.ToString().ToLowerInvariant()} {Peer.Id} lost ({reason.Message}).");
+        // Each caller learns of the loss on the thread pool, all at once: failed here in turn, the first caller's
+        // continuation (which typically reconnects and calls again) ran before the next caller heard anything.
         foreach (var correlation in _pending.Keys)
         {
             if (_pending.TryRemove(correlation, out var request))
             {
-                request.Fail(failure);
+                ThreadPool.UnsafeQueueUserWorkItem(static s => s.request.Fail(s.failure), (request, failure), preferLocal: false);
             }
         }
 

@@ -187,6 +187,12 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
         if (!_closing.IsCancellationRequested)
         {
             LogGatewayLost(_logger, connection.Peer.Id, reason.Message);
+
+            // Reconnect now rather than at the next call: the callers that just lost their calls are about to call again
+            // (a session's client, to resume it elsewhere), and their continuations may run only milliseconds later. A
+            // failure here is seen again, and retried, by the next call.
+            _ = GetConnectionAsync().ContinueWith(
+                static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
     }
 
