@@ -207,9 +207,21 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
     public async ValueTask DisposeAsync()
     {
         await _closing.CancelAsync().ConfigureAwait(false);
-        if (_connection is { IsCompletedSuccessfully: true } done)
+        Task<Connection>? connection;
+        lock (_lock)
         {
-            done.Result.Close(new ConnectionClosedException("the client closed"));
+            connection = _connection;
+        }
+
+        if (connection is not null)
+        {
+            // A reconnect under way (one starts as soon as a gateway is lost) is cancelled by the closing token; one that
+            // finished its handshake just before is closed here rather than left open.
+            await ((Task)connection).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (connection.IsCompletedSuccessfully)
+            {
+                connection.Result.Close(new ConnectionClosedException("the client closed"));
+            }
         }
     }
 
