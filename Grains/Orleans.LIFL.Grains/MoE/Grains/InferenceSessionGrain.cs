@@ -123,11 +123,12 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
 
         var started = time.GetTimestamp();
         _deployment = GrainFactory.GetGrain<IMoeDeploymentGrain>(request.Deployment);
-        // A resumed session reads its checkpoint while it attaches: two round trips to two silos at once, not in turn. (A
-        // session that fails before it uses the read leaves its failure observed, not unobserved.)
+        // A resumed session reads its checkpoint while it attaches: two round trips to two silos at once, not in turn,
+        // awaited together (either's failure fails the Open, and neither is left unobserved).
+        var attaching = _deployment.Attach(GrainId.Key, GrainContext.Silo.ToString());
         var restoring = restoreFrom is not null ? GrainFactory.GetGrain<IKvCheckpointStoreGrain>(restoreFrom).Restore(requestId) : null;
-        _ = restoring?.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        var attachment = await _deployment.Attach(GrainId.Key, GrainContext.Silo.ToString());
+        await (restoring is null ? attaching : Task.WhenAll(attaching, restoring));
+        var attachment = await attaching;
         var spec = attachment.Spec;
         var model = MoeModelCache.Get(request.Deployment, spec, attachment.Routes.Epoch);
         var config = model.Config;
