@@ -207,13 +207,7 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
     public async ValueTask DisposeAsync()
     {
         await _closing.CancelAsync().ConfigureAwait(false);
-        Task<Connection>? connection;
-        lock (_lock)
-        {
-            connection = _connection;
-        }
-
-        if (connection is not null)
+        if (_connection is { } connection)
         {
             // A reconnect under way (one starts as soon as a gateway is lost) is cancelled by the closing token; one that
             // finished its handshake just before is closed here rather than left open.
