@@ -137,6 +137,9 @@ internal sealed partial class Silo : ISiloEndpoint, ISiloTransportHandler
     /// <summary>Clients connected to this silo's gateway now.</summary>
     internal int ConnectedClients => _tcp?.ConnectedClients ?? 0;
 
+    /// <summary>Client connections this silo's gateway accepted since it started.</summary>
+    internal long AcceptedClientConnections => _tcp?.AcceptedClientConnections ?? 0;
+
     /// <summary>The stream providers configured on this silo; clients offer the same ones.</summary>
     public IReadOnlyList<string> StreamProviderNames { get; }
 

@@ -10,8 +10,11 @@ namespace Orleans.LIFL.Runtime.Networking;
 
 /// <summary>
 /// A client's link to the cluster over TCP: one connection to a gateway, chosen from the configured list and then
-/// from the gateways the cluster reports. When the gateway goes away, calls waiting on it fail at once (their outcome
-/// is unknown), and the client reconnects to another gateway; calls made meanwhile wait for it.
+/// from the gateways the cluster reports, and a standby connection, handshake done, to a gateway of another silo. When
+/// the gateway goes away, calls waiting on it fail at once (their outcome is unknown) and the standby takes over, so
+/// the calls that follow (a session's client resuming it elsewhere) need no new connection and handshake first; a new
+/// standby is then opened. Without a live standby the client reconnects to another gateway; calls made meanwhile wait
+/// for it.
 /// </summary>
 internal sealed partial class GatewayClientTransport : IClientTransport, IConnectionOwner
 {
@@ -23,9 +26,15 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
     private readonly Lock _lock = new();
     private readonly CancellationTokenSource _closing = new();
     private readonly TaskCompletionSource<ClusterManifest> _manifest = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>The silo each gateway endpoint answered for, so that a standby is never opened to the active silo under another address.</summary>
+    private readonly Dictionary<IPEndPoint, string> _siloAt = [];
     private List<IPEndPoint> _gateways;
     private IClientTransportHandler? _handler;
     private Task<Connection>? _connection;
+
+    /// <summary>A connection to a gateway of another silo than <see cref="_connection"/>'s, carrying nothing until it takes over.</summary>
+    private Task<Connection>? _standby;
 
     public GatewayClientTransport(
         IReadOnlyList<IPEndPoint> gateways, ClusterOptions cluster, ConnectionOptions options, TimeProvider time, ILogger<GatewayClientTransport> logger,
@@ -112,17 +121,70 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
                 return Task.FromException<Connection>(new RuntimeUnavailableException("The cluster client is closed."));
             }
 
-            _connection = ConnectToAnyGatewayAsync();
+            // The standby takes over (still connecting, it is waited for rather than raced by a second connection to
+            // what may be the same silo, which would make the silo close one of them); without one, any gateway will do.
+            var standby = _standby;
+            _standby = null;
+            _connection = standby is { IsCompleted: false } || (standby is { IsCompletedSuccessfully: true } && standby.Result.IsOpen)
+                ? TakeOverAsync(standby)
+                : ConnectToAnyGatewayAsync(avoidSilo: null);
             return _connection;
         }
     }
 
-    private async Task<Connection> ConnectToAnyGatewayAsync()
+    private async Task<Connection> TakeOverAsync(Task<Connection> standby)
+    {
+        Connection connection;
+        try
+        {
+            connection = await standby.ConfigureAwait(false);
+        }
+        catch (SiloUnavailableException)
+        {
+            return await ConnectToAnyGatewayAsync(avoidSilo: null).ConfigureAwait(false);
+        }
+
+        if (!connection.IsOpen)
+        {
+            return await ConnectToAnyGatewayAsync(avoidSilo: null).ConfigureAwait(false);
+        }
+
+        _handler!.OnObserverHostChanged($"client:{_handler.ClientId}@{connection.Peer.Id}");
+        LogStandbyTookOver(_logger, connection.Peer.Id);
+        lock (_lock)
+        {
+            OpenStandbyLocked(connection.Peer.Id);
+        }
+
+        return connection;
+    }
+
+    /// <summary>Opens a standby connection unless one is open or opening, avoiding <paramref name="activeSilo"/>.</summary>
+    private void OpenStandbyLocked(string activeSilo)
+    {
+        if (_closing.IsCancellationRequested || _standby is { IsCompleted: false }
+            || (_standby is { IsCompletedSuccessfully: true } open && open.Result.IsOpen && open.Result.Peer.Id != activeSilo)
+            || !_gateways.Any(g => _siloAt.GetValueOrDefault(g) != activeSilo))
+        {
+            return;
+        }
+
+        // No gateway of another silo answering is not an error: the next cluster view, or the next connection, tries again.
+        _standby = ConnectToAnyGatewayAsync(activeSilo);
+        _standby.ContinueWith(
+            static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    /// <summary>
+    /// Connects to one of the gateways, in random order: the client's active gateway (and, once connected, its standby
+    /// is opened), or with <paramref name="avoidSilo"/> a standby to a gateway of another silo than that one.
+    /// </summary>
+    private async Task<Connection> ConnectToAnyGatewayAsync(string? avoidSilo)
     {
         List<IPEndPoint> candidates;
         lock (_lock)
         {
-            candidates = [.. _gateways.OrderBy(_ => Random.Shared.Next())];
+            candidates = [.. _gateways.Where(g => avoidSilo is null || _siloAt.GetValueOrDefault(g) != avoidSilo).OrderBy(_ => Random.Shared.Next())];
         }
 
         var self = new PeerIdentity(PeerRole.Client, _handler!.ClientId, _dataplane?.Endpoint);
@@ -132,8 +194,24 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
             try
             {
                 var connection = await TcpConnector.ConnectAsync(gateway, _cluster.ClusterId, _secret, self, this, _options, _logger, _closing.Token).ConfigureAwait(false);
+                lock (_lock)
+                {
+                    _siloAt[gateway] = connection.Peer.Id;
+                }
+
+                if (avoidSilo is not null)
+                {
+                    LogStandbyConnected(_logger, gateway, connection.Peer.Id);
+                    return connection;
+                }
+
                 _handler.OnObserverHostChanged($"client:{_handler.ClientId}@{connection.Peer.Id}");
                 LogConnected(_logger, gateway, connection.Peer.Id);
+                lock (_lock)
+                {
+                    OpenStandbyLocked(connection.Peer.Id);
+                }
+
                 return connection;
             }
             catch (SiloUnavailableException error)
@@ -142,7 +220,7 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
             }
         }
 
-        throw new SiloUnavailableException($"No gateway answered: {string.Join("; ", failures)}");
+        throw new SiloUnavailableException($"No gateway{(avoidSilo is null ? "" : $" of another silo than {avoidSilo}")} answered: {string.Join("; ", failures)}");
     }
 
     // A client on a gateway's node hands buffers over by descriptor; elsewhere they are streamed into its pool.
@@ -173,6 +251,10 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
                     lock (_lock)
                     {
                         _gateways = gateways;
+                        if (_connection is { IsCompletedSuccessfully: true } active && active.Result.IsOpen)
+                        {
+                            OpenStandbyLocked(active.Result.Peer.Id);
+                        }
                     }
                 }
 
@@ -186,6 +268,22 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
     {
         if (!_closing.IsCancellationRequested)
         {
+            lock (_lock)
+            {
+                if (_standby is { IsCompletedSuccessfully: true } standby && standby.Result == connection)
+                {
+                    // The standby's silo went: open another while the active gateway serves on.
+                    _standby = null;
+                    LogStandbyLost(_logger, connection.Peer.Id, reason.Message);
+                    if (_connection is { IsCompletedSuccessfully: true } active && active.Result.IsOpen)
+                    {
+                        OpenStandbyLocked(active.Result.Peer.Id);
+                    }
+
+                    return;
+                }
+            }
+
             LogGatewayLost(_logger, connection.Peer.Id, reason.Message);
 
             // Reconnect now rather than at the next call: the callers that just lost their calls are about to call again
@@ -207,10 +305,16 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
     public async ValueTask DisposeAsync()
     {
         await _closing.CancelAsync().ConfigureAwait(false);
-        if (_connection is { } connection)
+        Task<Connection>?[] connections;
+        lock (_lock)
         {
-            // A reconnect under way (one starts as soon as a gateway is lost) is cancelled by the closing token; one that
-            // finished its handshake just before is closed here rather than left open.
+            connections = [_connection, _standby];
+        }
+
+        foreach (var connection in connections.OfType<Task<Connection>>())
+        {
+            // A connect under way (a reconnect starts as soon as a gateway is lost, a standby once a gateway answers) is
+            // cancelled by the closing token; one that finished its handshake just before is closed here rather than left open.
             await ((Task)connection).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             if (connection.IsCompletedSuccessfully)
             {
@@ -222,6 +326,15 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
     [LoggerMessage(EventId = 5201, Level = LogLevel.Information, Message = "Connected to gateway {Gateway} ({Silo})")]
     private static partial void LogConnected(ILogger logger, IPEndPoint gateway, string silo);
 
-    [LoggerMessage(EventId = 5202, Level = LogLevel.Warning, Message = "Lost gateway {Silo} ({Reason}); reconnecting to another")]
+    [LoggerMessage(EventId = 5202, Level = LogLevel.Warning, Message = "Lost gateway {Silo} ({Reason}); going on through the standby or another gateway")]
     private static partial void LogGatewayLost(ILogger logger, string silo, string reason);
+
+    [LoggerMessage(EventId = 5203, Level = LogLevel.Debug, Message = "Standby connection to gateway {Gateway} ({Silo}) open")]
+    private static partial void LogStandbyConnected(ILogger logger, IPEndPoint gateway, string silo);
+
+    [LoggerMessage(EventId = 5204, Level = LogLevel.Information, Message = "The standby connection to {Silo} took over as the client's gateway")]
+    private static partial void LogStandbyTookOver(ILogger logger, string silo);
+
+    [LoggerMessage(EventId = 5205, Level = LogLevel.Information, Message = "Lost the standby gateway {Silo} ({Reason}); opening another")]
+    private static partial void LogStandbyLost(ILogger logger, string silo, string reason);
 }

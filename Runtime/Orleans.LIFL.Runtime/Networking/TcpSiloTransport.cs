@@ -56,6 +56,7 @@ internal sealed partial class TcpSiloTransport : IClusterTransport, IConnectionO
     private readonly Dataplane.NodeDataplane? _dataplane;
     private ISiloTransportHandler? _handler;
     private long _nextPing;
+    private long _acceptedClientConnections;
 
     public TcpSiloTransport(EndpointOptions endpoints, ClusterOptions cluster, ConnectionOptions options, TimeProvider time, ILoggerFactory loggerFactory,
         Dataplane.NodeDataplane? dataplane = null)
@@ -92,6 +93,9 @@ internal sealed partial class TcpSiloTransport : IClusterTransport, IConnectionO
     public bool CompleteCallsAsynchronously => false;
 
     public int ConnectedClients => _clients.Count;
+
+    /// <summary>Client connections accepted since the start (each one a handshake).</summary>
+    public long AcceptedClientConnections => Interlocked.Read(ref _acceptedClientConnections);
 
     public void Start(ISiloTransportHandler handler, IGrainCallRuntime runtime)
     {
@@ -171,6 +175,7 @@ internal sealed partial class TcpSiloTransport : IClusterTransport, IConnectionO
             }
 
             _clients[peer.Id] = connection;
+            Interlocked.Increment(ref _acceptedClientConnections);
         }
 
         connection.Start();
