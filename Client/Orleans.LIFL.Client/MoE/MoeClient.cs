@@ -91,6 +91,11 @@ public sealed class MoeClient(IClusterClient client)
             Temperature = options.Temperature,
             Seed = options.Seed,
         };
+        if (GenerationRequest.RequestIdProblem(request.RequestId) is { } problem)
+        {
+            throw new ArgumentException(problem, nameof(options));
+        }
+
         var started = Stopwatch.GetTimestamp();
         var incarnation = 0;
         var (session, opened) = await OpenAsync(request, incarnation, restoreFrom: null, [], options, cancellationToken).ConfigureAwait(false);
@@ -98,6 +103,7 @@ public sealed class MoeClient(IClusterClient client)
         // The tokens yielded so far (the next one's index is their count): a resumed session takes them to recompute its
         // positions past the checkpoint at once.
         var delivered = new List<int>(request.MaxTokens);
+        var (checkpointStore, checkpointSilo) = (opened.CheckpointStore, opened.CheckpointSilo);
         long lastArrival = 0;
         long noticed = 0, reopened = 0;
         var resumed = false;
@@ -112,6 +118,10 @@ public sealed class MoeClient(IClusterClient client)
             if (reading.IsCompletedSuccessfully)
             {
                 batch = reading.Result;
+                if (batch.CheckpointStore is not null)
+                {
+                    (checkpointStore, checkpointSilo) = (batch.CheckpointStore, batch.CheckpointSilo);
+                }
             }
             else if (reading.Exception?.InnerException is { } error && IsSessionLoss(error, cancellationToken))
             {
@@ -141,9 +151,11 @@ public sealed class MoeClient(IClusterClient client)
                     }
                 }
 
-                var restoreFrom = opened.Recovery == RecoveryMode.Reroute ? opened.CheckpointStore : null;
-                (session, opened) = await OpenAsync(request, incarnation + 1, restoreFrom, [.. delivered], options, cancellationToken).ConfigureAwait(false);
+                // Tarragon: the next incarnation opens on the silo of the checkpoint it restores from, next to its KV cache.
+                var (restoreFrom, openOn) = opened.Recovery == RecoveryMode.Reroute ? (checkpointStore, checkpointSilo) : (null, null);
+                (session, opened) = await OpenAsync(request, incarnation + 1, restoreFrom, [.. delivered], options, cancellationToken, openOn).ConfigureAwait(false);
                 incarnation = InferenceSessions.Parse(opened.Session).Incarnation;
+                (checkpointStore, checkpointSilo) = (opened.CheckpointStore, opened.CheckpointSilo);
                 reopened = Stopwatch.GetTimestamp();
                 resumed = true;
                 continue;
@@ -188,9 +200,12 @@ public sealed class MoeClient(IClusterClient client)
         }
     }
 
-    /// <summary>Opens incarnation <paramref name="first"/> or, if that fails (its silo is going), the next ones.</summary>
+    /// <summary>
+    /// Opens incarnation <paramref name="first"/> — on <paramref name="openOn"/> if given, else on the client's gateway —
+    /// or, if that fails (its silo is going), the next ones on the gateway.
+    /// </summary>
     private async Task<(IInferenceSessionGrain Session, SessionOpened Opened)> OpenAsync(
-        GenerationRequest request, int first, string? restoreFrom, int[] delivered, GenerationOptions options, CancellationToken cancellationToken)
+        GenerationRequest request, int first, string? restoreFrom, int[] delivered, GenerationOptions options, CancellationToken cancellationToken, string? openOn = null)
     {
         Exception? last = null;
         for (var attempt = 0; attempt < OpenBackoff.Length && first + attempt <= options.MaxIncarnations; attempt++)
@@ -200,7 +215,9 @@ public sealed class MoeClient(IClusterClient client)
                 await Task.Delay(OpenBackoff[attempt], cancellationToken).ConfigureAwait(false);
             }
 
-            var session = client.GetGrain<IInferenceSessionGrain>(InferenceSessions.Key(request.RequestId, first + attempt));
+            var session = client.GetGrain<IInferenceSessionGrain>(attempt == 0 && openOn is not null
+                ? InferenceSessions.Key(request.RequestId, first, openOn)
+                : InferenceSessions.Key(request.RequestId, first + attempt));
             try
             {
                 var opened = await session.Open(request, restoreFrom, delivered).ConfigureAwait(false);

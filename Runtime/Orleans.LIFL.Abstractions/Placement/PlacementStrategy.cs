@@ -16,6 +16,13 @@ public abstract class PlacementStrategy
     /// </summary>
     public virtual bool IsUsingGrainDirectory => true;
 
+    /// <summary>
+    /// Whether <paramref name="grainId"/> is registered in, and called through, the grain directory:
+    /// <see cref="IsUsingGrainDirectory"/>, unless the strategy places only some of its grains from their id alone
+    /// (those whose key names a silo, say), with the same promise for those.
+    /// </summary>
+    public virtual bool UsesGrainDirectory(GrainId grainId) => IsUsingGrainDirectory;
+
     public override string ToString() => GetType().Name;
 }
 

@@ -19,7 +19,7 @@ internal sealed partial class ActivationData
     /// does without the directory do not).
     /// </summary>
     private bool UsesDirectory =>
-        !IsPinned && WorkerGroup is null && ClassInfo?.Placement.IsUsingGrainDirectory != false && _environment.Directory is not null;
+        !IsPinned && WorkerGroup is null && ClassInfo?.Placement.UsesGrainDirectory(GrainId) != false && _environment.Directory is not null;
 
     /// <summary>Queues the activation turn: directory registration, construction, state, OnActivateAsync.</summary>
     public void StartActivation()

@@ -228,7 +228,7 @@ internal sealed partial class MessageRouter
             return;
         }
 
-        if (!classInfo.Placement.IsUsingGrainDirectory)
+        if (!classInfo.Placement.UsesGrainDirectory(grainId))
         {
             _ = RouteByPlacementAsync(request, classInfo);
             return;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Orleans.LIFL.Client.MoE;
+using Orleans.LIFL.Grains.FL;
 using Orleans.LIFL.Grains.MoE;
 using Orleans.LIFL.Grains.MoE.Model;
 using Orleans.LIFL.TestingHost;
@@ -277,7 +278,12 @@ public sealed class MoeGrainTests
         var resume = described.Resume!;
         Assert.True(described.StallMs >= Math.Round(resume.GapMs, 1), $"the stall {described.StallMs} ms is shorter than the client's wait {resume.GapMs} ms");
         Assert.True(session.MaxGapMs >= Math.Round(resume.GapMs, 1), $"the request's longest gap {session.MaxGapMs} ms is shorter than the client's wait {resume.GapMs} ms");
-        Assert.Equal(InferenceSessions.Key(requestId, tokens[^1].Incarnation), resume.Session);
+        Assert.Equal((requestId, tokens[^1].Incarnation), InferenceSessions.Parse(resume.Session));
+
+        // The new incarnation was opened on the silo of the checkpoint it restored from (its key names it: no directory).
+        Assert.True(LocalityAwarePlacement.TryParse(resume.Session, out _, out var openedOn), $"the resumed session {resume.Session} names no silo");
+        Assert.Equal(tokens[^1].Silo, openedOn!.ToString());
+        Assert.NotEqual(killed.Address, openedOn);
         // Within a microsecond, not to three decimals: rounding the two sides could land on either side of a boundary.
         Assert.Equal(resume.GapMs, resume.NoticedMs + resume.ReopenMs + resume.FirstTokenMs, tolerance: 0.001);
         Assert.InRange(resume.SessionOpenMs, 0, resume.ReopenMs);
@@ -484,6 +490,8 @@ public sealed class MoeGrainTests
         Assert.Contains("300", notByte.Message, StringComparison.Ordinal);
         var tooLong = await Assert.ThrowsAsync<MoeGenerationException>(() => CollectAsync(bed.Client.GenerateAsync(deployment, Prompt, new GenerationOptions { MaxTokens = 500 }, TestContext.Current.CancellationToken)));
         Assert.Contains("128-position", tooLong.Message, StringComparison.Ordinal);
+        var slash = await Assert.ThrowsAsync<ArgumentException>(() => CollectAsync(bed.Client.GenerateAsync(deployment, Prompt, new GenerationOptions { RequestId = "a/b" }, TestContext.Current.CancellationToken)));
+        Assert.Contains("RequestId 'a/b'", slash.Message, StringComparison.Ordinal);
         var unknown = await Assert.ThrowsAsync<MoeGenerationException>(() => CollectAsync(bed.Client.GenerateAsync("nowhere", Prompt, cancellationToken: TestContext.Current.CancellationToken)));
         Assert.Contains("not deployed", unknown.Message, StringComparison.Ordinal);
         var badSpec = await Assert.ThrowsAsync<ArgumentException>(() => bed.Client.DeployAsync(MoeTestBed.NewName("x"), MoeTestBed.Spec() with { Config = MoeTestBed.Config with { Heads = 5 } }));

@@ -30,13 +30,20 @@ public sealed record GenerationRequest
 
     /// <summary>What is wrong with the request against a model's longest sequence, or null.</summary>
     public string? Problem(int maxSequence) =>
-        string.IsNullOrWhiteSpace(RequestId) || RequestId.Contains('#', StringComparison.Ordinal) ? $"RequestId '{RequestId}' must be non-empty and without '#'"
+        RequestIdProblem(RequestId) is { } id ? id
         : Prompt is null || Prompt.Length == 0 ? "the prompt is empty"
         : Prompt.FirstOrDefault(t => t is < 0 or > 255, -1) is var bad && bad != -1 ? $"prompt token {bad} is not a byte (0-255)"
         : MaxTokens < 1 ? $"MaxTokens is {MaxTokens}; it must be at least 1"
         : Prompt.Length + MaxTokens - 1 > maxSequence ? $"the prompt's {Prompt.Length} tokens and {MaxTokens} new ones exceed the model's {maxSequence}-position sequence"
         : !float.IsFinite(Temperature) || Temperature < 0 ? $"Temperature {Temperature} must be finite and not negative"
         : null;
+
+    /// <summary>
+    /// What is wrong with a request id, or null: it names the request's sessions ("{id}#{incarnation}", after the silo
+    /// of a resumed one: "/{silo}/{id}#{incarnation}"), so it may hold neither '#' nor '/'.
+    /// </summary>
+    public static string? RequestIdProblem(string? requestId) =>
+        string.IsNullOrWhiteSpace(requestId) || requestId.AsSpan().IndexOfAny('#', '/') >= 0 ? $"RequestId '{requestId}' must be non-empty and without '#' or '/'" : null;
 
     /// <summary>Whether two requests ask for the same generation (a retried open, another incarnation).</summary>
     public bool SameGeneration(GenerationRequest other) =>
@@ -59,9 +66,16 @@ public sealed record SessionOpened(
     [property: Id(5)] int Epoch,
     [property: Id(6)] RecoveryMode Recovery)
 {
-    /// <summary>The checkpoint store the session writes to (null: no checkpointing); a resumed incarnation restores from it.</summary>
+    /// <summary>
+    /// The checkpoint store a next incarnation would restore from (null: no checkpointing); later answers of the session
+    /// (<see cref="TokenBatch.CheckpointStore"/>) may name another.
+    /// </summary>
     [Id(7)]
     public string? CheckpointStore { get; init; }
+
+    /// <summary>The silo of that store, where a next incarnation is opened (null: not known).</summary>
+    [Id(8)]
+    public string? CheckpointSilo { get; init; }
 }
 
 /// <summary>Tokens from index <see cref="From"/> on (possibly none yet), and whether generation ended.</summary>
@@ -76,4 +90,16 @@ public sealed record TokenBatch(
     [property: Id(2)] bool Done,
     [property: Id(3)] string? Failure,
     [property: Id(4)] bool Aborted,
-    [property: Id(5)] int Replays);
+    [property: Id(5)] int Replays)
+{
+    /// <summary>
+    /// The checkpoint store a next incarnation would restore from now (null: no checkpointing): the store a resumed
+    /// session restored from until its own store holds as much, then its own.
+    /// </summary>
+    [Id(6)]
+    public string? CheckpointStore { get; init; }
+
+    /// <summary>The silo of that store (null: not known yet): the client opens a next incarnation there, next to its KV cache.</summary>
+    [Id(7)]
+    public string? CheckpointSilo { get; init; }
+}

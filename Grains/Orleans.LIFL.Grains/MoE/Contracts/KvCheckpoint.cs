@@ -27,7 +27,12 @@ public sealed record KvCommit([property: Id(0)] long Sequence, [property: Id(1)]
 public sealed record KvCheckpoint(
     [property: Id(0)] GenerationRequest? Request,
     [property: Id(1)] KvSegment[] Segments,
-    [property: Id(2)] KvCommit? LastCommit);
+    [property: Id(2)] KvCommit? LastCommit)
+{
+    /// <summary>The silo of the store that answered.</summary>
+    [Id(3)]
+    public string? Silo { get; init; }
+}
 
 /// <summary>A store's account of one request's commits, for checking their order (−1 and none: it does not hold the request).</summary>
 [GenerateSerializer]

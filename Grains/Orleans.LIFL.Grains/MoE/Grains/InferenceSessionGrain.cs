@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Orleans.LIFL.Concurrency;
+using Orleans.LIFL.Grains.FL;
 using Orleans.LIFL.Grains.MoE.Model;
 
 namespace Orleans.LIFL.Grains.MoE;
@@ -15,9 +16,11 @@ public interface IInferenceSessionGrain : IGrainWithStringKey
 {
     /// <summary>
     /// Starts the generation (idempotent for the same request). With <paramref name="restoreFrom"/> (the checkpoint
-    /// store an earlier incarnation reported in its <see cref="SessionOpened.CheckpointStore"/>), the KV cache and the
-    /// tokens are first taken from that store as far as it committed, and checkpointing goes on there; otherwise the
-    /// checkpoint begins in the store of this deployment's sessions on this silo. <paramref name="delivered"/> are the
+    /// store an earlier incarnation reported last, in <see cref="SessionOpened.CheckpointStore"/> or
+    /// <see cref="TokenBatch.CheckpointStore"/>), the KV cache and the tokens are first taken from that store as far as
+    /// it committed. The checkpoint goes on in the store of this deployment's sessions on this silo (placed on another
+    /// one): a resumed incarnation opened next to the store it restores from sends its restored prefix there again, and
+    /// the old copy is dropped once the new store holds it. <paramref name="delivered"/> are the
     /// tokens the client has already (none at first): a resumed incarnation recomputes the positions past the checkpoint
     /// from them in one prefill instead of decoding them one by one, and fails if it would produce another token.
     /// </summary>
@@ -52,20 +55,24 @@ public interface IInferenceSessionGrain : IGrainWithStringKey
 
 public static class InferenceSessions
 {
-    /// <summary>The key of incarnation <paramref name="incarnation"/> of a request's session.</summary>
+    /// <summary>The key of incarnation <paramref name="incarnation"/> of a request's session, placed on the calling silo.</summary>
     public static string Key(string requestId, int incarnation) => $"{requestId}#{incarnation}";
+
+    /// <summary>The key of incarnation <paramref name="incarnation"/> of a request's session, placed on <paramref name="silo"/>.</summary>
+    public static string Key(string requestId, int incarnation, string silo) => LocalityAwarePlacement.Key("", silo, Key(requestId, incarnation));
 
     public static (string RequestId, int Incarnation) Parse(string key)
     {
         ArgumentNullException.ThrowIfNull(key);
-        var hash = key.LastIndexOf('#');
-        return hash > 0 && int.TryParse(key.AsSpan(hash + 1), out var incarnation)
-            ? (key[..hash], incarnation)
-            : throw new ArgumentException($"'{key}' is not a session key (request#incarnation).", nameof(key));
+        var request = LocalityAwarePlacement.TryParse(key, out _, out _) ? key[(key.IndexOf('/', key.IndexOf('/') + 1) + 1)..] : key;
+        var hash = request.LastIndexOf('#');
+        return hash > 0 && int.TryParse(request.AsSpan(hash + 1), out var incarnation)
+            ? (request[..hash], incarnation)
+            : throw new ArgumentException($"'{key}' is not a session key ([/silo/]request#incarnation).", nameof(key));
     }
 }
 
-[Placement.PreferLocalPlacement]
+[NamedSiloOrLocalPlacement]
 public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<InferenceSessionGrain> logger) : Grain, IInferenceSessionGrain
 {
     private readonly List<int> _tokens = [];
@@ -83,6 +90,11 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
     private Sampling? _sampling;
     private IMoeDeploymentGrain? _deployment;
     private IKvCheckpointStoreGrain? _store;
+    private string? _storeKey;
+    private string? _storeSilo;
+
+    /// <summary>The store a resumed session restored from, until its own store holds what it restored.</summary>
+    private (IKvCheckpointStoreGrain Store, string Key, string? Silo, int Through)? _restoredFrom;
     private int[] _outputs = [];
     private int[] _delivered = [];
     private TaskCompletionSource _changed = NewSignal();
@@ -149,15 +161,13 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
             attachment.Routes, spec, r => GrainFactory.GetGrain<IExpertGrain>(r.Key), time, OnExpertFailure,
             () => deployment.CurrentRoutes(GrainId.Key, GrainContext.Silo.ToString(), RoutesPatience));
         var restoredPositions = 0;
-        string? storeKey = null;
         if (spec.Checkpointing)
         {
-            storeKey = restoreFrom ?? KvCheckpointStores.Key(request.Deployment, GrainContext.Silo.ToString());
-            _store = GrainFactory.GetGrain<IKvCheckpointStoreGrain>(storeKey);
+            _storeKey = KvCheckpointStores.Key(request.Deployment, GrainContext.Silo.ToString());
+            _store = GrainFactory.GetGrain<IKvCheckpointStoreGrain>(_storeKey);
             var checkpoint = restoring is not null ? await restoring : null;
             if (checkpoint?.Request is { } stored && stored.SameGeneration(request))
             {
-                // The store holds this request already: no need to begin it again (one round trip less on the way back).
                 restoredPositions = Apply(request, checkpoint);
                 var differs = Enumerable.Range(0, Math.Min(_tokens.Count, delivered.Length)).FirstOrDefault(i => _tokens[i] != delivered[i], -1);
                 if (differs >= 0)
@@ -167,13 +177,25 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
                         $"Request {requestId}: delivered token {differs} is {delivered[differs]}, but the checkpoint holds {_tokens[differs]} there.",
                         nameof(delivered));
                 }
+
+                if (restoreFrom == _storeKey)
+                {
+                    // The store holds this request already: no need to begin it again (one round trip less on the way back).
+                    (_storeSilo, _committed) = (checkpoint.Silo, restoredPositions - 1);
+                }
+                else
+                {
+                    // The store restored from may be on this silo (the client opens a resumed session next to its
+                    // checkpoint): the checkpoint moves to this silo's store, placed elsewhere, sent from position 0 in
+                    // the background, and the one restored from stays the one to resume from until then.
+                    _restoredFrom = (GrainFactory.GetGrain<IKvCheckpointStoreGrain>(restoreFrom!), restoreFrom!, checkpoint.Silo, restoredPositions - 1);
+                    (_storeLost, _committed) = (true, -1);
+                }
             }
             else
             {
-                await _store.Begin(request, config.Layers, config.ModelDim);
+                _storeSilo = await _store.Begin(request, config.Layers, config.ModelDim);
             }
-
-            _committed = restoredPositions - 1;
         }
 
         _request = request;
@@ -181,7 +203,8 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         _opened = new SessionOpened(
             GrainId.Key, GrainContext.Silo.ToString(), restoredPositions, _tokens.Count, time.GetElapsedTime(started), attachment.Routes.Epoch, spec.Recovery)
         {
-            CheckpointStore = storeKey,
+            CheckpointStore = ResumeFrom.Key,
+            CheckpointSilo = ResumeFrom.Silo,
         };
         LogOpened(logger, GrainId.Key, GrainContext.Silo.ToString(), restoredPositions, _tokens.Count);
         _ = AsReference<IInferenceSessionGrain>().Run();
@@ -249,7 +272,8 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         }
 
         var tokens = from < _tokens.Count ? _tokens.GetRange(from, _tokens.Count - from).ToArray() : [];
-        return new TokenBatch(from, tokens, Finished, _failure, _aborted, _router?.Replays ?? 0);
+        var (store, silo) = ResumeFrom;
+        return new TokenBatch(from, tokens, Finished, _failure, _aborted, _router?.Replays ?? 0) { CheckpointStore = store, CheckpointSilo = silo };
     }
 
     public Task UpdateRoutes(ExpertRoutingTable table)
@@ -282,6 +306,7 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         if (_store is not null && _request is not null)
         {
             _store.Drop(_request.RequestId).ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
+            DropRestoredFrom();
         }
 
         DeactivateOnIdle();
@@ -294,6 +319,7 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         Signal();
         if (_store is not null && _request is not null)
         {
+            DropRestoredFrom();
             await _store.Drop(_request.RequestId);
         }
 
@@ -475,6 +501,10 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
             {
                 _committed = Math.Max(_committed, done.Result);
                 _storeBackoff.Succeeded();
+                if (_restoredFrom is { } restored && _committed >= restored.Through)
+                {
+                    DropRestoredFrom();
+                }
             }
             else if (done.Exception?.InnerException is KvCheckpointLostException)
             {
@@ -543,8 +573,21 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
 
     private async Task<int> BeginAndAppendAsync(KvSegment[] segments)
     {
-        await _store!.Begin(_request!, _model!.Config.Layers, _model.Config.ModelDim);
+        _storeSilo = await _store!.Begin(_request!, _model!.Config.Layers, _model.Config.ModelDim);
         return await _store.Append(_request!.RequestId, segments);
+    }
+
+    /// <summary>The checkpoint a next incarnation would restore from (no checkpointing: none), and its store's silo if known.</summary>
+    private (string? Key, string? Silo) ResumeFrom => _restoredFrom is { } restored ? (restored.Key, restored.Silo) : (_storeKey, _storeSilo);
+
+    /// <summary>This session's own store holds what it restored (or the request ends): the store it restored from lets go of it.</summary>
+    private void DropRestoredFrom()
+    {
+        if (_restoredFrom is { } restored)
+        {
+            _restoredFrom = null;
+            restored.Store.Drop(_request!.RequestId).ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
+        }
     }
 
     private KvSegment Segment(int position)

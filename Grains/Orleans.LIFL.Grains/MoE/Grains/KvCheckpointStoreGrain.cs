@@ -11,8 +11,11 @@ namespace Orleans.LIFL.Grains.MoE;
 /// </summary>
 public interface IKvCheckpointStoreGrain : IGrainWithStringKey
 {
-    /// <summary>Starts (or restarts, for another generation under the same id) the checkpoint of <paramref name="request"/>.</summary>
-    Task Begin(GenerationRequest request, int layers, int modelDim);
+    /// <summary>
+    /// Starts (or restarts, for another generation under the same id) the checkpoint of <paramref name="request"/>;
+    /// returns the store's silo (where a session resuming from it is opened).
+    /// </summary>
+    Task<string> Begin(GenerationRequest request, int layers, int modelDim);
 
     /// <summary>
     /// Adds segments (in position order) and returns the position committed through (−1: none). Positions already
@@ -43,13 +46,13 @@ public sealed class KvCheckpointStoreGrain(TimeProvider time) : Grain, IKvCheckp
 {
     private readonly KvCheckpointShelf _shelf = new(time);
 
-    public Task Begin(GenerationRequest request, int layers, int modelDim)
+    public Task<string> Begin(GenerationRequest request, int layers, int modelDim)
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentOutOfRangeException.ThrowIfLessThan(layers, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(modelDim, 1);
         _shelf.Begin(request, layers * modelDim);
-        return Task.CompletedTask;
+        return Task.FromResult(GrainContext.Silo.ToString());
     }
 
     public Task<int> Append(string requestId, KvSegment[] segments)
@@ -64,7 +67,7 @@ public sealed class KvCheckpointStoreGrain(TimeProvider time) : Grain, IKvCheckp
     }
 
     public Task<KvCheckpoint> Restore(string requestId) =>
-        Task.FromResult(_shelf.Touch(requestId)?.Checkpoint() ?? new KvCheckpoint(null, [], null));
+        Task.FromResult((_shelf.Touch(requestId)?.Checkpoint() ?? new KvCheckpoint(null, [], null)) with { Silo = GrainContext.Silo.ToString() });
 
     public Task<KvStoreStatus> Status(string requestId) =>
         Task.FromResult(_shelf.Find(requestId) is { } held
