@@ -10,7 +10,8 @@ namespace Orleans.LIFL.Runtime.Networking;
 
 /// <summary>
 /// A client's link to the cluster over TCP: one connection to a gateway, chosen from the configured list and then
-/// from the gateways the cluster reports, and a standby connection, handshake done, to a gateway of another silo. When
+/// from the gateways the cluster reports, and a standby connection, handshake done, to a gateway of another silo
+/// (opened a second after the active one is made: not in a failover's stall). When
 /// the gateway goes away, calls waiting on it fail at once (their outcome is unknown) and the standby takes over, so
 /// the calls that follow (a session's client resuming it elsewhere) need no new connection and handshake first; a new
 /// standby is then opened. Without a live standby the client reconnects to another gateway; calls made meanwhile wait
@@ -18,6 +19,9 @@ namespace Orleans.LIFL.Runtime.Networking;
 /// </summary>
 internal sealed partial class GatewayClientTransport : IClientTransport, IConnectionOwner
 {
+    /// <summary>How long after its connection is made, or its standby lost, a client opens a standby connection.</summary>
+    public static readonly TimeSpan StandbyDelay = TimeSpan.FromSeconds(1);
+
     private readonly ClusterOptions _cluster;
     private readonly ConnectionOptions _options;
     private readonly ILogger _logger;
@@ -29,6 +33,7 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
 
     /// <summary>The silo each gateway endpoint answered for, so that a standby is never opened to the active silo under another address.</summary>
     private readonly Dictionary<IPEndPoint, string> _siloAt = [];
+    private bool _standbyScheduled;
     private List<IPEndPoint> _gateways;
     private IClientTransportHandler? _handler;
     private Task<Connection>? _connection;
@@ -153,10 +158,48 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
         LogStandbyTookOver(_logger, connection.Peer.Id);
         lock (_lock)
         {
-            OpenStandbyLocked(connection.Peer.Id);
+            OpenStandbySoonLocked();
         }
 
         return connection;
+    }
+
+    /// <summary>
+    /// Opens a standby connection <see cref="StandbyDelay"/> from now (unless one is open or opening then): a connection
+    /// is made or lost when the cluster is busy with a failure, and the standby's connect and handshake would compete
+    /// with the failover (a session resuming, an expert call replayed) on the silos and in this process.
+    /// </summary>
+    private void OpenStandbySoonLocked()
+    {
+        if (_standbyScheduled || _closing.IsCancellationRequested)
+        {
+            return;
+        }
+
+        _standbyScheduled = true;
+        _ = OpenStandbyAfterDelayAsync();
+    }
+
+    private async Task OpenStandbyAfterDelayAsync()
+    {
+        try
+        {
+            await Task.Delay(StandbyDelay, Time, _closing.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+
+        lock (_lock)
+        {
+            // Without an active connection there is nothing to stand by for: the one made next schedules it.
+            _standbyScheduled = false;
+            if (_connection is { IsCompletedSuccessfully: true } active && active.Result.IsOpen)
+            {
+                OpenStandbyLocked(active.Result.Peer.Id);
+            }
+        }
     }
 
     /// <summary>Opens a standby connection unless one is open or opening, avoiding <paramref name="activeSilo"/>.</summary>
@@ -209,7 +252,7 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
                 LogConnected(_logger, gateway, connection.Peer.Id);
                 lock (_lock)
                 {
-                    OpenStandbyLocked(connection.Peer.Id);
+                    OpenStandbySoonLocked();
                 }
 
                 return connection;
@@ -251,10 +294,7 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
                     lock (_lock)
                     {
                         _gateways = gateways;
-                        if (_connection is { IsCompletedSuccessfully: true } active && active.Result.IsOpen)
-                        {
-                            OpenStandbyLocked(active.Result.Peer.Id);
-                        }
+                        OpenStandbySoonLocked();
                     }
                 }
 
@@ -275,10 +315,7 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
                     // The standby's silo went: open another while the active gateway serves on.
                     _standby = null;
                     LogStandbyLost(_logger, connection.Peer.Id, reason.Message);
-                    if (_connection is { IsCompletedSuccessfully: true } active && active.Result.IsOpen)
-                    {
-                        OpenStandbyLocked(active.Result.Peer.Id);
-                    }
+                    OpenStandbySoonLocked();
 
                     return;
                 }
