@@ -17,10 +17,14 @@ public sealed class LocalityAwarePlacement : PlacementStrategy
     public static string Key(string node, string silo, string rest) => $"{node}/{silo}/{rest}";
 
     /// <summary>The node and silo a key names; false for a key of another form.</summary>
-    public static bool TryParse(string key, out string node, out SiloAddress? silo)
+    public static bool TryParse(string key, out string node, out SiloAddress? silo) => TryParse(key, out node, out silo, out _);
+
+    /// <summary>The node and silo a key names, and the rest of the key after them; false for a key of another form.</summary>
+    public static bool TryParse(string key, out string node, out SiloAddress? silo, out string rest)
     {
         node = "";
         silo = null;
+        rest = key;
         var first = key.IndexOf('/', StringComparison.Ordinal);
         var second = first < 0 ? -1 : key.IndexOf('/', first + 1);
         if (second < 0)
@@ -28,10 +32,10 @@ public sealed class LocalityAwarePlacement : PlacementStrategy
             return false;
         }
 
-        node = key[..first];
         try
         {
             silo = SiloAddress.Parse(key[(first + 1)..second]);
+            (node, rest) = (key[..first], key[(second + 1)..]);
             return true;
         }
         catch (FormatException)

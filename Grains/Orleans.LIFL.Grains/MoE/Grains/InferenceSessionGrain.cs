@@ -64,7 +64,7 @@ public static class InferenceSessions
     public static (string RequestId, int Incarnation) Parse(string key)
     {
         ArgumentNullException.ThrowIfNull(key);
-        var request = LocalityAwarePlacement.TryParse(key, out _, out _) ? key[(key.IndexOf('/', key.IndexOf('/') + 1) + 1)..] : key;
+        var request = LocalityAwarePlacement.TryParse(key, out _, out _, out var rest) ? rest : key;
         var hash = request.LastIndexOf('#');
         return hash > 0 && int.TryParse(request.AsSpan(hash + 1), out var incarnation)
             ? (request[..hash], incarnation)
@@ -200,11 +200,12 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
 
         _request = request;
         _meter = new TokenMeter(GrainId.Key, GrainContext.Silo.ToString(), request.MaxTokens, time);
+        var (store, storeSilo) = ResumeFrom;
         _opened = new SessionOpened(
             GrainId.Key, GrainContext.Silo.ToString(), restoredPositions, _tokens.Count, time.GetElapsedTime(started), attachment.Routes.Epoch, spec.Recovery)
         {
-            CheckpointStore = ResumeFrom.Key,
-            CheckpointSilo = ResumeFrom.Silo,
+            CheckpointStore = store,
+            CheckpointSilo = storeSilo,
         };
         LogOpened(logger, GrainId.Key, GrainContext.Silo.ToString(), restoredPositions, _tokens.Count);
         _ = AsReference<IInferenceSessionGrain>().Run();
@@ -305,7 +306,7 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         // deployment waits for every session it stops).
         if (_store is not null && _request is not null)
         {
-            _store.Drop(_request.RequestId).ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
+            DropFrom(_store);
             DropRestoredFrom();
         }
 
@@ -586,9 +587,13 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         if (_restoredFrom is { } restored)
         {
             _restoredFrom = null;
-            restored.Store.Drop(_request!.RequestId).ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
+            DropFrom(restored.Store);
         }
     }
+
+    /// <summary>Tells <paramref name="store"/> to forget the request, not waiting for it (its silo may be gone).</summary>
+    private void DropFrom(IKvCheckpointStoreGrain store) =>
+        store.Drop(_request!.RequestId).ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
 
     private KvSegment Segment(int position)
     {
