@@ -20,7 +20,7 @@ namespace Orleans.LIFL.Runtime.Networking;
 internal sealed partial class GatewayClientTransport : IClientTransport, IConnectionOwner
 {
     /// <summary>How long after its connection is made, or its standby lost, a client opens a standby connection.</summary>
-    public static readonly TimeSpan StandbyDelay = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan StandbyDelay = TimeSpan.FromSeconds(1);
 
     private readonly ClusterOptions _cluster;
     private readonly ConnectionOptions _options;
@@ -139,23 +139,20 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
 
     private async Task<Connection> TakeOverAsync(Task<Connection> standby)
     {
-        Connection connection;
-        try
-        {
-            connection = await standby.ConfigureAwait(false);
-        }
-        catch (SiloUnavailableException)
+        await ((Task)standby).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        if (standby is not { IsCompletedSuccessfully: true, Result.IsOpen: true })
         {
             return await ConnectToAnyGatewayAsync(avoidSilo: null).ConfigureAwait(false);
         }
 
-        if (!connection.IsOpen)
-        {
-            return await ConnectToAnyGatewayAsync(avoidSilo: null).ConfigureAwait(false);
-        }
+        LogStandbyTookOver(_logger, standby.Result.Peer.Id);
+        return Activate(standby.Result);
+    }
 
+    /// <summary>The client's calls (and its observers' callers) go through <paramref name="connection"/> from now on; a standby for it is opened soon.</summary>
+    private Connection Activate(Connection connection)
+    {
         _handler!.OnObserverHostChanged($"client:{_handler.ClientId}@{connection.Peer.Id}");
-        LogStandbyTookOver(_logger, connection.Peer.Id);
         lock (_lock)
         {
             OpenStandbySoonLocked();
@@ -205,8 +202,7 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
     /// <summary>Opens a standby connection unless one is open or opening, avoiding <paramref name="activeSilo"/>.</summary>
     private void OpenStandbyLocked(string activeSilo)
     {
-        if (_closing.IsCancellationRequested || _standby is { IsCompleted: false }
-            || (_standby is { IsCompletedSuccessfully: true } open && open.Result.IsOpen && open.Result.Peer.Id != activeSilo)
+        if (_closing.IsCancellationRequested || _standby is { IsCompleted: false } || _standby is { IsCompletedSuccessfully: true, Result.IsOpen: true }
             || !_gateways.Any(g => _siloAt.GetValueOrDefault(g) != activeSilo))
         {
             return;
@@ -214,9 +210,13 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
 
         // No gateway of another silo answering is not an error: the next cluster view, or the next connection, tries again.
         _standby = ConnectToAnyGatewayAsync(activeSilo);
-        _standby.ContinueWith(
-            static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        ObserveFailure(_standby);
     }
+
+    /// <summary>A connect nobody awaits: its failure is seen again, and retried, by whatever needs a connection next.</summary>
+    private static void ObserveFailure(Task<Connection> connecting) =>
+        connecting.ContinueWith(
+            static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
     /// <summary>
     /// Connects to one of the gateways, in random order: the client's active gateway (and, once connected, its standby
@@ -248,14 +248,8 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
                     return connection;
                 }
 
-                _handler.OnObserverHostChanged($"client:{_handler.ClientId}@{connection.Peer.Id}");
                 LogConnected(_logger, gateway, connection.Peer.Id);
-                lock (_lock)
-                {
-                    OpenStandbySoonLocked();
-                }
-
-                return connection;
+                return Activate(connection);
             }
             catch (SiloUnavailableException error)
             {
@@ -323,11 +317,10 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
 
             LogGatewayLost(_logger, connection.Peer.Id, reason.Message);
 
-            // Reconnect now rather than at the next call: the callers that just lost their calls are about to call again
-            // (a session's client, to resume it elsewhere), and their continuations may run only milliseconds later. A
-            // failure here is seen again, and retried, by the next call.
-            _ = GetConnectionAsync().ContinueWith(
-                static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            // Take the standby or reconnect now rather than at the next call: the callers that just lost their calls are
+            // about to call again (a session's client, to resume it elsewhere), and their continuations may run only
+            // milliseconds later.
+            ObserveFailure(GetConnectionAsync());
         }
     }
 
