@@ -26,6 +26,9 @@ public sealed record SiloProcessOptions
     public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
 
     public TimeSpan ReadyTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Whether the silo stops once this process is gone (--exit-with-launcher; the default, for tests and benchmarks).</summary>
+    public bool ExitWithLauncher { get; init; } = true;
 }
 
 /// <summary>
@@ -99,7 +102,7 @@ public sealed partial class SiloProcess : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var argument in new[] { options.LiflProgram, "silo", "--silo-port", "0", "--gateway-port", "0", "--cluster-id", options.ClusterId, "--exit-with-launcher", "true" })
+        foreach (var argument in new[] { options.LiflProgram, "silo", "--silo-port", "0", "--gateway-port", "0", "--cluster-id", options.ClusterId, "--exit-with-launcher", options.ExitWithLauncher ? "true" : "false" })
         {
             start.ArgumentList.Add(argument);
         }

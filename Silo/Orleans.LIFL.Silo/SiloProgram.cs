@@ -115,7 +115,7 @@ public static partial class SiloProgram
         var cancelled = Task.Delay(Timeout.Infinite, cancellationToken);
         var launcherGone = builder.Configuration.GetValue<bool>("Lifl:Silo:ExitWithLauncher")
             ? LauncherGoneAsync(Console.OpenStandardInput())
-            : Task.Delay(Timeout.Infinite, cancellationToken);
+            : Task.Delay(Timeout.Infinite, CancellationToken.None);
         var finished = await Task.WhenAny(silo.DeclaredDead, stopping, cancelled, launcherGone).ConfigureAwait(false);
         if (finished == silo.DeclaredDead)
         {

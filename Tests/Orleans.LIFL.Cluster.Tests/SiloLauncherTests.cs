@@ -25,4 +25,32 @@ public sealed class SiloLauncherTests
         Assert.Equal(0, silo.ExitCode);
         Assert.Contains("the process that launched it is gone", silo.RecentOutput, StringComparison.Ordinal);
     }
+
+    /// <summary>
+    /// A silo not told to watch its launcher (an operator's) that is interrupted (Ctrl+C) stops cleanly and does not
+    /// claim its launcher is gone.
+    /// </summary>
+    [Fact]
+    public async Task An_interrupted_silo_without_the_launcher_watch_does_not_blame_its_launcher()
+    {
+        var cancellationToken = TestContext.Current.CancellationToken;
+        await using var silo = await SiloProcess.StartAsync(
+            new SiloProcessOptions
+            {
+                LiflProgram = SiloProcess.LocateLiflProgram(),
+                Secret = "launcher-test-secret-0123456789",
+                ClusterId = "launcher-test",
+                ExitWithLauncher = false,
+            },
+            cancellationToken);
+
+        using (var interrupt = System.Diagnostics.Process.Start("kill", ["-INT", silo.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await interrupt.WaitForExitAsync(cancellationToken);
+        }
+
+        await silo.Exited.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
+        Assert.Equal(0, silo.ExitCode);
+        Assert.DoesNotContain("the process that launched it is gone", silo.RecentOutput, StringComparison.Ordinal);
+    }
 }
