@@ -116,6 +116,8 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
 
     private bool Finished => _request is not null && _tokens.Count >= _request.MaxTokens;
 
+    private bool Stopped => _aborted || _closed || _failure is not null;
+
     public async Task<SessionOpened> Open(GenerationRequest request, string? restoreFrom, int[] delivered)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -222,7 +224,7 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         _running = true;
         try
         {
-            while (!Finished && !_aborted && !_closed && _failure is null)
+            while (!Finished && !Stopped)
             {
                 await StepAsync();
                 PumpCheckpoint();
@@ -248,7 +250,7 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
             _ = _deployment!.ReportTokens(_meter!.Final(_tokens.Count, state, _router!.Replays));
         }
 
-        if (!_aborted && !_closed && _failure is null)
+        if (!Stopped)
         {
             await FlushCheckpointAsync();
         }
@@ -365,6 +367,13 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
 
         for (var layer = 0; layer < config.Layers; layer++)
         {
+            if (Stopped)
+            {
+                // Told to stop (failed, aborted, closed) half way through the layers: no more expert calls for a step no
+                // one will read. The cache counts a position once its last layer is written, so none is half kept.
+                return;
+            }
+
             var routed = new float[count * d];
             var routes = new ExpertRoute[count];
             for (var i = 0; i < count; i++)

@@ -71,7 +71,7 @@ public interface IMoeDeploymentGrain : IGrainWithStringKey
     [ReadOnly]
     Task<MoeTelemetry> Telemetry();
 
-    /// <summary>Null when not deployed.</summary>
+    /// <summary>Null when not deployed or being undeployed.</summary>
     [AlwaysInterleave]
     [ReadOnly]
     Task<MoeDeploymentSpec?> GetSpec();
@@ -364,7 +364,9 @@ public sealed partial class MoeDeploymentGrain(
 
     public Task<MoeTelemetry> Telemetry() => Task.FromResult(_telemetry.Snapshot(State.Events));
 
-    public Task<MoeDeploymentSpec?> GetSpec() => Task.FromResult(State.Spec);
+    // Being undeployed counts as not deployed: a replica that a late call activates after its unload would otherwise load
+    // weights the deployment no longer owns, and live on under a key a new deployment of the name plans again.
+    public Task<MoeDeploymentSpec?> GetSpec() => Task.FromResult(State.Phase == DeploymentPhase.Undeploying ? null : State.Spec);
 
     public Task<DeploymentStatus> Status() => Task.FromResult(StatusNow());
 
