@@ -51,4 +51,22 @@ public sealed record DeploymentStatus(
     [property: Id(4)] int Sessions,
     [property: Id(5)] MoeFailureEvent[] Events,
     [property: Id(6)] TimeSpan LoadTime,
-    [property: Id(7)] string? Problem = null);
+    [property: Id(7)] string? Problem = null)
+{
+    /// <summary>The session failovers played through when it was deployed, one per silo (none: not rehearsed, as in the baseline).</summary>
+    [Id(8)]
+    public FailoverRehearsal[] Rehearsals { get; init; } = [];
+}
+
+/// <summary>
+/// A session failover played through on <paramref name="Silo"/> when the deployment was made: its session stopped half
+/// way and the next incarnation resumed on <paramref name="ResumedOn"/>, next to the checkpoint, so that a real failure's
+/// code paths had run there before. <paramref name="Problem"/> says why it did not finish (null: it did).
+/// </summary>
+[GenerateSerializer]
+[Immutable]
+public sealed record FailoverRehearsal(
+    [property: Id(0)] string Silo,
+    [property: Id(1)] string? ResumedOn,
+    [property: Id(2)] TimeSpan Took,
+    [property: Id(3)] string? Problem);

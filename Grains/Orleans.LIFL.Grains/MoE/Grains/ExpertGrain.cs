@@ -35,7 +35,7 @@ public interface IExpertGrain : IGrainWithStringKey
     Task Unload();
 }
 
-/// <summary>Where a replica runs and what loading it took.</summary>
+/// <summary>Where a replica runs, what loading it took, and the calls it answered (<paramref name="Replays"/> of them replayed work).</summary>
 [GenerateSerializer]
 [Immutable]
 public sealed record ExpertLoaded(
@@ -43,7 +43,8 @@ public sealed record ExpertLoaded(
     [property: Id(1)] string Silo,
     [property: Id(2)] TimeSpan LoadTime,
     [property: Id(3)] long WeightBytes,
-    [property: Id(4)] long Calls);
+    [property: Id(4)] long Calls,
+    [property: Id(5)] long Replays);
 
 /// <summary>The keys of expert replicas: "node/silo/moe/{deployment}/{epoch}/{layer}/{expert}/{replica}".</summary>
 public static class ExpertKeys
@@ -73,6 +74,7 @@ public sealed class ExpertGrain : Grain, IExpertGrain
     private TimeSpan _loadTime;
     private int _modelDim;
     private long _calls;
+    private long _replays;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -94,7 +96,12 @@ public sealed class ExpertGrain : Grain, IExpertGrain
 
     public Task<float[]> Run(float[] routed) => Task.FromResult(Compute(routed));
 
-    public Task<float[]> Replay(float[] routed) => Task.FromResult(Compute(routed));
+    public Task<float[]> Replay(float[] routed)
+    {
+        var output = Compute(routed);
+        _replays++;
+        return Task.FromResult(output);
+    }
 
     public Task Unload()
     {
@@ -133,5 +140,5 @@ public sealed class ExpertGrain : Grain, IExpertGrain
     }
 
     private ExpertLoaded Loaded() =>
-        new(GrainId.Key, GrainContext.Silo.ToString(), _loadTime, 4L * ((_weights?.Gate.Length ?? 0) + (_weights?.Up.Length ?? 0) + (_weights?.Down.Length ?? 0)), _calls);
+        new(GrainId.Key, GrainContext.Silo.ToString(), _loadTime, 4L * ((_weights?.Gate.Length ?? 0) + (_weights?.Up.Length ?? 0) + (_weights?.Down.Length ?? 0)), _calls, _replays);
 }

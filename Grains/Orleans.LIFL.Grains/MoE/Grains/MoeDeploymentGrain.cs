@@ -17,7 +17,10 @@ namespace Orleans.LIFL.Grains.MoE;
 /// </summary>
 public interface IMoeDeploymentGrain : IGrainWithStringKey
 {
-    /// <summary>Loads every expert replica; idempotent for the same spec.</summary>
+    /// <summary>
+    /// Loads every expert replica and, in Tarragon mode, plays a session failover through on every silo once it is ready
+    /// (<see cref="DeploymentStatus.Rehearsals"/>); idempotent for the same spec.
+    /// </summary>
     [ResponseTimeout("00:10:00")]
     Task<DeploymentStatus> Deploy(MoeDeploymentSpec spec);
 
@@ -135,6 +138,10 @@ public sealed partial class MoeDeploymentGrain(
     private readonly HashSet<string> _recovering = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _reportedAt = new(StringComparer.Ordinal);
     private readonly TokenTelemetry _telemetry = new(time);
+
+    /// <summary>The request ids of this deployment's rehearsed session failovers (kept out of its telemetry).</summary>
+    private readonly HashSet<string> _rehearsals = new(StringComparer.Ordinal);
+    private FailoverRehearsal[] _rehearsed = [];
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private MoeDeploymentState State => stored.State;
@@ -225,7 +232,48 @@ public sealed partial class MoeDeploymentGrain(
         await stored.WriteStateAsync();
         LogDeployed(logger, GrainId.Key, config.Layers * config.Experts, State.Routes.Replicas.Count(), silos.Count, watch.Elapsed.TotalMilliseconds);
         Changed();
+        if (spec.Recovery == RecoveryMode.Reroute)
+        {
+            // Ready (sessions attach meanwhile): the rehearsal's sessions are sessions of this deployment.
+            await RehearseSessionFailoversAsync();
+        }
+
         return StatusNow();
+    }
+
+    /// <summary>
+    /// Plays a session failover through on every silo (see <see cref="SessionFailoverRehearsal"/>), so that the first
+    /// real one costs what later ones do; a silo where it fails is logged, and the deployment serves all the same.
+    /// </summary>
+    private async Task RehearseSessionFailoversAsync()
+    {
+        var started = time.GetTimestamp();
+        var silos = resources.ActiveSilos().Select(s => s.Silo.ToString()).ToList();
+        using var patience = new CancellationTokenSource(WarmTimeout);
+        _rehearsed = await Task.WhenAll(silos.Select(async silo =>
+        {
+            var requestId = $"rehearsal-{Guid.NewGuid():N}";
+            _rehearsals.Add(requestId);
+            var began = time.GetTimestamp();
+            try
+            {
+                var resumedOn = await SessionFailoverRehearsal.RunAsync(GrainFactory, GrainId.Key, requestId, silo, patience.Token);
+                return new FailoverRehearsal(silo, resumedOn, time.GetElapsedTime(began), null);
+            }
+            catch (Exception error)
+            {
+                LogRehearsalFailed(logger, GrainId.Key, silo, error.Message);
+                return new FailoverRehearsal(silo, null, time.GetElapsedTime(began), error.Message);
+            }
+        }));
+
+        // The stopped first incarnations never detach (as a killed session does not): no table goes to them.
+        foreach (var session in _sessions.Keys.Where(k => _rehearsals.Contains(InferenceSessions.Parse(k).RequestId)).ToList())
+        {
+            _sessions.Remove(session);
+        }
+
+        LogRehearsed(logger, GrainId.Key, _rehearsed.Count(r => r.Problem is null), silos.Count, time.GetElapsedTime(started).TotalMilliseconds);
     }
 
     public async Task Undeploy()
@@ -261,6 +309,8 @@ public sealed partial class MoeDeploymentGrain(
         }
 
         await stored.ClearStateAsync();
+        _rehearsals.Clear();
+        _rehearsed = [];
         LogUndeployed(logger, GrainId.Key, sessions.Count, replicas.Count);
         Changed();
     }
@@ -338,6 +388,12 @@ public sealed partial class MoeDeploymentGrain(
     {
         try
         {
+            if (_rehearsals.Contains(InferenceSessions.Parse(report.Session).RequestId))
+            {
+                // A rehearsed failover: no user's request.
+                return Task.CompletedTask;
+            }
+
             _telemetry.Record(report);
         }
         catch (ArgumentException error)
@@ -700,7 +756,10 @@ public sealed partial class MoeDeploymentGrain(
     }
 
     private DeploymentStatus StatusNow() =>
-        new(GrainId.Key, State.Spec is null ? DeploymentPhase.NotDeployed : State.Phase, State.Routes?.Epoch ?? 0, State.Routes, _sessions.Count, [.. State.Events], State.LoadTime, State.Problem);
+        new(GrainId.Key, State.Spec is null ? DeploymentPhase.NotDeployed : State.Phase, State.Routes?.Epoch ?? 0, State.Routes, _sessions.Count, [.. State.Events], State.LoadTime, State.Problem)
+        {
+            Rehearsals = _rehearsed,
+        };
 
     private void Changed()
     {
@@ -749,6 +808,12 @@ public sealed partial class MoeDeploymentGrain(
 
     [LoggerMessage(EventId = 7212, Level = LogLevel.Information, Message = "Deployment {Deployment} ({Phase}: {Reason}) is deployed again to finish it")]
     private static partial void LogFinishingDeploy(ILogger logger, string deployment, DeploymentPhase phase, string reason);
+
+    [LoggerMessage(EventId = 7213, Level = LogLevel.Information, Message = "Deployment {Deployment}: a session failover rehearsed on {Rehearsed} of {Silos} silos in {Milliseconds:F0} ms")]
+    private static partial void LogRehearsed(ILogger logger, string deployment, int rehearsed, int silos, double milliseconds);
+
+    [LoggerMessage(EventId = 7214, Level = LogLevel.Warning, Message = "Deployment {Deployment}: the rehearsal of a session failover on {Silo} failed ({Reason}); its first real one may stall longer")]
+    private static partial void LogRehearsalFailed(ILogger logger, string deployment, string silo, string reason);
 
     [LoggerMessage(EventId = 7210, Level = LogLevel.Warning, Message = "Deployment {Deployment} undeployed, but the dashboard's index of deployments could not be told: {Reason}")]
     private static partial void LogIndexNotUpdated(ILogger logger, string deployment, string reason);
