@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
-using System.Text;
 using Orleans.LIFL.Grains.MoE;
+using Orleans.LIFL.Grains.MoE.Model;
 
 namespace Orleans.LIFL.Client.MoE;
 
@@ -71,7 +71,7 @@ public sealed class MoeClient(IClusterClient client)
     public IMoeDeploymentGrain Deployment(string deployment) => client.GetGrain<IMoeDeploymentGrain>(deployment);
 
     /// <summary>The byte-level tokens of a text (its UTF-8 bytes).</summary>
-    public static int[] Tokenize(string text) => [.. Encoding.UTF8.GetBytes(text ?? throw new ArgumentNullException(nameof(text))).Select(b => (int)b)];
+    public static int[] Tokenize(string text) => MoeModel.Tokenize(text);
 
     public IAsyncEnumerable<GeneratedToken> GenerateAsync(string deployment, string prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default) =>
         GenerateAsync(deployment, Tokenize(prompt), options, cancellationToken);

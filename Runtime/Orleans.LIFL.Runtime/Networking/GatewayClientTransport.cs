@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Net;
 using Microsoft.Extensions.Logging;
 using Orleans.LIFL.Configuration;
@@ -67,7 +68,7 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
     public bool CompleteCallsAsynchronously => true;
 
     /// <summary>The gateway this client is connected to now (null while reconnecting).</summary>
-    public string? CurrentGateway => _connection is { IsCompletedSuccessfully: true } c && c.Result.IsOpen ? c.Result.Peer.Id : null;
+    public string? CurrentGateway => _connection is var connection && IsOpen(connection) ? connection.Result.Peer.Id : null;
 
     public async Task<ClusterManifest> ConnectAsync(IClientTransportHandler handler, CancellationToken cancellationToken)
     {
@@ -116,7 +117,7 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
     {
         lock (_lock)
         {
-            if (_connection is { IsCompleted: false } pending || (_connection is { IsCompletedSuccessfully: true } done && done.Result.IsOpen))
+            if (IsOpenOrOpening(_connection))
             {
                 return _connection;
             }
@@ -130,7 +131,7 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
             // what may be the same silo, which would make the silo close one of them); without one, any gateway will do.
             var standby = _standby;
             _standby = null;
-            _connection = standby is { IsCompleted: false } || (standby is { IsCompletedSuccessfully: true } && standby.Result.IsOpen)
+            _connection = IsOpenOrOpening(standby)
                 ? TakeOverAsync(standby)
                 : ConnectToAnyGatewayAsync(avoidSilo: null);
             return _connection;
@@ -140,7 +141,7 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
     private async Task<Connection> TakeOverAsync(Task<Connection> standby)
     {
         await ((Task)standby).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        if (standby is not { IsCompletedSuccessfully: true, Result.IsOpen: true })
+        if (!IsOpen(standby))
         {
             return await ConnectToAnyGatewayAsync(avoidSilo: null).ConfigureAwait(false);
         }
@@ -192,9 +193,9 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
         {
             // Without an active connection there is nothing to stand by for: the one made next schedules it.
             _standbyScheduled = false;
-            if (_connection is { IsCompletedSuccessfully: true } active && active.Result.IsOpen)
+            if (IsOpen(_connection))
             {
-                OpenStandbyLocked(active.Result.Peer.Id);
+                OpenStandbyLocked(_connection.Result.Peer.Id);
             }
         }
     }
@@ -202,7 +203,7 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
     /// <summary>Opens a standby connection unless one is open or opening, avoiding <paramref name="activeSilo"/>.</summary>
     private void OpenStandbyLocked(string activeSilo)
     {
-        if (_closing.IsCancellationRequested || _standby is { IsCompleted: false } || _standby is { IsCompletedSuccessfully: true, Result.IsOpen: true }
+        if (_closing.IsCancellationRequested || IsOpenOrOpening(_standby)
             || !_gateways.Any(g => _siloAt.GetValueOrDefault(g) != activeSilo))
         {
             return;
@@ -212,6 +213,12 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
         _standby = ConnectToAnyGatewayAsync(activeSilo);
         ObserveFailure(_standby);
     }
+
+    /// <summary>Whether <paramref name="connection"/> finished its handshake and is still open.</summary>
+    private static bool IsOpen([NotNullWhen(true)] Task<Connection>? connection) => connection is { IsCompletedSuccessfully: true, Result.IsOpen: true };
+
+    /// <summary>Whether <paramref name="connection"/> is open, or still connecting (its outcome not known yet).</summary>
+    private static bool IsOpenOrOpening([NotNullWhen(true)] Task<Connection>? connection) => connection is { IsCompleted: false } || IsOpen(connection);
 
     /// <summary>A connect nobody awaits: its failure is seen again, and retried, by whatever needs a connection next.</summary>
     private static void ObserveFailure(Task<Connection> connecting) =>

@@ -1,4 +1,4 @@
-using System.Text;
+using Orleans.LIFL.Grains.MoE.Model;
 
 namespace Orleans.LIFL.Grains.MoE;
 
@@ -17,7 +17,7 @@ internal static class SessionFailoverRehearsal
 
     public const int StopAfter = 8;
 
-    private static readonly int[] Prompt = [.. Encoding.UTF8.GetBytes("rehearsing a failover").Select(b => (int)b)];
+    private static readonly int[] Prompt = MoeModel.Tokenize("rehearsing a failover");
 
     private static readonly TimeSpan ReadWait = TimeSpan.FromSeconds(2);
 

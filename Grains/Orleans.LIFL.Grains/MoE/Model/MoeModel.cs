@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Text;
 
 namespace Orleans.LIFL.Grains.MoE.Model;
 
@@ -23,6 +24,9 @@ public sealed class MoeModel
     }
 
     public MoeConfig Config => _weights.Config;
+
+    /// <summary>The byte-level tokens of a text (its UTF-8 bytes).</summary>
+    public static int[] Tokenize(string text) => [.. Encoding.UTF8.GetBytes(text ?? throw new ArgumentNullException(nameof(text))).Select(b => (int)b)];
 
     public MoeWeights Weights => _weights;
 
