@@ -39,12 +39,17 @@ public sealed class TcpTransportTests : IAsyncLifetime
             };
         });
 
-    private static async Task<IHost> StartClientAsync(IEnumerable<string> gateways, string secret = Secret, string clusterId = ClusterOptions.DefaultClusterId)
+    private static async Task<IHost> StartClientAsync(
+        IEnumerable<string> gateways, string secret = Secret, string clusterId = ClusterOptions.DefaultClusterId, TimeProvider? time = null)
     {
         var builder = Host.CreateEmptyApplicationBuilder(null);
         builder.Configuration["Lifl:Cluster:Secret"] = secret;
         builder.Configuration["Lifl:Cluster:ClusterId"] = clusterId;
         builder.UseLiflClient(client => client.UseStaticGateways([.. gateways]));
+        if (time is not null)
+        {
+            builder.Services.AddSingleton(time);
+        }
         var host = builder.Build();
         try
         {
@@ -266,12 +271,7 @@ public sealed class TcpTransportTests : IAsyncLifetime
 
         var gateway = cluster.Silos[0];
         var survivor = cluster.Silos[1].Silo;
-        var waitingForStandby = Stopwatch.StartNew();
-        while (survivor.ConnectedClients == 0)
-        {
-            Assert.True(waitingForStandby.Elapsed < TimeSpan.FromSeconds(10), "the client opened no standby connection to the other gateway");
-            await Task.Delay(10, TestContext.Current.CancellationToken);
-        }
+        await UntilAsync(() => survivor.ConnectedClients > 0, "the client opened no standby connection to the other gateway");
 
         // One connection to each silo: the standby did not go to the active gateway (which would have closed the first).
         Assert.Equal(1, gateway.Silo.AcceptedClientConnections);
@@ -291,6 +291,48 @@ public sealed class TcpTransportTests : IAsyncLifetime
         Assert.Equal(cluster.Silos[1].Address.ToString(), await client.GetGrain<IEchoGrain>("f").WhereAmI());
         Assert.Equal(accepted, survivor.AcceptedClientConnections);
         Assert.Equal(1, survivor.ConnectedClients);
+    }
+
+    /// <summary>
+    /// A client opens its standby as soon as the cluster view names another silo's gateway: its clock does not move in
+    /// this test, so nothing waiting on it could. After losing its gateway it opens the next standby only a second later
+    /// on that clock, not in the failover's stall.
+    /// </summary>
+    [Fact]
+    public async Task Client_opens_its_standby_at_once_but_not_right_after_losing_its_gateway()
+    {
+        await using var cluster = await StartTcpClusterAsync(silos: 3);
+        var time = new ManualTimeProvider();
+        using var host = await StartClientAsync([cluster.GatewayEndpoints[0]], time: time);
+        var client = host.Services.GetRequiredService<IClusterClient>();
+        Assert.Equal("f:1", await client.GetGrain<IEchoGrain>("f").Echo("1"));
+
+        var gateway = cluster.Silos[0];
+        var others = cluster.Silos.Skip(1).ToList();
+        await UntilAsync(() => others.Sum(s => s.Silo.ConnectedClients) > 0, "the client opened no standby connection while its clock stood still");
+        var standby = Assert.Single(others, s => s.Silo.ConnectedClients > 0);
+        var third = others.Single(s => s != standby);
+
+        var declared = standby.Silo.Membership.WaitForStatusAsync(gateway.Address, SiloStatus.Dead, TestContext.Current.CancellationToken);
+        await cluster.KillSiloAsync(gateway);
+        await declared.WithPatience();
+        Assert.Equal("g:1", await client.GetGrain<IEchoGrain>("g").Echo("1").WithPatience());
+        Assert.Equal(1, standby.Silo.AcceptedClientConnections);
+        Assert.Equal(0, third.Silo.ConnectedClients);
+
+        time.Advance(TimeSpan.FromSeconds(1));
+        await UntilAsync(() => third.Silo.ConnectedClients > 0, "the client opened no new standby a second after losing its gateway");
+        Assert.Equal(1, standby.Silo.ConnectedClients);
+    }
+
+    private static async Task UntilAsync(Func<bool> condition, string failure)
+    {
+        var waiting = Stopwatch.StartNew();
+        while (!condition())
+        {
+            Assert.True(waiting.Elapsed < TimeSpan.FromSeconds(10), failure);
+            await Task.Delay(10, TestContext.Current.CancellationToken);
+        }
     }
 
     private sealed class ChannelNotifier : INotifier

@@ -12,7 +12,8 @@ namespace Orleans.LIFL.Runtime.Networking;
 /// <summary>
 /// A client's link to the cluster over TCP: one connection to a gateway, chosen from the configured list and then
 /// from the gateways the cluster reports, and a standby connection, handshake done, to a gateway of another silo
-/// (opened a second after the active one is made: not in a failover's stall). When
+/// (opened as soon as the cluster reports one, but not within a second of losing a gateway: not in a failover's
+/// stall). When
 /// the gateway goes away, calls waiting on it fail at once (their outcome is unknown) and the standby takes over, so
 /// the calls that follow (a session's client resuming it elsewhere) need no new connection and handshake first; a new
 /// standby is then opened. Without a live standby the client reconnects to another gateway; calls made meanwhile wait
@@ -20,7 +21,7 @@ namespace Orleans.LIFL.Runtime.Networking;
 /// </summary>
 internal sealed partial class GatewayClientTransport : IClientTransport, IConnectionOwner
 {
-    /// <summary>How long after its connection is made, or its standby lost, a client opens a standby connection.</summary>
+    /// <summary>How long after losing a gateway (its active one or its standby) a client waits to open a standby connection.</summary>
     private static readonly TimeSpan StandbyDelay = TimeSpan.FromSeconds(1);
 
     private readonly ClusterOptions _cluster;
@@ -35,6 +36,9 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
     /// <summary>The silo each gateway endpoint answered for, so that a standby is never opened to the active silo under another address.</summary>
     private readonly Dictionary<IPEndPoint, string> _siloAt = [];
     private bool _standbyScheduled;
+
+    /// <summary>When the client last lost a gateway connection (<see cref="TimeProvider.GetTimestamp"/>; null: never).</summary>
+    private long? _lostAt;
     private List<IPEndPoint> _gateways;
     private IClientTransportHandler? _handler;
     private Task<Connection>? _connection;
@@ -163,9 +167,10 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
     }
 
     /// <summary>
-    /// Opens a standby connection <see cref="StandbyDelay"/> from now (unless one is open or opening then): a connection
-    /// is made or lost when the cluster is busy with a failure, and the standby's connect and handshake would compete
-    /// with the failover (a session resuming, an expert call replayed) on the silos and in this process.
+    /// Opens a standby connection once the active one is made (unless one is open or opening then), but not within
+    /// <see cref="StandbyDelay"/> of losing a gateway: a connection lost means the cluster is busy with a failure, and
+    /// the standby's connect and handshake would compete with the failover (a session resuming, an expert call
+    /// replayed) on the silos and in this process. A client that just started is ready for a failure at once.
     /// </summary>
     private void OpenStandbySoonLocked()
     {
@@ -175,14 +180,23 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
         }
 
         _standbyScheduled = true;
-        _ = OpenStandbyAfterDelayAsync();
+        var wait = _lostAt is { } lost ? StandbyDelay - Time.GetElapsedTime(lost) : TimeSpan.Zero;
+        _ = OpenStandbyAfterDelayAsync(wait, _connection);
     }
 
-    private async Task OpenStandbyAfterDelayAsync()
+    private async Task OpenStandbyAfterDelayAsync(TimeSpan wait, Task<Connection>? connecting)
     {
         try
         {
-            await Task.Delay(StandbyDelay, Time, _closing.Token).ConfigureAwait(false);
+            if (wait > TimeSpan.Zero)
+            {
+                await Task.Delay(wait, Time, _closing.Token).ConfigureAwait(false);
+            }
+            else if (connecting is not null)
+            {
+                // Scheduled while the active connection is being made (its handshake just done): it is the one to stand by for.
+                await ((Task)connecting).WaitAsync(_closing.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
         }
         catch (OperationCanceledException)
         {
@@ -315,6 +329,7 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
                 {
                     // The standby's silo went: open another while the active gateway serves on.
                     _standby = null;
+                    _lostAt = Time.GetTimestamp();
                     LogStandbyLost(_logger, connection.Peer.Id, reason.Message);
                     OpenStandbySoonLocked();
 
@@ -323,6 +338,10 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
             }
 
             LogGatewayLost(_logger, connection.Peer.Id, reason.Message);
+            lock (_lock)
+            {
+                _lostAt = Time.GetTimestamp();
+            }
 
             // Take the standby or reconnect now rather than at the next call: the callers that just lost their calls are
             // about to call again (a session's client, to resume it elsewhere), and their continuations may run only
