@@ -87,6 +87,8 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                 ["tokens_per_second_without_checkpointing"] = Math.Round(ours.TokensPerSecondWithoutCheckpoints!.Value, 1),
                 ["tbt_after_expert_failure_p50_ms"] = Math.Round(ours.TbtAfterExpertFailureP50Ms, 3),
                 ["tbt_after_expert_failure_p99_ms"] = Math.Round(ours.TbtAfterExpertFailureP99Ms, 3),
+                ["tbt_after_session_failure_p50_ms"] = Math.Round(ours.TbtAfterSessionFailureP50Ms, 3),
+                ["tbt_after_session_failure_p99_ms"] = Math.Round(ours.TbtAfterSessionFailureP99Ms, 3),
                 ["outputs_identical"] = ours.Identical && baseline.Identical,
                 ["expert_stalls_ms"] = Stalls(ours.ExpertKills),
                 ["session_stalls_ms"] = Stalls(ours.SessionKills),
@@ -165,6 +167,8 @@ public sealed class MoeFailoverBenchmark : IBenchmark
         double? CheckpointOverheadStandardErrorPct,
         double TbtAfterExpertFailureP50Ms,
         double TbtAfterExpertFailureP99Ms,
+        double TbtAfterSessionFailureP50Ms,
+        double TbtAfterSessionFailureP99Ms,
         bool Identical)
     {
         /// <summary>Each expert silo's kill, in order (<see cref="ExpertStallMs"/> is their median).</summary>
@@ -183,7 +187,7 @@ public sealed class MoeFailoverBenchmark : IBenchmark
     /// <summary>What one kill did: its stall, and per session the gaps (ms) from the one spanning the kill to a second after it.</summary>
     internal sealed record KillResult(double StallMs, List<double[]> GapsMs)
     {
-        /// <summary>Every gap between tokens after the kill (not in the JSON: the time between tokens after expert failures).</summary>
+        /// <summary>Every gap between tokens after the kill (not in the JSON: the time between tokens after failures of each kind).</summary>
         [System.Text.Json.Serialization.JsonIgnore]
         public List<double> GapsAfter { get; init; } = [];
 
@@ -389,7 +393,7 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                             $"{name}: the deployment's longest client wait across it, {resume.GapMs:0.0} ms = noticed {resume.NoticedMs:0.0} + reopen {resume.ReopenMs:0.0} (the new session's open {resume.SessionOpenMs:0.0}) + first token {resume.FirstTokenMs:0.0}; {resume.RestoredPositions} positions restored, {resume.RecomputedTokens} tokens decoded again");
                     }
 
-                    sessionKills.Add(new KillResult(stall, timelines.GapsAround(killedAt, StallWindow)) { Resume = resume });
+                    sessionKills.Add(new KillResult(stall, timelines.GapsAround(killedAt, StallWindow)) { Resume = resume, GapsAfter = timelines.Gaps(from: killedAt) });
                     await deployer.UndeployAsync(deployment);
                     if (kill + 1 < kills)
                     {
@@ -400,6 +404,7 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                 }
 
                 var after = expertKills.SelectMany(k => k.GapsAfter).ToList();
+                var afterSession = sessionKills.SelectMany(k => k.GapsAfter).ToList();
                 return new ModeResult(
                     Median(expertKills.Select(k => k.StallMs)),
                     Median(sessionKills.Select(k => k.StallMs)),
@@ -411,6 +416,8 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                     withCheckpoints.Count > 1 ? 100 * StandardError([.. withCheckpoints.Zip(withoutCheckpoints).Select(p => p.First / p.Second)]) : null,
                     GenerationTimelines.Percentile(after, 50),
                     GenerationTimelines.Percentile(after, 99),
+                    GenerationTimelines.Percentile(afterSession, 50),
+                    GenerationTimelines.Percentile(afterSession, 99),
                     identical)
                 {
                     ExpertKills = expertKills,
