@@ -38,6 +38,7 @@ public sealed record SiloProcessOptions
 /// </summary>
 public sealed partial class SiloProcess : IAsyncDisposable
 {
+    private const int SigInt = 2;
     private const int SigTerm = 15;
     private const int SigStop = 19;
     private const int SigCont = 18;
@@ -203,6 +204,9 @@ public sealed partial class SiloProcess : IAsyncDisposable
 
     /// <summary>Resumes a frozen process (SIGCONT).</summary>
     public void Resume() => Signal(SigCont);
+
+    /// <summary>Interrupts the process (SIGINT), as Ctrl+C in an operator's terminal does.</summary>
+    public void Interrupt() => Signal(SigInt);
 
     /// <summary>Asks the silo to stop gracefully (SIGTERM) and waits for it to exit.</summary>
     public async Task StopAsync(TimeSpan timeout)

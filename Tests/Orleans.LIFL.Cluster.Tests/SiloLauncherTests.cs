@@ -44,11 +44,7 @@ public sealed class SiloLauncherTests
             },
             cancellationToken);
 
-        using (var interrupt = System.Diagnostics.Process.Start("kill", ["-INT", silo.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-        {
-            await interrupt.WaitForExitAsync(cancellationToken);
-        }
-
+        silo.Interrupt();
         await silo.Exited.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
         Assert.Equal(0, silo.ExitCode);
         Assert.DoesNotContain("the process that launched it is gone", silo.RecentOutput, StringComparison.Ordinal);

@@ -26,16 +26,10 @@ public sealed class NamedSiloOrLocalPlacementAttribute() : PlacementAttribute(Na
 public sealed class NamedSiloOrLocalPlacementDirector : IPlacementDirector
 {
     private readonly SiloPinnedPlacementDirector _named = new();
+    private readonly PreferLocalPlacementDirector _local = new();
 
-    public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
-    {
-        ArgumentNullException.ThrowIfNull(context);
-        if (LocalityAwarePlacement.TryParse(target.GrainIdentity.Key, out _, out _))
-        {
-            return _named.OnAddActivation(strategy, target, context);
-        }
-
-        var silos = context.GetCompatibleSilos(target);
-        return Task.FromResult(silos.Contains(context.LocalSilo) ? context.LocalSilo : silos[Random.Shared.Next(silos.Count)]);
-    }
+    public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context) =>
+        LocalityAwarePlacement.TryParse(target.GrainIdentity.Key, out _, out _)
+            ? _named.OnAddActivation(strategy, target, context)
+            : _local.OnAddActivation(strategy, target, context);
 }

@@ -50,3 +50,18 @@ public interface IClusterResources
     /// <summary>The active silos, sorted, each with its latest statistics (null before any arrived).</summary>
     IReadOnlyList<(SiloAddress Silo, SiloRuntimeStatistics? Statistics)> ActiveSilos();
 }
+
+/// <summary>
+/// Places a <see cref="PreferLocalPlacement"/> grain (and a stateless worker) on the silo that makes the first call, if
+/// it can host the grain; otherwise on a compatible silo at random. Public so that a strategy of its own can fall back
+/// to it.
+/// </summary>
+public sealed class PreferLocalPlacementDirector : IPlacementDirector
+{
+    public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var silos = context.GetCompatibleSilos(target);
+        return Task.FromResult(silos.Contains(context.LocalSilo) ? context.LocalSilo : silos[Random.Shared.Next(silos.Count)]);
+    }
+}

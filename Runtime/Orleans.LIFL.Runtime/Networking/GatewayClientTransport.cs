@@ -325,11 +325,12 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
         {
             lock (_lock)
             {
+                // Either way a gateway went: the next standby waits StandbyDelay from now.
+                _lostAt = Time.GetTimestamp();
                 if (_standby is { IsCompletedSuccessfully: true } standby && standby.Result == connection)
                 {
                     // The standby's silo went: open another while the active gateway serves on.
                     _standby = null;
-                    _lostAt = Time.GetTimestamp();
                     LogStandbyLost(_logger, connection.Peer.Id, reason.Message);
                     OpenStandbySoonLocked();
 
@@ -338,10 +339,6 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
             }
 
             LogGatewayLost(_logger, connection.Peer.Id, reason.Message);
-            lock (_lock)
-            {
-                _lostAt = Time.GetTimestamp();
-            }
 
             // Take the standby or reconnect now rather than at the next call: the callers that just lost their calls are
             // about to call again (a session's client, to resume it elsewhere), and their continuations may run only

@@ -119,15 +119,6 @@ internal sealed class RandomPlacementDirector : IPlacementDirector
     }
 }
 
-internal sealed class PreferLocalPlacementDirector : IPlacementDirector
-{
-    public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
-    {
-        var silos = context.GetCompatibleSilos(target);
-        return Task.FromResult(silos.Contains(context.LocalSilo) ? context.LocalSilo : silos[Random.Shared.Next(silos.Count)]);
-    }
-}
-
 internal sealed class HashBasedPlacementDirector : IPlacementDirector
 {
     public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
