@@ -5,6 +5,9 @@ namespace Orleans.LIFL.MoE.Tests;
 
 public sealed class MoeKernelsTests
 {
+    /// <summary>Row counts that are and are not multiples of four, and widths with and without a tail.</summary>
+    public static TheoryData<int, int> MatrixShapes => new() { { 1, 8 }, { 4, 13 }, { 7, 256 }, { 768, 256 }, { 258, 771 } };
+
     /// <summary>
     /// The dot product is bit for bit the fixed order the kernel documents (eight lane sums, a fixed tree, then the
     /// tail), emulated here in scalar code: the order, not the hardware, decides the bits.
@@ -53,11 +56,7 @@ public sealed class MoeKernelsTests
     /// row counts that are and are not multiples of four and widths with and without a tail.
     /// </summary>
     [Theory]
-    [InlineData(1, 8)]
-    [InlineData(4, 13)]
-    [InlineData(7, 256)]
-    [InlineData(768, 256)]
-    [InlineData(258, 771)]
+    [MemberData(nameof(MatrixShapes))]
     public void MatVec_gives_every_row_its_dot_product_bit_for_bit(int rows, int columns)
     {
         var random = new Random((rows * 1000) + columns);
@@ -76,6 +75,52 @@ public sealed class MoeKernelsTests
         }
 
         Assert.Throws<ArgumentException>(() => MoeKernels.MatVec(weights, x, new float[rows + 1]));
+    }
+
+    /// <summary>
+    /// A bfloat16 matrix gives, bit for bit, the float32 product of its widened values, for the same row counts and
+    /// widths: bfloat16 weights change the bytes read, not the arithmetic.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(MatrixShapes))]
+    public void A_bfloat16_matrix_gives_its_widened_matrix_product_bit_for_bit(int rows, int columns)
+    {
+        var random = new Random((rows * 1000) + columns);
+        var narrow = Values(random, rows * columns).Select(MoeKernels.Narrow).ToArray();
+        var widened = narrow.Select(MoeKernels.Widen).ToArray();
+        var x = Values(random, columns);
+        var (y, expected) = (new float[rows], new float[rows]);
+
+        MoeKernels.MatVec(narrow, x, y);
+        MoeKernels.MatVec(widened, x, expected);
+
+        Assert.Equal(expected.Select(BitConverter.SingleToInt32Bits), y.Select(BitConverter.SingleToInt32Bits));
+        Assert.Throws<ArgumentException>(() => MoeKernels.MatVec(narrow, x, new float[rows + 1]));
+    }
+
+    /// <summary>Narrowing to bfloat16 rounds to the nearest (ties to even), keeps NaN a NaN, and widening is exact.</summary>
+    [Fact]
+    public void Bfloat16_narrows_to_the_nearest_and_widens_exactly()
+    {
+        Assert.Equal(0x3F80, MoeKernels.Narrow(1f));
+        Assert.Equal(1f, MoeKernels.Widen(0x3F80));
+        Assert.Equal(-2f, MoeKernels.Widen(MoeKernels.Narrow(-2f)));
+
+        // 1 + 2⁻⁸ is halfway between 1 and 1 + 2⁻⁷: to even, 1; 1 + 3·2⁻⁸ is halfway between 1 + 2⁻⁷ and 1 + 2⁻⁶: to even, up.
+        Assert.Equal(1f, MoeKernels.Widen(MoeKernels.Narrow(1f + MathF.Pow(2, -8))));
+        Assert.Equal(1f + MathF.Pow(2, -6), MoeKernels.Widen(MoeKernels.Narrow(1f + (3 * MathF.Pow(2, -8)))));
+        Assert.Equal(1f + MathF.Pow(2, -7), MoeKernels.Widen(MoeKernels.Narrow(1f + MathF.Pow(2, -7) + MathF.Pow(2, -10))));
+
+        Assert.True(float.IsNaN(MoeKernels.Widen(MoeKernels.Narrow(float.NaN))));
+        Assert.Equal(float.PositiveInfinity, MoeKernels.Widen(MoeKernels.Narrow(float.MaxValue)));
+
+        var random = new Random(5);
+        foreach (var value in Values(random, 1000))
+        {
+            var rounded = MoeKernels.Widen(MoeKernels.Narrow(value));
+            Assert.True(Math.Abs(rounded - value) <= Math.Abs(value) * MathF.Pow(2, -8), $"{value} narrowed to {rounded}");
+            Assert.Equal(MoeKernels.Narrow(value), MoeKernels.Narrow(rounded));
+        }
     }
 
     /// <summary>The vectorized y += a·x is the scalar loop's result element for element, tail included.</summary>

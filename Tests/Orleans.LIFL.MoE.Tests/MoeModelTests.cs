@@ -116,17 +116,53 @@ public sealed class MoeModelTests : IDisposable
             Assert.Equal(weights.LmHead, loaded.LmHead);
             Assert.Equal(weights.Layers[1].Router, loaded.Layers[1].Router);
             var expert = loaded.LoadExpert(1, 3);
-            Assert.Equal(weights.LoadExpert(1, 3).Down, expert.Down);
+            Assert.Equal(weights.LoadExpert(1, 3).Down.ToFloat32(), expert.Down.ToFloat32());
+            Assert.False(expert.Down.IsBFloat16);
             var (config, alone) = MoeWeights.ReadExpert(path, 1, 3);
             Assert.Equal(Tiny, config);
-            Assert.Equal(expert.Gate, alone.Gate);
-            Assert.Equal(expert.Up, alone.Up);
-            Assert.Equal(expert.Down, alone.Down);
+            Assert.Equal(expert.Gate.ToFloat32(), alone.Gate.ToFloat32());
+            Assert.Equal(expert.Up.ToFloat32(), alone.Up.ToFloat32());
+            Assert.Equal(expert.Down.ToFloat32(), alone.Down.ToFloat32());
             Assert.Equal(3 * Tiny.Layers * Tiny.Experts + (7 * Tiny.Layers) + 3, file.Tensors.Count);
             Assert.Equal([(long)Tiny.ModelDim, Tiny.FeedForwardDim], file.Info("model.layers.1.block_sparse_moe.experts.3.w2.weight").Shape);
 
             var original = Generate(new MoeModel(weights), "ok", 6, new Sampling(), out _, out _);
             Assert.Equal(original, Generate(new MoeModel(loaded), "ok", 6, new Sampling(), out _, out _));
+        }
+    }
+
+    /// <summary>
+    /// Weights saved as bfloat16 are their values rounded to the nearest bfloat16; loaded, the experts stay bfloat16
+    /// (half the memory) and decode exactly as the same weights widened to float32 do: the same tokens, the same logits.
+    /// </summary>
+    [Fact]
+    public void Bfloat16_weights_keep_their_experts_narrow_and_decode_as_their_widening()
+    {
+        var weights = MoeWeights.Random(Tiny, 22);
+        var narrowPath = Path.Combine(_directory, "bf16.safetensors");
+        weights.Save(narrowPath, bfloat16: true);
+        var (narrow, narrowFile) = MoeWeights.Load(narrowPath);
+        using (narrowFile)
+        {
+            Assert.Equal("BF16", narrowFile.Info("model.layers.1.block_sparse_moe.experts.3.w1.weight").DType);
+            Assert.Equal(weights.LmHead.Select(v => MoeKernels.Widen(MoeKernels.Narrow(v))), narrow.LmHead);
+            var expert = narrow.LoadExpert(1, 3);
+            Assert.True(expert.Gate.IsBFloat16 && expert.Up.IsBFloat16 && expert.Down.IsBFloat16);
+            Assert.Equal(weights.LoadExpert(1, 3).Bytes / 2, expert.Bytes);
+            Assert.Equal(weights.LoadExpert(1, 3).Up.ToFloat32().Select(v => MoeKernels.Widen(MoeKernels.Narrow(v))), expert.Up.ToFloat32());
+            Assert.True(MoeWeights.ReadExpert(narrowPath, 1, 3).Weights.Down.IsBFloat16);
+
+            // The same values as float32 (saved widened: exact), decoded with the float32 kernels.
+            var widePath = Path.Combine(_directory, "widened.safetensors");
+            narrow.Save(widePath);
+            var (wide, wideFile) = MoeWeights.Load(widePath);
+            using (wideFile)
+            {
+                Assert.False(wide.LoadExpert(1, 3).Gate.IsBFloat16);
+                var tokens = Generate(new MoeModel(narrow), "bf", 8, new Sampling(), out _, out var narrowLogits);
+                Assert.Equal(tokens, Generate(new MoeModel(wide), "bf", 8, new Sampling(), out _, out var wideLogits));
+                Assert.Equal(wideLogits.Select(BitConverter.SingleToInt32Bits), narrowLogits.Select(BitConverter.SingleToInt32Bits));
+            }
         }
     }
 
@@ -250,10 +286,10 @@ public sealed class MoeModelTests : IDisposable
                 for (var k2 = 0; k2 < top.Length; k2++)
                 {
                     var e = weights.LoadExpert(l, top[k2].index);
-                    var gate = MatVec(e.Gate, routed);
-                    var up = MatVec(e.Up, routed);
+                    var gate = MatVec(e.Gate.ToFloat32(), routed);
+                    var up = MatVec(e.Up.ToFloat32(), routed);
                     var inner = gate.Select((g, i) => g / (1 + Math.Exp(-g)) * up[i]).ToArray();
-                    x = Add(x, MatVec(e.Down, inner).Select(y => y * gates[k2]).ToArray());
+                    x = Add(x, MatVec(e.Down.ToFloat32(), inner).Select(y => y * gates[k2]).ToArray());
                 }
             }
 

@@ -68,12 +68,18 @@ public sealed class MoeFailoverBenchmark : IBenchmark
         try
         {
             var weightsPath = Path.Combine(directory.FullName, "moe.safetensors");
-            progress.Report($"writing the weights: {config.Layers} layers × {config.Experts} experts of {config.ExpertParameters * 4 / 1e6:0.0} MB, d_model {config.ModelDim}");
-            var weights = MoeWeights.Random(config, Seed);
-            weights.Save(weightsPath);
+            // In bfloat16, as Mixtral's checkpoints are: the expert silos keep the experts that way (half the bytes each
+            // expert call streams), and the reference decodes the same file.
+            progress.Report($"writing the weights (bfloat16): {config.Layers} layers × {config.Experts} experts of {config.ExpertParameters * 2 / 1e6:0.0} MB, d_model {config.ModelDim}");
+            MoeWeights.Random(config, Seed).Save(weightsPath, bfloat16: true);
             var longest = Math.Max(steadyTokens, failureTokens);
             progress.Report($"decoding the {Sessions} prompts locally for reference ({longest} tokens each)");
-            var reference = prompts.Select(p => new MoeModel(weights).Generate(p, longest, new Sampling())).ToArray();
+            var (weights, weightsFile) = MoeWeights.Load(weightsPath);
+            int[][] reference;
+            using (weightsFile)
+            {
+                reference = [.. prompts.Select(p => new MoeModel(weights).Generate(p, longest, new Sampling()))];
+            }
 
             await using var postgres = await PrivatePostgresServer.StartAsync();
             var run = new Run(weightsPath, prompts, reference, postgres.ConnectionString, progress, cancellationToken);
@@ -140,7 +146,7 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                 Extras = extras,
                 Notes =
                 [
-                    $"model: {config.Layers} layers, d_model {config.ModelDim}, {config.Heads} heads, {config.Experts} experts of d_ff {config.FeedForwardDim} (top-{config.TopK}), weights read from a safetensors file; {Sessions} concurrent greedy generations of {failureTokens} tokens ({steadyTokens} when nothing fails).",
+                    $"model: {config.Layers} layers, d_model {config.ModelDim}, {config.Heads} heads, {config.Experts} experts of d_ff {config.FeedForwardDim} (top-{config.TopK}), weights read from a bfloat16 safetensors file (experts kept in bfloat16); {Sessions} concurrent greedy generations of {failureTokens} tokens ({steadyTokens} when nothing fails).",
                     "cluster: 3 lifl silo processes (membership in a private PostgreSQL); silo 0 is the clients' gateway and runs the sessions, silos 1 and 2 run the experts (Tarragon: each expert's primary on one and its pre-loaded shadow on the other) and the deployment; the first expert silo dies under the deployment that served the no-failure runs (the baseline, which has none, under a new one), every later kill under a new deployment put in service by a short generation; after each kill a fresh silo takes the dead one's place (after a session silo's kill, as the gateway of a new client).",
                     $"stall: the largest gap between consecutive tokens of any session that spans the kill -9 (issued once every session had {killAfter} tokens) or starts within {StallWindow.TotalSeconds:0} s after it; the median of {kills} kill(s) of each kind (each kill's in expert_stalls_ms, session_stalls_ms and the baseline's); Tarragon replays expert calls at once and resumes sessions from KV checkpoints, the baseline waits for the cluster to declare the silo dead, then deactivates every session and expert, reloads the weights and prefills every request again.",
                     $"tokens/s: all sessions' tokens from the first to the last, no failure, with and without KV checkpointing on the same cluster, {reps} pairs in alternating order (ABBA), half on a pair of deployments made the checkpointing one first and half on a pair made the other way round, each after {WarmupPairs} unmeasured runs of each; the overhead is 1 − the mean of the paired ratios (with / without), given with its standard error (this shared 2-core machine varies by about 10% between consecutive runs){(options.Quick ? "; --quick measures too few pairs for it to mean anything, so it has no target" : "")}; cpu_us_per_token: each process's CPU time per token in those runs; time between tokens from the runs with checkpointing.",

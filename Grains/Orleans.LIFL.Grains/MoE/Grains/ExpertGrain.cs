@@ -140,5 +140,5 @@ public sealed class ExpertGrain : Grain, IExpertGrain
     }
 
     private ExpertLoaded Loaded() =>
-        new(GrainId.Key, GrainContext.Silo.ToString(), _loadTime, 4L * ((_weights?.Gate.Length ?? 0) + (_weights?.Up.Length ?? 0) + (_weights?.Down.Length ?? 0)), _calls, _replays);
+        new(GrainId.Key, GrainContext.Silo.ToString(), _loadTime, _weights?.Bytes ?? 0, _calls, _replays);
 }

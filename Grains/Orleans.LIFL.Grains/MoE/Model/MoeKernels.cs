@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Orleans.LIFL.Grains.MoE.Model;
 
@@ -28,25 +29,43 @@ public static class MoeKernels
             throw new ArgumentException($"Dot of {a.Length} and {b.Length} values.", nameof(b));
         }
 
-        var acc = Vector256<float>.Zero;
-        var i = 0;
-        for (; i <= a.Length - Lanes; i += Lanes)
-        {
-            acc += Vector256.Create(a.Slice(i, Lanes)) * Vector256.Create(b.Slice(i, Lanes));
-        }
-
-        var sum = Reduce(acc);
-        for (; i < a.Length; i++)
-        {
-            sum += a[i] * b[i];
-        }
-
-        return sum;
+        return Dot<float, Float32Values>(a, b);
     }
 
     /// <summary>y = W·x for a row-major W of y.Length rows and x.Length columns.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void MatVec(ReadOnlySpan<float> weights, ReadOnlySpan<float> x, Span<float> y)
+    public static void MatVec(ReadOnlySpan<float> weights, ReadOnlySpan<float> x, Span<float> y) =>
+        MatVec<float, Float32Values>(weights, x, y);
+
+    /// <summary>
+    /// y = W·x for a row-major W of bfloat16 values (their bits, as a safetensors BF16 tensor stores them): each weight
+    /// is widened to the float32 it stands for exactly, and the products and sums are those of
+    /// <see cref="MatVec(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float})"/> in the same order, so the result is bit
+    /// for bit that of the widened matrix — at half the bytes read per row, which is what a matrix-vector product
+    /// streaming its weights from memory waits for.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void MatVec(ReadOnlySpan<ushort> bfloat16Weights, ReadOnlySpan<float> x, Span<float> y) =>
+        MatVec<ushort, BFloat16Values>(bfloat16Weights, x, y);
+
+    /// <summary>The float32 a bfloat16 stands for (exact: its bits are the float's upper half).</summary>
+    public static float Widen(ushort bfloat16) => BitConverter.UInt32BitsToSingle((uint)bfloat16 << 16);
+
+    /// <summary>The bfloat16 nearest <paramref name="value"/> (ties to even; a NaN stays a NaN).</summary>
+    public static ushort Narrow(float value)
+    {
+        var bits = BitConverter.SingleToUInt32Bits(value);
+        if (float.IsNaN(value))
+        {
+            return (ushort)((bits >> 16) | 0x0040);
+        }
+
+        return (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MatVec<T, TValues>(ReadOnlySpan<T> weights, ReadOnlySpan<float> x, Span<float> y)
+        where TValues : IStoredValues<T>
     {
         if (weights.Length != (long)x.Length * y.Length)
         {
@@ -60,18 +79,42 @@ public static class MoeKernels
         var row = 0;
         for (; row <= y.Length - 4; row += 4)
         {
-            DotFour(weights.Slice(row * n, 4 * n), x, y.Slice(row, 4));
+            DotFour<T, TValues>(weights.Slice(row * n, 4 * n), x, y.Slice(row, 4));
         }
 
         for (; row < y.Length; row++)
         {
-            y[row] = Dot(weights.Slice(row * n, n), x);
+            y[row] = Dot<T, TValues>(weights.Slice(row * n, n), x);
         }
+    }
+
+    /// <summary>Σ a[i]·b[i] (a's values as float32) in the fixed order described on the class.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Dot<T, TValues>(ReadOnlySpan<T> a, ReadOnlySpan<float> b)
+        where TValues : IStoredValues<T>
+    {
+        ref var w = ref MemoryMarshal.GetReference(a);
+        ref var v = ref MemoryMarshal.GetReference(b);
+        var acc = Vector256<float>.Zero;
+        var i = 0;
+        for (; i <= a.Length - Lanes; i += Lanes)
+        {
+            acc += TValues.Load(ref w, (nuint)i) * Vector256.LoadUnsafe(ref v, (nuint)i);
+        }
+
+        var sum = Reduce(acc);
+        for (; i < a.Length; i++)
+        {
+            sum += TValues.Value(a[i]) * b[i];
+        }
+
+        return sum;
     }
 
     /// <summary>y[r] = Dot(row r of <paramref name="rows"/>, x) for four consecutive rows.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void DotFour(ReadOnlySpan<float> rows, ReadOnlySpan<float> x, Span<float> y)
+    private static void DotFour<T, TValues>(ReadOnlySpan<T> rows, ReadOnlySpan<float> x, Span<float> y)
+        where TValues : IStoredValues<T>
     {
         var n = x.Length;
         ref var w = ref MemoryMarshal.GetReference(rows);
@@ -81,25 +124,57 @@ public static class MoeKernels
         for (; i <= n - Lanes; i += Lanes)
         {
             var xs = Vector256.LoadUnsafe(ref v, (nuint)i);
-            a0 += Vector256.LoadUnsafe(ref w, (nuint)i) * xs;
-            a1 += Vector256.LoadUnsafe(ref w, (nuint)(n + i)) * xs;
-            a2 += Vector256.LoadUnsafe(ref w, (nuint)((2 * n) + i)) * xs;
-            a3 += Vector256.LoadUnsafe(ref w, (nuint)((3 * n) + i)) * xs;
+            a0 += TValues.Load(ref w, (nuint)i) * xs;
+            a1 += TValues.Load(ref w, (nuint)(n + i)) * xs;
+            a2 += TValues.Load(ref w, (nuint)((2 * n) + i)) * xs;
+            a3 += TValues.Load(ref w, (nuint)((3 * n) + i)) * xs;
         }
 
         var (s0, s1, s2, s3) = (Reduce(a0), Reduce(a1), Reduce(a2), Reduce(a3));
         for (; i < n; i++)
         {
-            s0 += rows[i] * x[i];
-            s1 += rows[n + i] * x[i];
-            s2 += rows[(2 * n) + i] * x[i];
-            s3 += rows[(3 * n) + i] * x[i];
+            s0 += TValues.Value(rows[i]) * x[i];
+            s1 += TValues.Value(rows[n + i]) * x[i];
+            s2 += TValues.Value(rows[(2 * n) + i]) * x[i];
+            s3 += TValues.Value(rows[(3 * n) + i]) * x[i];
         }
 
         y[0] = s0;
         y[1] = s1;
         y[2] = s2;
         y[3] = s3;
+    }
+
+    /// <summary>How weights stored as <typeparamref name="T"/> are read as float32 (exactly), eight at a time or one.</summary>
+    private interface IStoredValues<T>
+    {
+        static abstract Vector256<float> Load(ref T values, nuint offset);
+
+        static abstract float Value(T value);
+    }
+
+    private readonly struct Float32Values : IStoredValues<float>
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Load(ref float values, nuint offset) => Vector256.LoadUnsafe(ref values, offset);
+
+        public static float Value(float value) => value;
+    }
+
+    private readonly struct BFloat16Values : IStoredValues<ushort>
+    {
+        /// <summary>Eight bfloat16 values widened to float32: zero-extended and shifted into the upper half (exact).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Load(ref ushort values, nuint offset)
+        {
+            var half = Vector128.LoadUnsafe(ref values, offset);
+            var wide = Avx2.IsSupported
+                ? Avx2.ConvertToVector256Int32(half).AsUInt32()
+                : Vector256.Create(Vector128.WidenLower(half), Vector128.WidenUpper(half));
+            return Vector256.ShiftLeft(wide, 16).AsSingle();
+        }
+
+        public static float Value(ushort value) => Widen(value);
     }
 
     /// <summary>y[i] += a · x[i], element by element (vectorized: each element sees the same two operations).</summary>

@@ -124,17 +124,17 @@ public sealed class MoeModel
     public static void RunExpert(ExpertWeights expert, ReadOnlySpan<float> routed, Span<float> output)
     {
         ArgumentNullException.ThrowIfNull(expert);
-        var ff = expert.Gate.Length / routed.Length;
+        var ff = expert.Gate.Rows;
         var gate = new float[ff];
         var up = new float[ff];
-        MoeKernels.MatVec(expert.Gate, routed, gate);
-        MoeKernels.MatVec(expert.Up, routed, up);
+        expert.Gate.MatVec(routed, gate);
+        expert.Up.MatVec(routed, up);
         for (var i = 0; i < ff; i++)
         {
             gate[i] = MoeKernels.Silu(gate[i]) * up[i];
         }
 
-        MoeKernels.MatVec(expert.Down, gate, output);
+        expert.Down.MatVec(gate, output);
     }
 
     /// <summary>hidden += Σ weightᵢ · outputᵢ, in the route's order.</summary>

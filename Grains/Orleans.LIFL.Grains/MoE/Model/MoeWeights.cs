@@ -6,7 +6,11 @@ namespace Orleans.LIFL.Grains.MoE.Model;
 public sealed record LayerWeights(float[] AttentionNorm, float[] Query, float[] Key, float[] Value, float[] Output, float[] FfnNorm, float[] Router);
 
 /// <summary>One expert's SwiGLU feed-forward: down(silu(gate·x) ⊙ up·x); gate and up are [ff, d], down is [d, ff].</summary>
-public sealed record ExpertWeights(int Layer, int Expert, float[] Gate, float[] Up, float[] Down);
+public sealed record ExpertWeights(int Layer, int Expert, WeightMatrix Gate, WeightMatrix Up, WeightMatrix Down)
+{
+    /// <summary>The memory the three matrices take.</summary>
+    public long Bytes => Gate.Bytes + Up.Bytes + Down.Bytes;
+}
 
 /// <summary>
 /// The weights of a <see cref="MoeConfig"/> decoder, named as Mixtral's safetensors name them
@@ -79,9 +83,9 @@ public sealed class MoeWeights
         return new ExpertWeights(
             layer,
             expert,
-            Uniform(seed, ExpertName(layer, expert, "w1"), ff * d, d),
-            Uniform(seed, ExpertName(layer, expert, "w3"), ff * d, d),
-            Uniform(seed, ExpertName(layer, expert, "w2"), d * ff, ff));
+            WeightMatrix.Float32(Uniform(seed, ExpertName(layer, expert, "w1"), ff * d, d), ff, d),
+            WeightMatrix.Float32(Uniform(seed, ExpertName(layer, expert, "w3"), ff * d, d), ff, d),
+            WeightMatrix.Float32(Uniform(seed, ExpertName(layer, expert, "w2"), d * ff, ff), d, ff));
     }
 
     /// <summary>The configuration a weights file carries in its metadata.</summary>
@@ -107,20 +111,32 @@ public sealed class MoeWeights
 
     private static ExpertWeights ReadExpert(SafeTensorsFile file, MoeConfig config, int layer, int expert)
     {
-        var (d, ff) = ((long)config.ModelDim, (long)config.FeedForwardDim);
+        var (d, ff) = (config.ModelDim, config.FeedForwardDim);
         return new ExpertWeights(
             layer,
             expert,
-            ReadTensor(file, ExpertName(layer, expert, "w1"), ff * d),
-            ReadTensor(file, ExpertName(layer, expert, "w3"), ff * d),
-            ReadTensor(file, ExpertName(layer, expert, "w2"), d * ff));
+            ReadMatrix(file, ExpertName(layer, expert, "w1"), ff, d),
+            ReadMatrix(file, ExpertName(layer, expert, "w3"), ff, d),
+            ReadMatrix(file, ExpertName(layer, expert, "w2"), d, ff));
     }
+
+    /// <summary>An expert matrix as the file holds it: bfloat16 stays bfloat16; float16 is widened to float32, as float32 is read.</summary>
+    private static WeightMatrix ReadMatrix(SafeTensorsFile file, string name, int rows, int columns) =>
+        Expect(file, name, (long)rows * columns).DType == "BF16"
+            ? WeightMatrix.BFloat16(file.ReadBFloat16(name), rows, columns)
+            : WeightMatrix.Float32(file.ReadFloat32(name), rows, columns);
 
     private static float[] ReadTensor(SafeTensorsFile file, string name, long elements)
     {
+        Expect(file, name, elements);
+        return file.ReadFloat32(name);
+    }
+
+    private static SafeTensorInfo Expect(SafeTensorsFile file, string name, long elements)
+    {
         var info = file.Info(name);
         return info.Elements == elements
-            ? file.ReadFloat32(name)
+            ? info
             : throw new InvalidDataException($"{file.Path}: tensor {name} has {info.Elements:N0} values; the configuration needs {elements:N0}.");
     }
 
@@ -168,8 +184,11 @@ public sealed class MoeWeights
         }
     }
 
-    /// <summary>Writes every tensor, experts included, with the configuration in the metadata.</summary>
-    public void Save(string path)
+    /// <summary>
+    /// Writes every tensor, experts included, with the configuration in the metadata: as float32, or with
+    /// <paramref name="bfloat16"/> as bfloat16 (each value rounded to the nearest; bfloat16 experts are written as they are).
+    /// </summary>
+    public void Save(string path, bool bfloat16 = false)
     {
         var (d, ff, v) = ((long)Config.ModelDim, (long)Config.FeedForwardDim, (long)Config.Vocabulary);
         var tensors = new List<(string, IReadOnlyList<long>, float[])> { ("model.embed_tokens.weight", [v, d], Embedding) };
@@ -186,15 +205,15 @@ public sealed class MoeWeights
             for (var e = 0; e < Config.Experts; e++)
             {
                 var expert = LoadExpert(l, e);
-                tensors.Add((ExpertName(l, e, "w1"), [ff, d], expert.Gate));
-                tensors.Add((ExpertName(l, e, "w3"), [ff, d], expert.Up));
-                tensors.Add((ExpertName(l, e, "w2"), [d, ff], expert.Down));
+                tensors.Add((ExpertName(l, e, "w1"), [ff, d], expert.Gate.ToFloat32()));
+                tensors.Add((ExpertName(l, e, "w3"), [ff, d], expert.Up.ToFloat32()));
+                tensors.Add((ExpertName(l, e, "w2"), [d, ff], expert.Down.ToFloat32()));
             }
         }
 
         tensors.Add(("model.norm.weight", [d], FinalNorm));
         tensors.Add(("lm_head.weight", [v, d], LmHead));
-        SafeTensorsFile.Write(path, tensors, new Dictionary<string, string> { [ConfigKey] = JsonSerializer.Serialize(Config) });
+        SafeTensorsFile.Write(path, tensors, new Dictionary<string, string> { [ConfigKey] = JsonSerializer.Serialize(Config) }, bfloat16);
     }
 
     private static string Name(int layer, string tensor) => $"model.layers.{layer}.{tensor}.weight";

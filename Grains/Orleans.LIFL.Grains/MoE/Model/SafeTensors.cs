@@ -14,7 +14,7 @@ public sealed record SafeTensorInfo(string Name, string DType, IReadOnlyList<lon
 /// A safetensors file (Hugging Face's format: an 8-byte little-endian header length, a JSON header naming each
 /// tensor's dtype, shape and data offsets, then the data): the header is read and checked when opened, a tensor's
 /// bytes only when asked for, straight from the file (so loading one expert reads that expert's bytes, no more).
-/// F32, F16 and BF16 tensors read as float32.
+/// F32, F16 and BF16 tensors read as float32; BF16 ones also as they are (<see cref="ReadBFloat16"/>).
 /// </summary>
 public sealed class SafeTensorsFile : IDisposable
 {
@@ -107,8 +107,27 @@ public sealed class SafeTensorsFile : IDisposable
         {
             destination[i] = info.DType == "F16"
                 ? (float)BitConverter.UInt16BitsToHalf(halves[i])
-                : BitConverter.Int32BitsToSingle(halves[i] << 16);
+                : MoeKernels.Widen(halves[i]);
         }
+    }
+
+    /// <summary>Reads BF16 tensor <paramref name="name"/> as its values' bits (no conversion).</summary>
+    public ushort[] ReadBFloat16(string name)
+    {
+        var info = Info(name);
+        if (info.DType != "BF16")
+        {
+            throw new InvalidDataException($"{Path}: tensor {name} is {info.DType}, not BF16.");
+        }
+
+        if (!BitConverter.IsLittleEndian)
+        {
+            throw new PlatformNotSupportedException("safetensors data is little-endian; this machine is not.");
+        }
+
+        var values = new ushort[info.Elements];
+        ReadExactly(MemoryMarshal.AsBytes(values.AsSpan()), info);
+        return values;
     }
 
     public SafeTensorInfo Info(string name) =>
@@ -116,8 +135,11 @@ public sealed class SafeTensorsFile : IDisposable
 
     public void Dispose() => _file.Dispose();
 
-    /// <summary>Writes float32 tensors (in the order given) and optional metadata as a safetensors file.</summary>
-    public static void Write(string path, IEnumerable<(string Name, IReadOnlyList<long> Shape, float[] Values)> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    /// <summary>
+    /// Writes float32 tensors (in the order given) and optional metadata as a safetensors file, as F32 or, with
+    /// <paramref name="bfloat16"/>, as BF16 (each value rounded to the nearest bfloat16).
+    /// </summary>
+    public static void Write(string path, IEnumerable<(string Name, IReadOnlyList<long> Shape, float[] Values)> tensors, IReadOnlyDictionary<string, string>? metadata = null, bool bfloat16 = false)
     {
         ArgumentNullException.ThrowIfNull(tensors);
         var list = tensors.ToList();
@@ -145,7 +167,7 @@ public sealed class SafeTensorsFile : IDisposable
                 }
 
                 writer.WriteStartObject(name);
-                writer.WriteString("dtype", "F32");
+                writer.WriteString("dtype", bfloat16 ? "BF16" : "F32");
                 writer.WriteStartArray("shape");
                 foreach (var dimension in shape)
                 {
@@ -155,7 +177,7 @@ public sealed class SafeTensorsFile : IDisposable
                 writer.WriteEndArray();
                 writer.WriteStartArray("data_offsets");
                 writer.WriteNumberValue(offset);
-                offset += (long)values.Length * sizeof(float);
+                offset += (long)values.Length * (bfloat16 ? sizeof(ushort) : sizeof(float));
                 writer.WriteNumberValue(offset);
                 writer.WriteEndArray();
                 writer.WriteEndObject();
@@ -175,7 +197,15 @@ public sealed class SafeTensorsFile : IDisposable
         json.WriteTo(output);
         foreach (var (_, _, values) in list)
         {
-            output.Write(MemoryMarshal.AsBytes(values.AsSpan()));
+            if (bfloat16)
+            {
+                var narrowed = values.Select(MoeKernels.Narrow).ToArray();
+                output.Write(MemoryMarshal.AsBytes(narrowed.AsSpan()));
+            }
+            else
+            {
+                output.Write(MemoryMarshal.AsBytes(values.AsSpan()));
+            }
         }
     }
 
