@@ -159,6 +159,7 @@ public sealed class MoeModelTests : IDisposable
             using (wideFile)
             {
                 Assert.False(wide.LoadExpert(1, 3).Gate.IsBFloat16);
+                Assert.Contains("is F32, not BF16", Assert.Throws<InvalidDataException>(() => wideFile.ReadBFloat16("lm_head.weight")).Message, StringComparison.Ordinal);
                 var tokens = Generate(new MoeModel(narrow), "bf", 8, new Sampling(), out _, out var narrowLogits);
                 Assert.Equal(tokens, Generate(new MoeModel(wide), "bf", 8, new Sampling(), out _, out var wideLogits));
                 Assert.Equal(wideLogits.Select(BitConverter.SingleToInt32Bits), narrowLogits.Select(BitConverter.SingleToInt32Bits));
