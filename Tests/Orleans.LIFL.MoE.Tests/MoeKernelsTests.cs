@@ -123,6 +123,43 @@ public sealed class MoeKernelsTests
         }
     }
 
+    /// <summary>
+    /// A head's scores and weighted sum over a cache holding every head of a position together are, bit for bit, one
+    /// <see cref="MoeKernels.Dot"/> and one <see cref="MoeKernels.AddScaled"/> per position, for heads with and
+    /// without a tail past the vector lanes; a head that does not fit the rows is refused.
+    /// </summary>
+    [Theory]
+    [InlineData(32, 8, 1)]
+    [InlineData(32, 8, 37)]
+    [InlineData(12, 3, 20)]
+    public void A_heads_scores_and_weighted_sum_are_its_per_position_kernels_bit_for_bit(int headDim, int heads, int positions)
+    {
+        var random = new Random((headDim * 100) + positions);
+        var stride = headDim * heads;
+        var (keys, values) = (Values(random, positions * stride), Values(random, positions * stride));
+        var q = Values(random, headDim);
+        var weights = Values(random, positions);
+        for (var head = 0; head < heads; head++)
+        {
+            var offset = head * headDim;
+            var scores = new float[positions];
+            MoeKernels.Scores(q, keys, stride, offset, 0.25f, scores);
+            var output = Values(new Random(head), headDim);
+            var expected = output.ToArray();
+            MoeKernels.WeightedSum(weights, values, stride, offset, output);
+            for (var t = 0; t < positions; t++)
+            {
+                Assert.Equal(BitConverter.SingleToInt32Bits(MoeKernels.Dot(q, keys.AsSpan((t * stride) + offset, headDim)) * 0.25f), BitConverter.SingleToInt32Bits(scores[t]));
+                MoeKernels.AddScaled(expected, weights[t], values.AsSpan((t * stride) + offset, headDim));
+            }
+
+            Assert.Equal(expected.Select(BitConverter.SingleToInt32Bits), output.Select(BitConverter.SingleToInt32Bits));
+        }
+
+        Assert.Throws<ArgumentException>(() => MoeKernels.Scores(q, keys, stride, stride - headDim + 1, 1f, new float[positions]));
+        Assert.Throws<ArgumentException>(() => MoeKernels.WeightedSum(new float[positions + 1], values, stride, 0, new float[headDim]));
+    }
+
     /// <summary>The vectorized y += a·x is the scalar loop's result element for element, tail included.</summary>
     [Theory]
     [InlineData(3)]

@@ -200,6 +200,64 @@ public static class MoeKernels
         }
     }
 
+    /// <summary>
+    /// One attention head's scores: scores[t] = <see cref="Dot(ReadOnlySpan{float}, ReadOnlySpan{float})"/>(q, the head's
+    /// key at position t) · scale, the key being <paramref name="keys"/>[t·stride + offset ..] (a cache holding all heads
+    /// of a position together). The same operations as one Dot per position, without a call and its checks for each.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Scores(ReadOnlySpan<float> q, ReadOnlySpan<float> keys, int stride, int offset, float scale, Span<float> scores)
+    {
+        CheckHeads(q.Length, keys.Length, stride, offset, scores.Length);
+        for (var t = 0; t < scores.Length; t++)
+        {
+            scores[t] = Dot<float, Float32Values>(keys.Slice((t * stride) + offset, q.Length), q) * scale;
+        }
+    }
+
+    /// <summary>
+    /// One attention head's output: output += Σₜ weights[t] · (the head's value at position t), the value being
+    /// <paramref name="values"/>[t·stride + offset ..] — each element the operations of
+    /// <see cref="AddScaled(Span{float}, float, ReadOnlySpan{float})"/> for t = 0, 1, … in turn (so the same bits), but
+    /// accumulated eight lanes at a time in a register across the positions instead of through memory for each.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void WeightedSum(ReadOnlySpan<float> weights, ReadOnlySpan<float> values, int stride, int offset, Span<float> output)
+    {
+        CheckHeads(output.Length, values.Length, stride, offset, weights.Length);
+        ref var v = ref MemoryMarshal.GetReference(values);
+        var i = 0;
+        for (; i <= output.Length - Lanes; i += Lanes)
+        {
+            var acc = Vector256.Create(output.Slice(i, Lanes));
+            for (var t = 0; t < weights.Length; t++)
+            {
+                acc += Vector256.Create(weights[t]) * Vector256.LoadUnsafe(ref v, (nuint)((t * stride) + offset + i));
+            }
+
+            acc.CopyTo(output.Slice(i, Lanes));
+        }
+
+        for (; i < output.Length; i++)
+        {
+            var sum = output[i];
+            for (var t = 0; t < weights.Length; t++)
+            {
+                sum += weights[t] * values[(t * stride) + offset + i];
+            }
+
+            output[i] = sum;
+        }
+    }
+
+    private static void CheckHeads(int headDim, int cacheLength, int stride, int offset, int positions)
+    {
+        if (offset < 0 || offset + headDim > stride || (long)positions * stride > cacheLength)
+        {
+            throw new ArgumentException($"{positions} positions of a {headDim}-value head at offset {offset} in rows of {stride} do not fit {cacheLength} cached values.");
+        }
+    }
+
     /// <summary>y = x / rms(x) ⊙ gain, rms(x) = sqrt(mean(x²) + ε).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> gain, float epsilon, Span<float> y)

@@ -77,18 +77,9 @@ public sealed class MoeModel
         for (var head = 0; head < heads; head++)
         {
             var offset = head * headDim;
-            var q = query.Slice(offset, headDim);
-            for (var t = 0; t < length; t++)
-            {
-                scores[t] = MoeKernels.Dot(q, keys.Slice((t * d) + offset, headDim)) * scale;
-            }
-
+            MoeKernels.Scores(query.Slice(offset, headDim), keys, d, offset, scale, scores);
             MoeKernels.Softmax(scores);
-            var output = mixed.Slice(offset, headDim);
-            for (var t = 0; t < length; t++)
-            {
-                MoeKernels.AddScaled(output, scores[t], values.Slice((t * d) + offset, headDim));
-            }
+            MoeKernels.WeightedSum(scores, values, d, offset, mixed.Slice(offset, headDim));
         }
 
         Span<float> attended = stackalloc float[d];
