@@ -271,7 +271,7 @@ public sealed class TcpTransportTests : IAsyncLifetime
 
         var gateway = cluster.Silos[0];
         var survivor = cluster.Silos[1].Silo;
-        await UntilAsync(() => survivor.ConnectedClients > 0, "the client opened no standby connection to the other gateway");
+        await Signals.UntilAsync(() => survivor.ConnectedClients > 0, "the client opened no standby connection to the other gateway");
 
         // One connection to each silo: the standby did not go to the active gateway (which would have closed the first).
         Assert.Equal(1, gateway.Silo.AcceptedClientConnections);
@@ -309,7 +309,7 @@ public sealed class TcpTransportTests : IAsyncLifetime
 
         var gateway = cluster.Silos[0];
         var others = cluster.Silos.Skip(1).ToList();
-        await UntilAsync(() => others.Sum(s => s.Silo.ConnectedClients) > 0, "the client opened no standby connection while its clock stood still");
+        await Signals.UntilAsync(() => others.Sum(s => s.Silo.ConnectedClients) > 0, "the client opened no standby connection while its clock stood still");
         var standby = Assert.Single(others, s => s.Silo.ConnectedClients > 0);
         var third = others.Single(s => s != standby);
 
@@ -321,18 +321,8 @@ public sealed class TcpTransportTests : IAsyncLifetime
         Assert.Equal(0, third.Silo.ConnectedClients);
 
         time.Advance(TimeSpan.FromSeconds(1));
-        await UntilAsync(() => third.Silo.ConnectedClients > 0, "the client opened no new standby a second after losing its gateway");
+        await Signals.UntilAsync(() => third.Silo.ConnectedClients > 0, "the client opened no new standby a second after losing its gateway");
         Assert.Equal(1, standby.Silo.ConnectedClients);
-    }
-
-    private static async Task UntilAsync(Func<bool> condition, string failure)
-    {
-        var waiting = Stopwatch.StartNew();
-        while (!condition())
-        {
-            Assert.True(waiting.Elapsed < TimeSpan.FromSeconds(10), failure);
-            await Task.Delay(10, TestContext.Current.CancellationToken);
-        }
     }
 
     private sealed class ChannelNotifier : INotifier

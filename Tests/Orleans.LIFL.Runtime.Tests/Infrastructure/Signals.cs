@@ -23,6 +23,20 @@ public static class Signals
 
     public static int Count(string name) => Counters.GetValueOrDefault(name);
 
+    /// <summary>
+    /// Waits until <paramref name="condition"/> holds, checking it every 10 ms, failing the test with
+    /// <paramref name="failure"/> after <see cref="Patience"/>: for state that raises no event (a silo's connection counts).
+    /// </summary>
+    public static async Task UntilAsync(Func<bool> condition, string failure)
+    {
+        var waiting = System.Diagnostics.Stopwatch.StartNew();
+        while (!condition())
+        {
+            Xunit.Assert.True(waiting.Elapsed < Patience, failure);
+            await Task.Delay(10, Xunit.TestContext.Current.CancellationToken);
+        }
+    }
+
     /// <summary>A unique name prefix per test, so parallel tests never share signals.</summary>
     public static string NewScope() => Guid.NewGuid().ToString("N");
 

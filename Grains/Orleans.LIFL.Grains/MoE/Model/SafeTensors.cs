@@ -89,11 +89,6 @@ public sealed class SafeTensorsFile : IDisposable
             throw new ArgumentException($"Tensor {name} has {info.Elements:N0} values, not {destination.Length:N0}.", nameof(destination));
         }
 
-        if (!BitConverter.IsLittleEndian)
-        {
-            throw new PlatformNotSupportedException("safetensors data is little-endian; this machine is not.");
-        }
-
         if (info.DType == "F32")
         {
             ReadExactly(MemoryMarshal.AsBytes(destination), info);
@@ -118,11 +113,6 @@ public sealed class SafeTensorsFile : IDisposable
         if (info.DType != "BF16")
         {
             throw new InvalidDataException($"{Path}: tensor {name} is {info.DType}, not BF16.");
-        }
-
-        if (!BitConverter.IsLittleEndian)
-        {
-            throw new PlatformNotSupportedException("safetensors data is little-endian; this machine is not.");
         }
 
         var values = new ushort[info.Elements];
@@ -209,8 +199,14 @@ public sealed class SafeTensorsFile : IDisposable
         }
     }
 
+    /// <summary>Reads a tensor's bytes as they are stored (little-endian, as this machine must be to use them).</summary>
     private void ReadExactly(Span<byte> destination, SafeTensorInfo info)
     {
+        if (!BitConverter.IsLittleEndian)
+        {
+            throw new PlatformNotSupportedException("safetensors data is little-endian; this machine is not.");
+        }
+
         var read = 0;
         while (read < destination.Length)
         {
