@@ -89,6 +89,27 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Library, EntryPoint = "lifl_ebpf_unpin", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     internal static partial int EbpfUnpin(string pinDirectory, string cgroupPath);
 
+    [LibraryImport(Library, EntryPoint = "lifl_beacon_light", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    internal static partial int BeaconLight(string directory, string name, out nint beacon);
+
+    [LibraryImport(Library, EntryPoint = "lifl_beacon_put_out", SetLastError = true)]
+    internal static partial int BeaconPutOut(nint beacon);
+
+    [LibraryImport(Library, EntryPoint = "lifl_beacon_open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    internal static partial int BeaconOpen(string directory, string name, out nint beacon);
+
+    [LibraryImport(Library, EntryPoint = "lifl_beacon_wait", SetLastError = true)]
+    internal static partial int BeaconWait(nint beacon, int timeoutMilliseconds);
+
+    [LibraryImport(Library, EntryPoint = "lifl_beacon_dim_owner", SetLastError = true)]
+    internal static partial int BeaconDimOwner(nint beacon, out int threads);
+
+    [LibraryImport(Library, EntryPoint = "lifl_beacon_close")]
+    internal static partial void BeaconClose(nint beacon);
+
+    [LibraryImport(Library, EntryPoint = "lifl_beacon_remove_if_dead", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    internal static partial int BeaconRemoveIfDead(string directory, string name, out int removed);
+
     [LibraryImport(Library, EntryPoint = "lifl_strerror")]
     internal static partial nint StatusText(int status);
 
@@ -141,4 +162,5 @@ internal static class NativeStatus
     public const int NotHeld = -11;
     public const int NoSuchSlot = -12;
     public const int Unsupported = -13;
+    public const int NoBeacon = -14;
 }

@@ -2,6 +2,7 @@
 # check; ctest runs them one by one. They look inside the segment through src/pool_layout.h.
 
 set(LIFL_POOL_TESTS
+  beacon_test
   pool_alloc_test
   pool_open_test
   pool_refcount_test

@@ -9,6 +9,7 @@
  *   a pop is a few atomic operations; a system call (futex) happens only to wake a consumer that sleeps.
  * - eBPF programs (sock_ops + sk_msg on a sockhash) that redirect messages between sockets of silos on the
  *   same node straight to the peer socket.
+ * - Process beacons: how a process hears at once that another process of its node has died.
  *
  * Every function returns LIFL_OK (0) or a negative LIFL_E_* code; lifl_strerror names it. Functions marked
  * "errno" leave the failing system call's errno in errno.
@@ -39,7 +40,8 @@ enum lifl_status {
     LIFL_E_TIMEOUT = -10,    /* nothing arrived before the timeout */
     LIFL_E_NOTHELD = -11,    /* this process holds no reference to the buffer it tried to give or release */
     LIFL_E_NOSLOT = -12,     /* the target slot is not attached to a live process */
-    LIFL_E_UNSUPPORTED = -13 /* built without eBPF support, or the kernel lacks it */
+    LIFL_E_UNSUPPORTED = -13, /* built without eBPF support, or the kernel lacks it */
+    LIFL_E_NOBEACON = -14     /* no process of this node lit a beacon of that name */
 };
 
 #define LIFL_MIN_BUFFER_BYTES (4096ull)
@@ -187,6 +189,65 @@ LIFL_API void lifl_ebpf_close(lifl_ebpf *ebpf);
 
 /* Detaches the programs pinned under `pin_dir` and removes the pins: redirection stops for new messages. */
 LIFL_API int lifl_ebpf_unpin(const char *pin_dir, const char *cgroup_path);
+
+/* ---- process beacons ------------------------------------------------------------------------------------- */
+
+/*
+ * A beacon is a small shared-memory file (DIR/lifl.beacon.NAME, mode 0600) holding a robust, process-shared
+ * mutex that one thread of its owner keeps locked for the owner's whole life. When that thread ends without
+ * putting the beacon out (its process was killed, crashed or exited), the kernel releases the mutex as the
+ * thread exits (its robust-futex list), which is before the process's memory is taken down and its sockets are
+ * closed, and wakes a watcher blocked on it: a peer on the same node hears of the death in well under a
+ * millisecond, where the end of file of its connections may come tens of milliseconds later.
+ */
+typedef struct lifl_beacon lifl_beacon;
+
+enum lifl_beacon_state {
+    LIFL_BEACON_LIT = 0,  /* its owner's thread holds it */
+    LIFL_BEACON_OUT = 1,  /* its owner put it out (a graceful stop): no death to act on */
+    LIFL_BEACON_DIED = 2  /* its owner's thread ended holding it: the owner is gone */
+};
+
+/*
+ * Lights the beacon NAME (letters, digits, '.', '-', '_'; at most 100 characters) in `dir` (e.g. /dev/shm):
+ * creates it under a temporary name, locks its mutex on the calling thread, and only then gives it its name
+ * (replacing a dead owner's leftover of the same name). The calling thread holds it from now on: it must stay
+ * alive while the beacon is lit, and is the only one that may put it out. errno on LIFL_E_SYS.
+ */
+LIFL_API int lifl_beacon_light(const char *dir, const char *name, lifl_beacon **out);
+
+/*
+ * Puts the beacon out, on the thread that lit it: marks it out, removes its name, unlocks the mutex (a watcher
+ * wakes and sees LIFL_BEACON_OUT) and frees the handle. LIFL_E_INVAL from another thread (nothing changed).
+ */
+LIFL_API int lifl_beacon_put_out(lifl_beacon *beacon);
+
+/*
+ * Opens the beacon NAME of `dir` to watch it; LIFL_E_NOBEACON if there is none (its owner is on another node),
+ * LIFL_E_LAYOUT if the file there is not a beacon or was not made by this user.
+ */
+LIFL_API int lifl_beacon_open(const char *dir, const char *name, lifl_beacon **out);
+
+/*
+ * Waits up to timeout_ms (negative: forever) for the beacon's owner to die or put it out; returns its state
+ * (LIFL_BEACON_LIT when the time ran out) or a negative status. The first watcher to see a death leaves the mutex
+ * unrecoverable, so every other watcher, now or later, sees it too. Any thread; many watchers may wait at once.
+ */
+LIFL_API int lifl_beacon_wait(lifl_beacon *beacon, int timeout_ms);
+
+/*
+ * After a watch saw its owner die: moves the threads the dead owner still has (the kernel taking its memory down and
+ * closing its files, 5-50 ms of CPU for a large process) to SCHED_IDLE, so that this work yields to the living
+ * processes that are taking its place. The owner is told apart from a process that reused its pid by its start
+ * time. `threads` (may be NULL) says how many threads were moved; none once the owner is reaped.
+ */
+LIFL_API int lifl_beacon_dim_owner(lifl_beacon *beacon, int *threads);
+
+/* Closes a watched beacon (not a lit one: that is lifl_beacon_put_out's). */
+LIFL_API void lifl_beacon_close(lifl_beacon *beacon);
+
+/* Removes the beacon NAME of `dir` if its owner died (a leftover); says whether it did. */
+LIFL_API int lifl_beacon_remove_if_dead(const char *dir, const char *name, int *removed);
 
 LIFL_API const char *lifl_strerror(int status);
 

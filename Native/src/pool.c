@@ -42,7 +42,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NAME_MAX_CHARS 100
 #define SEGMENT_PREFIX "/lifl."
 #define SEGMENT_MODE 0660
 #define OPEN_WAIT_NS (5ll * 1000000000ll)    /* for a racing creator to finish initializing */
@@ -83,7 +82,7 @@ static uint32_t largest_order(uint32_t pages)
     return order < POOL_MAX_ORDER ? order : POOL_MAX_ORDER;
 }
 
-static int valid_name(const char *name)
+int lifl_valid_name(const char *name)
 {
     size_t length = 0;
     if (!name)
@@ -105,13 +104,11 @@ static void segment_path(const char *name, char *path, size_t size)
 
 /* ---- process identity -------------------------------------------------------------------------------------- */
 
-enum process_status { PROCESS_GONE, PROCESS_RUNNING, PROCESS_UNKNOWN };
-
 /*
  * Reads the state (field 3) and start time in clock ticks since boot (field 22) of /proc/<pid>/stat. The start
  * time tells a reused pid apart; a zombie (state Z or X) counts as gone since it will never touch the pool again.
  */
-static enum process_status read_process(pid_t pid, uint64_t *start_time)
+enum process_status lifl_read_process(pid_t pid, uint64_t *start_time)
 {
     char path[48];
     char text[1024];
@@ -156,7 +153,7 @@ static int process_alive(int32_t pid, uint64_t start_time)
     } else if (kill(pid, 0) != 0 && errno == ESRCH) {
         alive = 0;
     } else {
-        enum process_status status = read_process(pid, &now_start);
+        enum process_status status = lifl_read_process(pid, &now_start);
         if (status == PROCESS_GONE)
             alive = 0;
         else if (status == PROCESS_RUNNING && start_time != 0 && now_start != start_time)
@@ -754,7 +751,7 @@ static int map_segment(int fd, uint8_t **out)
 static int attach(lifl_pool *pool)
 {
     uint64_t start_time = 0;
-    if (read_process(getpid(), &start_time) != PROCESS_RUNNING)
+    if (lifl_read_process(getpid(), &start_time) != PROCESS_RUNNING)
         start_time = 0;
     int rc = pool_lock(pool);
     if (rc != LIFL_OK)
@@ -805,7 +802,7 @@ int lifl_pool_open(const char *name, uint64_t capacity, lifl_pool **out)
         return LIFL_E_INVAL;
     *out = NULL;
     capacity &= ~(POOL_PAGE_SIZE - 1u);
-    if (!valid_name(name) || capacity < POOL_MIN_CAPACITY || capacity > POOL_MAX_CAPACITY)
+    if (!lifl_valid_name(name) || capacity < POOL_MIN_CAPACITY || capacity > POOL_MAX_CAPACITY)
         return LIFL_E_INVAL;
     char path[sizeof SEGMENT_PREFIX + NAME_MAX_CHARS];
     segment_path(name, path, sizeof path);
@@ -913,7 +910,7 @@ int lifl_pool_remove_if_unused(const char *name, int *removed)
     if (!removed)
         return LIFL_E_INVAL;
     *removed = 0;
-    if (!valid_name(name))
+    if (!lifl_valid_name(name))
         return LIFL_E_INVAL;
     char path[sizeof SEGMENT_PREFIX + NAME_MAX_CHARS];
     segment_path(name, path, sizeof path);
@@ -956,7 +953,7 @@ int lifl_pool_remove_if_unused(const char *name, int *removed)
 
 int lifl_pool_unlink(const char *name)
 {
-    if (!valid_name(name))
+    if (!lifl_valid_name(name))
         return LIFL_E_INVAL;
     char path[sizeof SEGMENT_PREFIX + NAME_MAX_CHARS];
     segment_path(name, path, sizeof path);

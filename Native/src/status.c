@@ -31,6 +31,8 @@ const char *lifl_strerror(int status)
         return "the slot is not attached to a live process";
     case LIFL_E_UNSUPPORTED:
         return "not supported by this build or kernel";
+    case LIFL_E_NOBEACON:
+        return "no process of this node lit a beacon of that name";
     default:
         return "unknown status";
     }

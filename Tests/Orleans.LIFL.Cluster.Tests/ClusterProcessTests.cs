@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Orleans.LIFL.Dataplane;
 using Orleans.LIFL.Silo;
 using Orleans.LIFL.TestGrains;
 using Orleans.LIFL.Testing.PostgreSql;
@@ -85,8 +86,14 @@ public sealed class ClusterProcessTests(PostgresServer server)
 
         var holdingKey = await FindKeyOnAsync(client, cluster.Silos[1]);
         var waiting = client.GetGrain<ICounterGrain>(holdingKey).Hold(TimeSpan.FromMinutes(5));
+        var beacon = Path.Combine("/dev/shm", "lifl.beacon." + ProcessBeacon.NameOf(gateway.SiloAddress));
+        Assert.True(File.Exists(beacon), $"the gateway silo lit no node beacon ({beacon})");
         gateway.Kill();
         await Assert.ThrowsAsync<SiloUnavailableException>(() => waiting.WaitAsync(ProcessCluster.Patience, TestContext.Current.CancellationToken));
+
+        // Its watchers on this node (the client, the other silos) heard of the death from its beacon, not only from their
+        // connections' end of file: a dead process cannot remove its beacon, a watcher that saw it die does.
+        await WaitUntilAsync(() => Task.FromResult(!File.Exists(beacon)), "a watcher to see the gateway's beacon die and remove it");
 
         // The grain lives on silo 1, which is fine: the client reaches it through another gateway it learned of.
         Assert.Equal(1, await client.GetGrain<ICounterGrain>(holdingKey).Increment());

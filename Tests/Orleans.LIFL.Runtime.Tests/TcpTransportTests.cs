@@ -6,6 +6,7 @@ using System.Net.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Orleans.LIFL.Configuration;
+using Orleans.LIFL.Dataplane;
 using Orleans.LIFL.Hosting;
 using Orleans.LIFL.Runtime.MembershipService;
 using Orleans.LIFL.Runtime.Networking;
@@ -140,6 +141,42 @@ public sealed class TcpTransportTests : IAsyncLifetime
 
         using var good = await StartClientAsync(_cluster.GatewayEndpoints);
         Assert.Equal("g:ok", await good.Services.GetRequiredService<IClusterClient>().GetGrain<IEchoGrain>("g").Echo("ok"));
+    }
+
+    /// <summary>
+    /// A TCP silo lights its node beacon while it runs (the processes of its node watch it, to hear of its death before
+    /// its sockets close) and puts it out when it stops: a stop is no death to its watchers.
+    /// </summary>
+    [Fact]
+    public async Task A_silo_lights_its_node_beacon_while_it_runs_and_puts_it_out_when_it_stops()
+    {
+        var silo = await _cluster.StartAdditionalSiloAsync();
+        var name = ProcessBeacon.NameOf(silo.Address.ToString());
+        var file = Path.Combine("/dev/shm", "lifl.beacon." + name);
+        Assert.True(File.Exists(file), $"no beacon at {file}");
+        var died = 0;
+        using var watch = BeaconWatch.Open("/dev/shm", name, () => Interlocked.Increment(ref died));
+        Assert.NotNull(watch);
+
+        await _cluster.StopSiloAsync(silo);
+        Assert.Equal(BeaconState.Out, await watch.Ended.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken));
+        Assert.Equal(0, died);
+        Assert.False(File.Exists(file));
+    }
+
+    [Theory]
+    [InlineData("relative/dir", false)]
+    [InlineData("/dev/shm", true)]
+    [InlineData("", true)]
+    [InlineData(null, true)]
+    public void The_beacon_directory_is_absolute_or_empty(string? directory, bool valid)
+    {
+        var result = new ConnectionOptionsValidator().Validate(null, new ConnectionOptions { BeaconDirectory = directory });
+        Assert.Equal(valid, result.Succeeded);
+        if (!valid)
+        {
+            Assert.Contains($"BeaconDirectory '{directory}' is not an absolute path", result.FailureMessage, StringComparison.Ordinal);
+        }
     }
 
     /// <summary>Garbage, a hostile frame length, and malformed frames after a valid handshake each only lose their own connection.</summary>

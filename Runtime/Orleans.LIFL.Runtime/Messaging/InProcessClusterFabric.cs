@@ -18,6 +18,12 @@ internal interface IClusterTransport : ISiloStatisticsSource
 
     /// <summary>Hands an observer call to a client; false when the client is not connected.</summary>
     bool TrySendToClient(string clientId, RequestBase request);
+
+    /// <summary>
+    /// Whether <paramref name="silo"/>'s process is known to have died in the last second, sooner than the cluster can
+    /// declare it dead (a silo of this node whose beacon went out unattended); false when that is not known.
+    /// </summary>
+    bool ProcessJustDied(SiloAddress silo) => false;
 }
 
 /// <summary>A silo as seen by the other silos and clients of the same process.</summary>

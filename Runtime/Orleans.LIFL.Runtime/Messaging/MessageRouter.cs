@@ -144,14 +144,16 @@ internal sealed partial class MessageRouter
     /// <summary>
     /// A request that never reached <paramref name="silo"/> (it could not be connected to). If the cluster has
     /// declared that silo dead, which this silo's view may not show yet, the grain can live elsewhere: route again.
-    /// Otherwise it must not be activated elsewhere (it would have two activations): fail clearly.
+    /// Otherwise it must not be activated elsewhere (it would have two activations): fail clearly. For a silo whose
+    /// process is known to have died just now the table is not read again: the cluster cannot have declared it dead
+    /// yet, and the caller (a session's client, an expert call) is better off failing over at once than ~15 ms later.
     /// </summary>
     public async Task OnUndeliverableAsync(RequestBase request, SiloAddress silo)
     {
         try
         {
             _cache.Remove(request.TargetId);
-            if (!_membership.CurrentView.IsDeadOrSuperseded(silo))
+            if (!_membership.CurrentView.IsDeadOrSuperseded(silo) && !_network.ProcessJustDied(silo))
             {
                 await _membership.RefreshAsync().ConfigureAwait(false);
             }

@@ -29,6 +29,7 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
     private readonly ILogger _logger;
     private readonly byte[] _secret;
     private readonly Dataplane.NodeDataplane? _dataplane;
+    private readonly PeerBeacons _beacons;
     private readonly Lock _lock = new();
     private readonly CancellationTokenSource _closing = new();
     private readonly TaskCompletionSource<ClusterManifest> _manifest = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -63,6 +64,7 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
         _logger = logger;
         _secret = Handshake.SecretBytes(cluster.Secret
             ?? throw new InvalidOperationException("ClusterOptions.Secret must be set for a client connecting over TCP (Lifl:Cluster:Secret)."));
+        _beacons = new PeerBeacons(options.BeaconDirectory, OnGatewayDied, time, logger);
     }
 
     public TimeProvider Time { get; }
@@ -263,6 +265,8 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
                     _siloAt[gateway] = connection.Peer.Id;
                 }
 
+                _beacons.Watch(connection.Peer.Id);
+
                 if (avoidSilo is not null)
                 {
                     LogStandbyConnected(_logger, gateway, connection.Peer.Id);
@@ -347,6 +351,25 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
         }
     }
 
+    /// <summary>A gateway's silo on this node died (its beacon says so): its connection closes now, as if it had ended.</summary>
+    private void OnGatewayDied(string silo)
+    {
+        Task<Connection>?[] connections;
+        lock (_lock)
+        {
+            connections = [_connection, _standby];
+        }
+
+        var reason = new ConnectionClosedException("its process died");
+        foreach (var connection in connections)
+        {
+            if (connection is { IsCompletedSuccessfully: true } done && done.Result.Peer.Id == silo)
+            {
+                done.Result.Close(reason);
+            }
+        }
+    }
+
     public void FailExpiredCalls(long now)
     {
         if (_connection is { IsCompletedSuccessfully: true } done)
@@ -357,6 +380,7 @@ internal sealed partial class GatewayClientTransport : IClientTransport, IConnec
 
     public async ValueTask DisposeAsync()
     {
+        _beacons.Dispose();
         await _closing.CancelAsync().ConfigureAwait(false);
         Task<Connection>?[] connections;
         lock (_lock)

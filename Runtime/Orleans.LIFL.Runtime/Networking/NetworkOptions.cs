@@ -45,6 +45,15 @@ public sealed class ConnectionOptions
     /// half of them are answered; the peer's writes then wait on TCP, and its own queue limit refuses new calls.
     /// </summary>
     public int MaxInFlightRequests { get; set; } = 20_000;
+
+    /// <summary>
+    /// Where the node's process beacons are (Linux shared memory; null turns them off): a silo lights one for its life,
+    /// and a silo or client connected to a silo of its node watches it, so that when that silo's process dies its
+    /// connections close, and the calls on them fail over, at once rather than when the kernel closes the dead
+    /// process's sockets (after taking its memory down: 5-50 ms on a busy node). Empty turns them off too; a directory
+    /// that does not exist (not Linux) leaves them off.
+    /// </summary>
+    public string? BeaconDirectory { get; set; } = "/dev/shm";
 }
 
 internal sealed class EndpointOptionsValidator : IValidateOptions<EndpointOptions>
@@ -104,6 +113,11 @@ internal sealed class ConnectionOptionsValidator : IValidateOptions<ConnectionOp
         if (options.MaxInFlightRequests < 2)
         {
             errors.Add($"ConnectionOptions.MaxInFlightRequests {options.MaxInFlightRequests} must be at least 2 (reading resumes when half are answered).");
+        }
+
+        if (!string.IsNullOrEmpty(options.BeaconDirectory) && !Path.IsPathFullyQualified(options.BeaconDirectory))
+        {
+            errors.Add($"ConnectionOptions.BeaconDirectory '{options.BeaconDirectory}' is not an absolute path (empty turns the node's process beacons off).");
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

@@ -54,6 +54,8 @@ internal sealed partial class TcpSiloTransport : IClusterTransport, IConnectionO
     private readonly ConcurrentDictionary<long, TaskCompletionSource<SiloRuntimeStatistics>> _pings = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly Dataplane.NodeDataplane? _dataplane;
+    private readonly PeerBeacons _beacons;
+    private Orleans.LIFL.Dataplane.ProcessBeacon? _beacon;
     private ISiloTransportHandler? _handler;
     private long _nextPing;
     private long _acceptedClientConnections;
@@ -79,6 +81,8 @@ internal sealed partial class TcpSiloTransport : IClusterTransport, IConnectionO
             _gatewayListener = Listen(new IPEndPoint(listen, endpoints.GatewayPort));
             GatewayEndpoint = new IPEndPoint(advertised, ((IPEndPoint)_gatewayListener.LocalEndPoint!).Port);
         }
+
+        _beacons = new PeerBeacons(options.BeaconDirectory, OnPeerDied, time, _logger);
     }
 
     public SiloAddress Address { get; }
@@ -104,6 +108,7 @@ internal sealed partial class TcpSiloTransport : IClusterTransport, IConnectionO
 
         // Connections to and from this port between silos of the node skip the TCP/IP stack when eBPF can be had.
         _dataplane?.RegisterSiloPort(Address.Endpoint.Port);
+        _beacon = _beacons.Light(Address.ToString());
         _ = AcceptLoopAsync(_siloListener, PeerRole.Silo);
         if (_gatewayListener is not null)
         {
@@ -184,6 +189,10 @@ internal sealed partial class TcpSiloTransport : IClusterTransport, IConnectionO
             SendManifest(connection);
             SendClusterView(connection);
         }
+        else
+        {
+            _beacons.Watch(peer.Id);
+        }
     }
 
     public bool TrySendToSilo(SiloAddress silo, RequestBase request)
@@ -194,6 +203,8 @@ internal sealed partial class TcpSiloTransport : IClusterTransport, IConnectionO
 
     public bool TrySendToClient(string clientId, RequestBase request) =>
         _clients.TryGetValue(clientId, out var connection) && connection.TrySendRequest(request);
+
+    public bool ProcessJustDied(SiloAddress silo) => _beacons.DiedWithin(silo.ToString(), TimeSpan.FromSeconds(1));
 
     public SiloRuntimeStatistics? GetStatistics(SiloAddress silo) =>
         silo.Equals(Address) ? _handler?.CurrentStatistics() : _statistics.GetValueOrDefault(silo);
@@ -261,6 +272,31 @@ internal sealed partial class TcpSiloTransport : IClusterTransport, IConnectionO
         foreach (var client in _clients.Values)
         {
             SendClusterView(client);
+        }
+    }
+
+    /// <summary>
+    /// A silo of this node died (its beacon says so): its connections close now, failing the calls on them, and sends
+    /// to it fail at once for a while (a reconnect would reach its listening socket, which outlives it by milliseconds)
+    /// rather than wait on a handshake it will never answer. Membership still declares it dead in its own time.
+    /// </summary>
+    private void OnPeerDied(string silo)
+    {
+        var reason = new ConnectionClosedException("its process died");
+        foreach (var (address, link) in _links)
+        {
+            if (address.ToString() == silo)
+            {
+                link.PeerDied(reason);
+            }
+        }
+
+        foreach (var connection in _incoming.Keys)
+        {
+            if (connection.Peer.Role == PeerRole.Silo && connection.Peer.Id == silo)
+            {
+                connection.Close(reason);
+            }
         }
     }
 
@@ -378,11 +414,15 @@ internal sealed partial class TcpSiloTransport : IClusterTransport, IConnectionO
             throw new SiloUnavailableException($"{silo.Endpoint} is now {connection.Peer.Id}, not {silo}.");
         }
 
+        _beacons.Watch(connection.Peer.Id);
         return connection;
     }
 
     public async ValueTask DisposeAsync()
     {
+        // Put out first: this silo stops, it does not die, and its peers hear of it through membership.
+        _beacon?.Dispose();
+        _beacons.Dispose();
         await _stopping.CancelAsync().ConfigureAwait(false);
         _siloListener.Dispose();
         _gatewayListener?.Dispose();
@@ -538,6 +578,18 @@ internal sealed partial class TcpSiloTransport : IClusterTransport, IConnectionO
             {
                 done.Result.Close(reason);
             }
+        }
+
+        /// <summary>The peer's process died: closes the connection, and refuses sends for the reconnect back-off.</summary>
+        public void PeerDied(Exception reason)
+        {
+            lock (_lock)
+            {
+                _failure = new SiloUnavailableException($"Silo {silo} is unreachable: {reason.Message}.");
+                _failedAt = transport.Time.GetTimestamp();
+            }
+
+            Close(reason);
         }
     }
 }
