@@ -534,13 +534,28 @@ public sealed class MoeGrainTests
         Assert.Contains("takes rows of 32 values; the call gave 5", shape.Message, StringComparison.Ordinal);
         Assert.Contains("gave 0", (await Assert.ThrowsAsync<ArgumentException>(() => expert.Run([]))).Message, StringComparison.Ordinal);
 
-        // Several rows (a prefill's positions routed to this expert) give each row's one-row answer, bit for bit.
+        // Several rows (a prefill's positions routed to this expert) give each row's one-row answer, bit for bit: the one-row
+        // answers come from another replica of the same expert, which has not seen these rows (this one would answer them
+        // from its memo).
+        var key = routes.For(0, 0)[0].Key;
+        var shadow = bed.Cluster.Client.GetGrain<IExpertGrain>(key[..(key.LastIndexOf('/') + 1)] + "7");
         var rows = Enumerable.Range(0, 3 * 32).Select(i => MathF.Sin(i)).ToArray();
+        var remembered = (await expert.Ping()).RememberedRows;
         var batched = await expert.Run(rows);
+        Assert.Equal(remembered, (await expert.Ping()).RememberedRows);
         for (var row = 0; row < 3; row++)
         {
-            Assert.Equal(await expert.Run(rows[(row * 32)..((row + 1) * 32)]), batched[(row * 32)..((row + 1) * 32)]);
+            Assert.Equal(await shadow.Run(rows[(row * 32)..((row + 1) * 32)]), batched[(row * 32)..((row + 1) * 32)]);
         }
+
+        // The same rows again (a resumed session recomputing what its predecessor decoded) are answered from the memo, with
+        // the same bits; a row one bit away from one of them is computed.
+        Assert.Equal(batched, await expert.Run(rows));
+        Assert.Equal(remembered + 3, (await expert.Ping()).RememberedRows);
+        var nudged = rows[..32];
+        nudged[31] = BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(nudged[31]) ^ 1);
+        Assert.Equal(await shadow.Run(nudged), await expert.Run(nudged));
+        Assert.Equal(remembered + 3, (await expert.Ping()).RememberedRows);
 
         var nan = new float[32];
         nan[3] = float.NaN;

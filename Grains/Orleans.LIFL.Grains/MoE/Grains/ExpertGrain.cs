@@ -35,7 +35,10 @@ public interface IExpertGrain : IGrainWithStringKey
     Task Unload();
 }
 
-/// <summary>Where a replica runs, what loading it took, and the calls it answered (<paramref name="Replays"/> of them replayed work).</summary>
+/// <summary>
+/// Where a replica runs, what loading it took, the calls it answered (<paramref name="Replays"/> of them replayed work)
+/// and the rows it answered from its memo of recent rows rather than computed (<paramref name="RememberedRows"/>).
+/// </summary>
 [GenerateSerializer]
 [Immutable]
 public sealed record ExpertLoaded(
@@ -44,7 +47,8 @@ public sealed record ExpertLoaded(
     [property: Id(2)] TimeSpan LoadTime,
     [property: Id(3)] long WeightBytes,
     [property: Id(4)] long Calls,
-    [property: Id(5)] long Replays);
+    [property: Id(5)] long Replays,
+    [property: Id(6)] long RememberedRows);
 
 /// <summary>The keys of expert replicas: "node/silo/moe/{deployment}/{epoch}/{layer}/{expert}/{replica}".</summary>
 public static class ExpertKeys
@@ -71,6 +75,7 @@ public static class ExpertKeys
 public sealed class ExpertGrain : Grain, IExpertGrain
 {
     private ExpertWeights? _weights;
+    private ExpertRowMemo? _memo;
     private TimeSpan _loadTime;
     private int _modelDim;
     private long _calls;
@@ -128,11 +133,19 @@ public sealed class ExpertGrain : Grain, IExpertGrain
         }
 
         // Row by row with the one-token kernel, so a row's answer has the same bits whatever it is batched with; the rows
-        // after the first find the weights in the cache.
+        // after the first find the weights in the cache. A row this replica answered lately (a resumed session recomputing
+        // the positions its predecessor decoded past the checkpoint) is answered from its memo.
         var output = new float[routed.Length];
+        var memo = _memo ??= new ExpertRowMemo(_modelDim);
         for (var row = 0; row < routed.Length; row += _modelDim)
         {
-            MoeModel.RunExpert(weights, routed.AsSpan(row, _modelDim), output.AsSpan(row, _modelDim));
+            var input = routed.AsSpan(row, _modelDim);
+            var answer = output.AsSpan(row, _modelDim);
+            if (!memo.TryGet(input, answer))
+            {
+                MoeModel.RunExpert(weights, input, answer);
+                memo.Add(input, answer);
+            }
         }
 
         _calls++;
@@ -140,5 +153,5 @@ public sealed class ExpertGrain : Grain, IExpertGrain
     }
 
     private ExpertLoaded Loaded() =>
-        new(GrainId.Key, GrainContext.Silo.ToString(), _loadTime, _weights?.Bytes ?? 0, _calls, _replays);
+        new(GrainId.Key, GrainContext.Silo.ToString(), _loadTime, _weights?.Bytes ?? 0, _calls, _replays, _memo?.Hits ?? 0);
 }
