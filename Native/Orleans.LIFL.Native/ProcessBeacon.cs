@@ -16,11 +16,11 @@ public enum BeaconState
 }
 
 /// <summary>
-/// A process beacon of this process (Native/include/lifl_native.h): a small file of the node's shared memory holding a
-/// robust mutex that a thread of this process keeps locked until <see cref="Dispose"/> puts the beacon out. If the
-/// process dies instead (kill -9, a crash, an exit without stopping), the kernel releases the mutex as that thread
-/// exits, before the process's memory is taken down and its sockets closed, and every <see cref="BeaconWatch"/> of it on
-/// the node hears of the death at once.
+/// A process beacon of this process (Native/include/lifl_native.h): a small file of the node's shared memory holding
+/// robust mutexes that a thread of this process keeps locked until <see cref="Dispose"/> puts the beacon out. If the
+/// process dies instead (kill -9, a crash, an exit without stopping), the kernel releases them as that thread exits,
+/// before the process's memory is taken down and its sockets closed, and every <see cref="BeaconWatch"/> of it on the
+/// node (each waiting on a mutex of its own) hears of the death at once. One thread per beacon, and one per watch.
 /// </summary>
 public sealed class ProcessBeacon : IDisposable
 {
