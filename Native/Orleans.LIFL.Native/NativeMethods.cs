@@ -101,9 +101,6 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Library, EntryPoint = "lifl_beacon_wait", SetLastError = true)]
     internal static partial int BeaconWait(nint beacon, int timeoutMilliseconds);
 
-    [LibraryImport(Library, EntryPoint = "lifl_beacon_dim_owner", SetLastError = true)]
-    internal static partial int BeaconDimOwner(nint beacon, out int threads);
-
     [LibraryImport(Library, EntryPoint = "lifl_beacon_close")]
     internal static partial void BeaconClose(nint beacon);
 

@@ -98,9 +98,7 @@ public sealed class ProcessBeacon : IDisposable
 
 /// <summary>
 /// A watch of another process's <see cref="ProcessBeacon"/>, on a thread of its own: when the beacon's owner dies,
-/// <c>onDied</c> runs once on that thread (keep it short), then the dead owner's remaining threads, which the kernel is
-/// taking down, are moved to SCHED_IDLE (their work yields to the living processes taking the dead one's place), and
-/// its file is removed; when the owner puts it out, the watch ends quietly. <see cref="Ended"/> says how it ended.
+/// <c>onDied</c> runs once on that thread (keep it short) and the dead owner's file is removed; when the owner puts it out, the watch ends quietly. <see cref="Ended"/> says how it ended.
 /// </summary>
 public sealed class BeaconWatch : IDisposable
 {
@@ -156,7 +154,6 @@ public sealed class BeaconWatch : IDisposable
                 if ((BeaconState)state == BeaconState.Died)
                 {
                     _onDied();
-                    NativeMethods.BeaconDimOwner(_beacon, out _);
                     NativeMethods.BeaconRemoveIfDead(_directory, Name, out _);
                 }
 

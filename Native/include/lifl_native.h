@@ -235,14 +235,6 @@ LIFL_API int lifl_beacon_open(const char *dir, const char *name, lifl_beacon **o
  */
 LIFL_API int lifl_beacon_wait(lifl_beacon *beacon, int timeout_ms);
 
-/*
- * After a watch saw its owner die: moves the threads the dead owner still has (the kernel taking its memory down and
- * closing its files, 5-50 ms of CPU for a large process) to SCHED_IDLE, so that this work yields to the living
- * processes that are taking its place. The owner is told apart from a process that reused its pid by its start
- * time. `threads` (may be NULL) says how many threads were moved; none once the owner is reaped.
- */
-LIFL_API int lifl_beacon_dim_owner(lifl_beacon *beacon, int *threads);
-
 /* Closes a watched beacon (not a lit one: that is lifl_beacon_put_out's). */
 LIFL_API void lifl_beacon_close(lifl_beacon *beacon);
 

@@ -15,9 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <dirent.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,8 +38,7 @@ typedef struct beacon_slot {
 typedef struct beacon_shared {
     uint64_t magic;
     _Atomic uint32_t state; /* enum lifl_beacon_state */
-    int32_t pid;            /* of the owner */
-    uint64_t start_time;    /* of the owner (clock ticks since boot): tells a reused pid apart */
+    int32_t pid;            /* of the owner, for people looking at the file */
     beacon_slot slots[BEACON_SLOTS];
 } beacon_shared;
 
@@ -135,7 +132,6 @@ int lifl_beacon_light(const char *dir, const char *name, lifl_beacon **out)
     if (!error) {
         beacon->shared->magic = BEACON_MAGIC;
         beacon->shared->pid = (int32_t)getpid();
-        lifl_read_process(getpid(), &beacon->shared->start_time);
         atomic_store(&beacon->shared->state, LIFL_BEACON_LIT);
         /* Named only once held: a watcher never finds it unlocked while its owner lives. */
         if (rename(temporary, beacon->path) != 0)
@@ -306,32 +302,4 @@ int lifl_beacon_remove_if_dead(const char *dir, const char *name, int *removed)
     }
     lifl_beacon_close(beacon);
     return rc;
-}
-
-int lifl_beacon_dim_owner(lifl_beacon *beacon, int *threads)
-{
-    if (threads)
-        *threads = 0;
-    if (!beacon || beacon->lit || atomic_load(&beacon->shared->state) != LIFL_BEACON_DIED)
-        return LIFL_E_INVAL;
-    pid_t pid = beacon->shared->pid;
-    uint64_t start_time = 0;
-    /* Never this process: a thread of its own that ended holding a beacon is no death of the process. */
-    if (pid <= 0 || pid == getpid() || lifl_read_process(pid, &start_time) == PROCESS_UNKNOWN || start_time != beacon->shared->start_time)
-        return LIFL_OK; /* already reaped (or another process now has its pid): nothing left to dim */
-
-    char path[48];
-    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-    DIR *tasks = opendir(path);
-    if (!tasks)
-        return errno == ENOENT ? LIFL_OK : LIFL_E_SYS;
-    struct sched_param idle = {0};
-    struct dirent *task;
-    while ((task = readdir(tasks)) != NULL) {
-        pid_t tid = (pid_t)strtol(task->d_name, NULL, 10);
-        if (tid > 0 && sched_setscheduler(tid, SCHED_IDLE, &idle) == 0 && threads)
-            (*threads)++;
-    }
-    closedir(tasks);
-    return LIFL_OK;
 }

@@ -104,11 +104,13 @@ static void segment_path(const char *name, char *path, size_t size)
 
 /* ---- process identity -------------------------------------------------------------------------------------- */
 
+enum process_status { PROCESS_GONE, PROCESS_RUNNING, PROCESS_UNKNOWN };
+
 /*
  * Reads the state (field 3) and start time in clock ticks since boot (field 22) of /proc/<pid>/stat. The start
  * time tells a reused pid apart; a zombie (state Z or X) counts as gone since it will never touch the pool again.
  */
-enum process_status lifl_read_process(pid_t pid, uint64_t *start_time)
+static enum process_status read_process(pid_t pid, uint64_t *start_time)
 {
     char path[48];
     char text[1024];
@@ -153,7 +155,7 @@ static int process_alive(int32_t pid, uint64_t start_time)
     } else if (kill(pid, 0) != 0 && errno == ESRCH) {
         alive = 0;
     } else {
-        enum process_status status = lifl_read_process(pid, &now_start);
+        enum process_status status = read_process(pid, &now_start);
         if (status == PROCESS_GONE)
             alive = 0;
         else if (status == PROCESS_RUNNING && start_time != 0 && now_start != start_time)
@@ -751,7 +753,7 @@ static int map_segment(int fd, uint8_t **out)
 static int attach(lifl_pool *pool)
 {
     uint64_t start_time = 0;
-    if (lifl_read_process(getpid(), &start_time) != PROCESS_RUNNING)
+    if (read_process(getpid(), &start_time) != PROCESS_RUNNING)
         start_time = 0;
     int rc = pool_lock(pool);
     if (rc != LIFL_OK)

@@ -5,7 +5,6 @@
 #include "pool_layout.h"
 
 #include <stdatomic.h>
-#include <sys/types.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,14 +29,6 @@ struct lifl_pool {
 
 /* The longest name of a pool or beacon. */
 #define NAME_MAX_CHARS 100
-
-enum process_status { PROCESS_GONE, PROCESS_RUNNING, PROCESS_UNKNOWN };
-
-/*
- * Reads the state (field 3) and start time in clock ticks since boot (field 22) of /proc/<pid>/stat. The start
- * time tells a reused pid apart; a zombie (state Z or X) counts as gone.
- */
-enum process_status lifl_read_process(pid_t pid, uint64_t *start_time);
 
 /* Whether `name` is a valid pool or beacon name: letters, digits, '.', '-', '_', at most NAME_MAX_CHARS. */
 int lifl_valid_name(const char *name);

@@ -5,7 +5,6 @@
 #include "test_support.h"
 
 #include <pthread.h>
-#include <sched.h>
 
 static const char *dir = "/dev/shm";
 static char name[64];
@@ -67,19 +66,6 @@ static void *hold_and_end(void *argument)
     return beacon; /* ends holding it */
 }
 
-/* Child: its holding thread ends, the process lives on (as a dying process's other threads do for a while). */
-static int owner_thread_ends(void *argument)
-{
-    (void)argument;
-    pthread_t holder;
-    CHECK(pthread_create(&holder, NULL, hold_and_end, NULL) == 0, "pthread_create");
-    CHECK(pthread_join(holder, NULL) == 0, "pthread_join");
-    char ready = 'r';
-    test_write(pipes[0][1], &ready, 1);
-    for (;;)
-        pause();
-}
-
 int main(void)
 {
     test_begin();
@@ -103,9 +89,6 @@ int main(void)
     }
     CHECK_OK(lifl_beacon_open(dir, name, &beacon));
     CHECK_RC(lifl_beacon_wait(beacon, 50), LIFL_BEACON_LIT);
-    int dimmed = -1;
-    CHECK_RC(lifl_beacon_dim_owner(beacon, &dimmed), LIFL_E_INVAL); /* a living owner is left alone */
-    CHECK(sched_getscheduler(pid) == SCHED_OTHER, "the living owner's policy changed");
     test_sleep_ms(20);
     int64_t killed = test_now_ms();
     CHECK(kill(pid, SIGKILL) == 0, "kill: %s", strerror(errno));
@@ -148,23 +131,6 @@ int main(void)
     test_reap(pid, SIGKILL);
     close_pipes();
 
-    /* A dead owner's threads that are still there are dimmed (moved to SCHED_IDLE), so that taking the process down
-     * yields to the living: here the owner's holding thread ended and its main thread lives on. */
-    CHECK(pipe(pipes[0]) == 0 && pipe(pipes[1]) == 0, "pipe: %s", strerror(errno));
-    pid = test_fork(owner_thread_ends, NULL);
-    char ready;
-    test_read(pipes[0][0], &ready, 1);
-    CHECK_OK(lifl_beacon_open(dir, name, &beacon));
-    CHECK_RC(lifl_beacon_wait(beacon, 1000), LIFL_BEACON_DIED);
-    CHECK_OK(lifl_beacon_dim_owner(beacon, &dimmed));
-    CHECK(dimmed >= 1, "dimmed %d threads of the dead owner", dimmed);
-    CHECK(sched_getscheduler(pid) == SCHED_IDLE, "the dead owner's main thread has policy %d", sched_getscheduler(pid));
-    lifl_beacon_close(beacon);
-    CHECK_OK(lifl_beacon_remove_if_dead(dir, name, &removed));
-    CHECK(kill(pid, SIGKILL) == 0, "kill: %s", strerror(errno));
-    test_reap(pid, SIGKILL);
-    close_pipes();
-
     /* The holding thread ends while its process goes on: that is a death too. Only the holder puts it out. */
     pthread_t holder;
     CHECK(pthread_create(&holder, NULL, hold_and_end, NULL) == 0, "pthread_create");
@@ -173,8 +139,6 @@ int main(void)
     CHECK_RC(lifl_beacon_put_out(held), LIFL_E_INVAL);
     CHECK_OK(lifl_beacon_open(dir, name, &beacon));
     CHECK_RC(lifl_beacon_wait(beacon, 1000), LIFL_BEACON_DIED);
-    CHECK_OK(lifl_beacon_dim_owner(beacon, &dimmed)); /* never this process itself */
-    CHECK(dimmed == 0 && sched_getscheduler(0) == SCHED_OTHER, "this process dimmed itself (%d threads)", dimmed);
     lifl_beacon_close(beacon);
     CHECK_OK(lifl_beacon_remove_if_dead(dir, name, &removed));
     CHECK(removed == 1, "the ended thread's beacon was not removed");
