@@ -283,14 +283,17 @@ internal sealed partial class TcpSiloTransport : IClusterTransport, IConnectionO
     private void OnPeerDied(string silo)
     {
         var reason = new ConnectionClosedException("its process died");
-        foreach (var (address, link) in _links)
+        if (_links.TryGetValue(SiloAddress.Parse(silo), out var link))
         {
-            if (address.ToString() == silo)
-            {
-                link.PeerDied(reason);
-            }
+            link.PeerDied(reason);
         }
 
+        CloseConnectionsFrom(silo, reason);
+    }
+
+    /// <summary>Closes the connections <paramref name="silo"/> opened to this one.</summary>
+    private void CloseConnectionsFrom(string silo, Exception reason)
+    {
         foreach (var connection in _incoming.Keys)
         {
             if (connection.Peer.Role == PeerRole.Silo && connection.Peer.Id == silo)
@@ -309,13 +312,7 @@ internal sealed partial class TcpSiloTransport : IClusterTransport, IConnectionO
         }
 
         _statistics.TryRemove(silo, out _);
-        foreach (var connection in _incoming.Keys)
-        {
-            if (connection.Peer.Role == PeerRole.Silo && connection.Peer.Id == silo.ToString())
-            {
-                connection.Close(reason);
-            }
-        }
+        CloseConnectionsFrom(silo.ToString(), reason);
     }
 
     public void FailExpiredCalls(long now)

@@ -141,10 +141,10 @@ public sealed class ExpertGrain : Grain, IExpertGrain
         {
             var input = routed.AsSpan(row, _modelDim);
             var answer = output.AsSpan(row, _modelDim);
-            if (!memo.TryGet(input, answer))
+            if (!memo.TryGet(input, answer, out var fingerprint))
             {
                 MoeModel.RunExpert(weights, input, answer);
-                memo.Add(input, answer);
+                memo.Add(input, answer, fingerprint);
             }
         }
 

@@ -38,11 +38,14 @@ internal sealed class ExpertRowMemo
 
     public long Hits { get; private set; }
 
-    /// <summary>Copies the remembered answer to <paramref name="row"/> into <paramref name="output"/>; false if there is none.</summary>
-    public bool TryGet(ReadOnlySpan<float> row, Span<float> output)
+    /// <summary>
+    /// Copies the remembered answer to <paramref name="row"/> into <paramref name="output"/>; false if there is none, and
+    /// then <paramref name="fingerprint"/> is what <see cref="Add"/> takes with the answer computed.
+    /// </summary>
+    public bool TryGet(ReadOnlySpan<float> row, Span<float> output, out ulong fingerprint)
     {
         CheckWidth(row, output);
-        var fingerprint = Fingerprint(row);
+        fingerprint = Fingerprint(row);
         for (var i = 0; i < _count; i++)
         {
             if (_fingerprints[i] == fingerprint
@@ -57,19 +60,22 @@ internal sealed class ExpertRowMemo
         return false;
     }
 
-    /// <summary>Remembers <paramref name="output"/> as the answer to <paramref name="row"/>, in place of the oldest row.</summary>
-    public void Add(ReadOnlySpan<float> row, ReadOnlySpan<float> output)
+    /// <summary>
+    /// Remembers <paramref name="output"/> as the answer to <paramref name="row"/> (whose fingerprint a missed
+    /// <see cref="TryGet"/> gave), in place of the oldest row.
+    /// </summary>
+    public void Add(ReadOnlySpan<float> row, ReadOnlySpan<float> output, ulong fingerprint)
     {
         CheckWidth(row, output);
         row.CopyTo(_inputs.AsSpan(_next * _width, _width));
         output.CopyTo(_outputs.AsSpan(_next * _width, _width));
-        _fingerprints[_next] = Fingerprint(row);
+        _fingerprints[_next] = fingerprint;
         _next = (_next + 1) % Capacity;
         _count = Math.Min(_count + 1, Capacity);
     }
 
     /// <summary>A few of the row's bits mixed (a cheap filter before the comparison of all of them, not a hash of the row).</summary>
-    private static ulong Fingerprint(ReadOnlySpan<float> row)
+    internal static ulong Fingerprint(ReadOnlySpan<float> row)
     {
         var bits = MemoryMarshal.Cast<float, uint>(row);
         var step = Math.Max(1, bits.Length / 8);
