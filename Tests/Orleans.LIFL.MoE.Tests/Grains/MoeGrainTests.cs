@@ -154,9 +154,9 @@ public sealed class MoeGrainTests
         Assert.Equal(positions - 1, status.Commits[^1].Through);
         Assert.NotEqual(bed.Cluster.FindSiloHosting(session)?.Address.ToString(), status.Silo);
 
-        var checkpoint = await store.Restore(requestId);
-        Assert.Equal(Enumerable.Range(0, positions), checkpoint.Segments.Select(s => s.Position));
-        Assert.Equal(tokens, checkpoint.Segments.Where(s => s.Output >= 0).Select(s => s.Output));
+        using var checkpoint = await store.Restore(requestId);
+        Assert.Equal((0, positions), (checkpoint.Segments!.From, checkpoint.Segments.Count));
+        Assert.Equal(tokens, checkpoint.Segments.Outputs.Where(o => o >= 0));
     }
 
     /// <summary>
@@ -167,29 +167,60 @@ public sealed class MoeGrainTests
     public async Task The_checkpoint_store_gives_back_the_prefix_it_committed()
     {
         await using var bed = await MoeTestBed.StartAsync();
+        var pool = bed.Pool;
         var requestId = MoeTestBed.NewName("r");
         var store = bed.Cluster.Client.GetGrain<IKvCheckpointStoreGrain>(MoeTestBed.NewName("store"));
-        const int layers = 2, width = 3;
-        static KvSegment Segment(int position) => new(
-            position,
-            [.. Enumerable.Range(0, layers * width).Select(i => position + (i / 10f))],
-            [.. Enumerable.Range(0, layers * width).Select(i => -position - (i / 10f))],
-            position % 7 == 0 ? -1 : position % 256);
-
-        await store.Begin(new GenerationRequest { RequestId = requestId, Deployment = "d", Prompt = Prompt, MaxTokens = 200 }, layers, width);
-        Assert.Equal(2, await store.Append(requestId, [Segment(0), Segment(1), Segment(2)]));
-        Assert.Equal(3, await store.Append(requestId, [Segment(1), Segment(2), Segment(3), Segment(5)]));
-        Assert.Equal(149, await store.Append(requestId, [.. Enumerable.Range(4, 146).Select(Segment)]));
-        await Assert.ThrowsAsync<ArgumentException>(() => store.Append(requestId, [new KvSegment(150, new float[5], new float[6], 1)]));
-        await Assert.ThrowsAsync<KvCheckpointLostException>(() => store.Append("another-request", [Segment(0)]));
-
-        var checkpoint = await store.Restore(requestId);
-        Assert.Equal(150, checkpoint.Segments.Length);
-        foreach (var (expected, restored) in Enumerable.Range(0, 150).Select(Segment).Zip(checkpoint.Segments))
+        const int layers = 2, width = 3, floats = layers * width;
+        static float Key(int position, int i) => position + (i / 10f);
+        static int Output(int position) => position % 7 == 0 ? -1 : position % 256;
+        KvSegments Batch(int from, int count, Func<int, int, float>? key = null)
         {
-            Assert.Equal((expected.Position, expected.Output), (restored.Position, restored.Output));
-            Assert.Equal(expected.Keys, restored.Keys);
-            Assert.Equal(expected.Values, restored.Values);
+            var batch = KvSegments.Rent(pool, from, count, floats);
+            for (var index = 0; index < count; index++)
+            {
+                var position = from + index;
+                for (var i = 0; i < floats; i++)
+                {
+                    batch.Keys(index, floats)[i] = (key ?? Key)(position, i);
+                    batch.Values(index, floats)[i] = key is null ? -Key(position, i) : 0;
+                }
+
+                batch.Outputs[index] = Output(position);
+            }
+
+            return batch;
+        }
+
+        async Task<int> AppendAsync(string request, KvSegments batch)
+        {
+            // The store holds its own reference to what it keeps: the sender's goes after the call.
+            using (batch)
+            {
+                return await store.Append(request, batch);
+            }
+        }
+
+        var live = pool.GetStatistics().LiveBuffers;
+        await store.Begin(new GenerationRequest { RequestId = requestId, Deployment = "d", Prompt = Prompt, MaxTokens = 200 }, layers, width);
+        Assert.Equal(2, await AppendAsync(requestId, Batch(0, 3)));
+        Assert.Equal(3, await AppendAsync(requestId, Batch(1, 3)));
+        Assert.Equal(3, await AppendAsync(requestId, Batch(5, 1)));
+        Assert.Equal(149, await AppendAsync(requestId, Batch(4, 146)));
+        using (var wrong = new KvSegments(150, [1], pool.Rent(5 * sizeof(float))))
+        {
+            Assert.Contains("come in 20 bytes", (await Assert.ThrowsAsync<ArgumentException>(() => store.Append(requestId, wrong))).Message);
+        }
+
+        await Assert.ThrowsAsync<KvCheckpointLostException>(() => AppendAsync("another-request", Batch(0, 1)));
+
+        // Kept: the three batches that extended the prefix; the resent and the gapped ones and the refused went back.
+        Assert.Equal(live + 3, pool.GetStatistics().LiveBuffers);
+        using (var checkpoint = await store.Restore(requestId))
+        {
+            using var expected = Batch(0, 150);
+            Assert.Equal((0, 150), (checkpoint.Segments!.From, checkpoint.Segments.Count));
+            Assert.Equal(expected.Outputs, checkpoint.Segments.Outputs);
+            Assert.True(expected.Bytes.Span.SequenceEqual(checkpoint.Segments.Bytes.Span));
         }
 
         var status = await store.Status(requestId);
@@ -199,22 +230,32 @@ public sealed class MoeGrainTests
         // Another request in the same store has a prefix and commits of its own; dropping it leaves the first as it was.
         var second = MoeTestBed.NewName("r");
         await store.Begin(new GenerationRequest { RequestId = second, Deployment = "d", Prompt = Prompt, MaxTokens = 200 }, layers, width);
-        Assert.Equal(9, await store.Append(second, [.. Enumerable.Range(0, 10).Select(Segment)]));
+        Assert.Equal(9, await AppendAsync(second, Batch(0, 10)));
         var secondStatus = await store.Status(second);
         Assert.Equal(9, secondStatus.CommittedThrough);
         Assert.Equal([1L], secondStatus.Commits.Select(c => c.Sequence));
         await store.Drop(second);
         Assert.Equal(-1, (await store.Status(second)).CommittedThrough);
-        Assert.Null((await store.Restore(second)).Request);
-        Assert.Equal(150, (await store.Restore(requestId)).Segments.Length);
+        using (var dropped = await store.Restore(second))
+        {
+            Assert.Null(dropped.Request);
+            Assert.Null(dropped.Segments);
+        }
 
-        // Begun again for another generation: the store starts empty, and what it gives back is only what it was sent since.
-        static KvSegment Other(int position) => new(position, [.. Enumerable.Range(0, layers * width).Select(i => 1000f + position)], new float[layers * width], position);
+        using (var first = await store.Restore(requestId))
+        {
+            Assert.Equal(150, first.Segments!.Count);
+        }
+
+        // Begun again for another generation: the store starts empty (its old bytes back in the pool), and what it gives
+        // back is only what it was sent since.
+        static float Other(int position, int i) => 1000f + position;
         await store.Begin(new GenerationRequest { RequestId = requestId, Deployment = "d", Prompt = Prompt, MaxTokens = 100 }, layers, width);
-        Assert.Equal(19, await store.Append(requestId, [.. Enumerable.Range(0, 20).Select(Other)]));
-        var again = await store.Restore(requestId);
-        Assert.Equal(Enumerable.Range(0, 20).Select(p => Other(p).Keys), again.Segments.Select(s => s.Keys));
-        Assert.All(again.Segments, s => Assert.Equal(new float[layers * width], s.Values));
+        Assert.Equal(live, pool.GetStatistics().LiveBuffers);
+        Assert.Equal(19, await AppendAsync(requestId, Batch(0, 20, Other)));
+        using var again = await store.Restore(requestId);
+        using var sent = Batch(0, 20, Other);
+        Assert.True(sent.Bytes.Span.SequenceEqual(again.Segments!.Bytes.Span));
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using Orleans.LIFL.Client.MoE;
 using Orleans.LIFL.Dataplane;
 using Orleans.LIFL.Grains.MoE;
@@ -27,6 +28,9 @@ internal sealed class MoeTestBed : IAsyncDisposable
     public InProcessTestCluster Cluster { get; }
 
     public MoeClient Client { get; }
+
+    /// <summary>The node's shared pool the silos (and this process's client) use.</summary>
+    public SharedBufferPool Pool => Cluster.Silos[0].Services.GetRequiredService<SharedBufferPool>();
 
     public static async Task<MoeTestBed> StartAsync(int silos = 3)
     {

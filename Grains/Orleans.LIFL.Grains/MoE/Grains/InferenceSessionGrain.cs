@@ -1,5 +1,7 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Orleans.LIFL.Concurrency;
+using Orleans.LIFL.Dataplane;
 using Orleans.LIFL.Grains.FL;
 using Orleans.LIFL.Grains.MoE.Model;
 
@@ -73,7 +75,7 @@ public static class InferenceSessions
 }
 
 [NamedSiloOrLocalPlacement]
-public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<InferenceSessionGrain> logger) : Grain, IInferenceSessionGrain
+public sealed partial class InferenceSessionGrain(TimeProvider time, IServiceProvider services, ILogger<InferenceSessionGrain> logger) : Grain, IInferenceSessionGrain
 {
     private readonly List<int> _tokens = [];
 
@@ -90,6 +92,9 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
     private Sampling? _sampling;
     private IMoeDeploymentGrain? _deployment;
     private IKvCheckpointStoreGrain? _store;
+
+    /// <summary>The node's shared pool the KV batches are sent in (taken when checkpointing begins: only then is it needed).</summary>
+    private SharedBufferPool? _pool;
     private string? _storeKey;
     private string? _storeSilo;
 
@@ -141,7 +146,22 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         // awaited together (either's failure fails the Open, and neither is left unobserved).
         var attaching = _deployment.Attach(GrainId.Key, GrainContext.Silo.ToString());
         var restoring = restoreFrom is not null ? GrainFactory.GetGrain<IKvCheckpointStoreGrain>(restoreFrom).Restore(requestId) : null;
-        await (restoring is null ? attaching : Task.WhenAll(attaching, restoring));
+        try
+        {
+            await (restoring is null ? attaching : Task.WhenAll(attaching, restoring));
+        }
+        catch
+        {
+            // Whichever failed, a checkpoint that did arrive lets its bytes go.
+            if (restoring is { IsCompletedSuccessfully: true })
+            {
+                restoring.Result.Dispose();
+            }
+
+            throw;
+        }
+
+        using var checkpoint = restoring?.Result;
         var attachment = await attaching;
         var spec = attachment.Spec;
         var model = MoeModelCache.Get(request.Deployment, spec, attachment.Routes.Epoch);
@@ -165,9 +185,9 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         var restoredPositions = 0;
         if (spec.Checkpointing)
         {
+            _pool = services.GetRequiredService<SharedBufferPool>();
             _storeKey = KvCheckpointStores.Key(request.Deployment, GrainContext.Silo.ToString());
             _store = GrainFactory.GetGrain<IKvCheckpointStoreGrain>(_storeKey);
-            var checkpoint = restoring is not null ? await restoring : null;
             if (checkpoint?.Request is { } stored && stored.SameGeneration(request))
             {
                 restoredPositions = Apply(request, checkpoint);
@@ -464,26 +484,39 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
         }
 
         var (cache, config) = (_cache!, _model!.Config);
-        var width = config.ModelDim;
-        var restored = 0;
-        foreach (var segment in checkpoint.Segments)
+        var (width, layers) = (config.ModelDim, config.Layers);
+        if (checkpoint.Segments is not { } segments)
         {
-            if (segment.Position != restored || segment.Keys.Length != config.Layers * width || segment.Values.Length != config.Layers * width
-                || (segment.Position >= request.Prompt.Length - 1) != (segment.Output >= 0) || _tokens.Count >= request.MaxTokens)
+            return 0;
+        }
+
+        if (segments.From != 0 || segments.Problem(layers * width) is not null || segments.Count > config.MaxSequence)
+        {
+            LogCheckpointDiscarded(logger, GrainId.Key, 0);
+            return 0;
+        }
+
+        var restored = 0;
+        for (var position = 0; position < segments.Count; position++)
+        {
+            var output = segments.Outputs[position];
+            if ((position >= request.Prompt.Length - 1) != (output >= 0) || _tokens.Count >= request.MaxTokens)
             {
-                LogCheckpointDiscarded(logger, GrainId.Key, segment.Position);
+                LogCheckpointDiscarded(logger, GrainId.Key, position);
                 break;
             }
 
-            for (var layer = 0; layer < config.Layers; layer++)
+            var keys = segments.Keys(position, layers * width);
+            var values = segments.Values(position, layers * width);
+            for (var layer = 0; layer < layers; layer++)
             {
-                cache.Write(layer, segment.Position, segment.Keys.AsSpan(layer * width, width), segment.Values.AsSpan(layer * width, width));
+                cache.Write(layer, position, keys.Slice(layer * width, width), values.Slice(layer * width, width));
             }
 
-            _outputs[segment.Position] = segment.Output;
-            if (segment.Output >= 0)
+            _outputs[position] = output;
+            if (output >= 0)
             {
-                _tokens.Add(segment.Output);
+                _tokens.Add(output);
             }
 
             restored++;
@@ -568,23 +601,17 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
     /// Sends the uncommitted positions (taken now, while every layer of each is written: decoding goes on meanwhile),
     /// beginning the checkpoint again first when the store lost it.
     /// </summary>
-    private Task<int> AppendAsync(bool begin)
+    private async Task<int> AppendAsync(bool begin)
     {
-        var from = _committed + 1;
-        var through = Math.Min(_cache!.Length - 1, from + _spec!.CheckpointBatch - 1);
-        var segments = new KvSegment[through - from + 1];
-        for (var i = 0; i < segments.Length; i++)
+        // Written straight from the cache into the node's pool: the store keeps these bytes (its own reference to them),
+        // and this session's reference goes once the store has answered.
+        using var segments = Segments(_committed + 1, Math.Min(_cache!.Length - 1, _committed + _spec!.CheckpointBatch));
+        if (begin)
         {
-            segments[i] = Segment(from + i);
+            _storeSilo = await _store!.Begin(_request!, _model!.Config.Layers, _model.Config.ModelDim);
         }
 
-        return begin ? BeginAndAppendAsync(segments) : _store!.Append(_request!.RequestId, segments);
-    }
-
-    private async Task<int> BeginAndAppendAsync(KvSegment[] segments)
-    {
-        _storeSilo = await _store!.Begin(_request!, _model!.Config.Layers, _model.Config.ModelDim);
-        return await _store.Append(_request!.RequestId, segments);
+        return await _store!.Append(_request!.RequestId, segments);
     }
 
     /// <summary>The checkpoint a next incarnation would restore from (no checkpointing: none), and its store's silo if known.</summary>
@@ -604,19 +631,27 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, ILogger<Inf
     private void DropFrom(IKvCheckpointStoreGrain store) =>
         store.Drop(_request!.RequestId).ContinueWith(static t => _ = t.Exception, TaskScheduler.Default);
 
-    private KvSegment Segment(int position)
+    /// <summary>Positions <paramref name="from"/> .. <paramref name="through"/> of the cache (every layer of each written) in a new batch.</summary>
+    private KvSegments Segments(int from, int through)
     {
         var (cache, config) = (_cache!, _model!.Config);
-        var width = config.ModelDim;
-        var keys = new float[config.Layers * width];
-        var values = new float[config.Layers * width];
-        for (var layer = 0; layer < config.Layers; layer++)
+        var (width, layers) = (config.ModelDim, config.Layers);
+        var segments = KvSegments.Rent(_pool!, from, through - from + 1, layers * width);
+        for (var index = 0; index < segments.Count; index++)
         {
-            cache.Keys(layer, position + 1).Slice(position * width, width).CopyTo(keys.AsSpan(layer * width));
-            cache.Values(layer, position + 1).Slice(position * width, width).CopyTo(values.AsSpan(layer * width));
+            var position = from + index;
+            var keys = segments.Keys(index, layers * width);
+            var values = segments.Values(index, layers * width);
+            for (var layer = 0; layer < layers; layer++)
+            {
+                cache.Keys(layer, position + 1).Slice(position * width, width).CopyTo(keys.Slice(layer * width, width));
+                cache.Values(layer, position + 1).Slice(position * width, width).CopyTo(values.Slice(layer * width, width));
+            }
+
+            segments.Outputs[index] = _outputs[position];
         }
 
-        return new KvSegment(position, keys, values, _outputs[position]);
+        return segments;
     }
 
     private async Task FlushCheckpointAsync()

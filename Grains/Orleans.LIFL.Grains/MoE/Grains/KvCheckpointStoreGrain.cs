@@ -1,4 +1,5 @@
 using Orleans.LIFL.Concurrency;
+using Orleans.LIFL.Dataplane;
 
 namespace Orleans.LIFL.Grains.MoE;
 
@@ -18,13 +19,13 @@ public interface IKvCheckpointStoreGrain : IGrainWithStringKey
     Task<string> Begin(GenerationRequest request, int layers, int modelDim);
 
     /// <summary>
-    /// Adds segments (in position order) and returns the position committed through (−1: none). Positions already
-    /// committed are skipped (a resend); a gap after the committed prefix is refused, and the answer says where to
-    /// resume from.
+    /// Adds a batch of consecutive positions and returns the position committed through (−1: none). Positions already
+    /// committed are skipped (a resend); a batch leaving a gap after the committed prefix is refused, and the answer
+    /// says where to resume from. The store keeps the batch's bytes where they are, in the node's shared pool.
     /// </summary>
-    Task<int> Append(string requestId, KvSegment[] segments);
+    Task<int> Append(string requestId, KvSegments segments);
 
-    /// <summary>The committed prefix, for a session resuming elsewhere.</summary>
+    /// <summary>The committed prefix (from position 0, in one buffer of the node's pool), for a session resuming elsewhere.</summary>
     [ReadOnly]
     Task<KvCheckpoint> Restore(string requestId);
 
@@ -42,7 +43,7 @@ public static class KvCheckpointStores
 }
 
 [AwayFromCallerPlacement]
-public sealed class KvCheckpointStoreGrain(TimeProvider time) : Grain, IKvCheckpointStoreGrain
+public sealed class KvCheckpointStoreGrain(TimeProvider time, SharedBufferPool pool) : Grain, IKvCheckpointStoreGrain
 {
     private readonly KvCheckpointShelf _shelf = new(time);
 
@@ -55,19 +56,29 @@ public sealed class KvCheckpointStoreGrain(TimeProvider time) : Grain, IKvCheckp
         return Task.FromResult(GrainContext.Silo.ToString());
     }
 
-    public Task<int> Append(string requestId, KvSegment[] segments)
+    public Task<int> Append(string requestId, KvSegments segments)
     {
         ArgumentNullException.ThrowIfNull(segments);
 
         // Not held: this store was lost (its silo died), never begun, or dropped the request as stale. The session
         // begins it again and resends what its cache holds.
-        var held = _shelf.Touch(requestId)
-            ?? throw new KvCheckpointLostException($"The checkpoint store {GrainId.Key} holds no checkpoint of request {requestId}; begin it again.");
+        var held = _shelf.Touch(requestId);
+        if (held is null)
+        {
+            segments.Dispose();
+            throw new KvCheckpointLostException($"The checkpoint store {GrainId.Key} holds no checkpoint of request {requestId}; begin it again.");
+        }
+
         return Task.FromResult(held.Append(segments));
     }
 
-    public Task<KvCheckpoint> Restore(string requestId) =>
-        Task.FromResult((_shelf.Touch(requestId)?.Checkpoint() ?? new KvCheckpoint(null, [], null)) with { Silo = GrainContext.Silo.ToString() });
+    public Task<KvCheckpoint> Restore(string requestId)
+    {
+        // Handed over with the answer: the caller's reference is this one.
+        var checkpoint = _shelf.Touch(requestId)?.Checkpoint(pool) ?? new KvCheckpoint(null, null, null);
+        checkpoint.Segments?.Bytes.MoveToCaller();
+        return Task.FromResult(checkpoint with { Silo = GrainContext.Silo.ToString() });
+    }
 
     public Task<KvStoreStatus> Status(string requestId) =>
         Task.FromResult(_shelf.Find(requestId) is { } held

@@ -1,4 +1,4 @@
-using System.Buffers;
+using Orleans.LIFL.Dataplane;
 
 namespace Orleans.LIFL.Grains.MoE;
 
@@ -6,24 +6,21 @@ namespace Orleans.LIFL.Grains.MoE;
 /// One request's committed KV prefix in a checkpoint store: the contiguous positions received so far, the commit records
 /// numbering each append that extended it, and when a session last touched it.
 /// </summary>
+/// <remarks>
+/// The positions stay in the shared-pool buffers the sessions sent them in (one per append that extended the prefix):
+/// the store copies nothing on the way in, keeps no managed arrays (a long request's growing array would land on the
+/// large-object heap of a silo that also serves experts), and gives the buffers back to the pool when the request is
+/// dropped. The bytes outlive the session's process: the store holds its own reference.
+/// </remarks>
 internal sealed class KvRequestCheckpoint : IDisposable
 {
     /// <summary>Commit records kept for <see cref="Status"/> (the newest ones).</summary>
     private const int CommitsKept = 4096;
 
-    /// <summary>
-    /// Positions per storage block. Blocks are rented from the shared array pool and given back when the request is
-    /// dropped: a request's KV takes no memory the next request cannot reuse, and no array grows (a growing array of a
-    /// long request soon lands on the large-object heap, and a stream of them, on a silo that also serves experts, keeps
-    /// its collector doing full collections).
-    /// </summary>
-    private const int BlockPositions = 16;
-
     private readonly List<KvCommit> _commits = [];
 
-    // The committed positions' keys and values, BlockPositions positions (position-major, Width floats each) a block.
-    private readonly List<float[]> _keyBlocks = [];
-    private readonly List<float[]> _valueBlocks = [];
+    // The appends that extended the prefix, in position order; the first of each that counts is the one after the previous's last.
+    private readonly List<(KvSegments Batch, int First)> _batches = [];
     private readonly List<int> _outputs = [];
     private long _sequence;
 
@@ -45,85 +42,87 @@ internal sealed class KvRequestCheckpoint : IDisposable
     /// <summary>The last committed position (−1: none).</summary>
     public int CommittedThrough => _outputs.Count - 1;
 
-    public long BytesStored => 8L * Width * _outputs.Count;
+    public long BytesStored => KvSegments.BytesPerPosition(Width) * _outputs.Count;
 
     public KvCommit? LastCommit => _commits.Count > 0 ? _commits[^1] : null;
 
     public IReadOnlyList<KvCommit> Commits => _commits;
 
     /// <summary>
-    /// Adds the segments that extend the committed prefix, in order; skips those it holds already and stops at a gap.
-    /// Returns the position committed through.
+    /// Takes over <paramref name="batch"/> (this checkpoint keeps it, or disposes it at once when it adds nothing): its
+    /// positions past the committed prefix extend it when the batch starts within it or right after it; a batch that
+    /// starts later leaves a gap and is not taken. Returns the position committed through.
     /// </summary>
-    public int Append(ReadOnlySpan<KvSegment> segments)
+    public int Append(KvSegments batch)
     {
-        var before = _outputs.Count;
-        foreach (var segment in segments)
+        var kept = false;
+        try
         {
-            if (segment.Position < _outputs.Count)
+            if (batch.Problem(Width) is { } problem)
             {
-                continue;
+                throw new ArgumentException($"The KV batch from position {batch.From} of {Request.RequestId} is malformed: {problem}.", nameof(batch));
             }
 
-            if (segment.Position > _outputs.Count)
+            var first = _outputs.Count;
+            if (batch.From <= first && batch.From + batch.Count > first)
             {
-                break;
+                for (var index = first - batch.From; index < batch.Count; index++)
+                {
+                    _outputs.Add(batch.Outputs[index]);
+                }
+
+                _batches.Add((batch, first));
+                kept = true;
+                _commits.Add(new KvCommit(++_sequence, CommittedThrough, DateTime.UtcNow));
+                if (_commits.Count > CommitsKept)
+                {
+                    _commits.RemoveRange(0, _commits.Count - CommitsKept);
+                }
             }
 
-            if (segment.Keys.Length != Width || segment.Values.Length != Width)
-            {
-                throw new ArgumentException(
-                    $"KV segment {segment.Position} of {Request.RequestId} has {segment.Keys.Length} keys and {segment.Values.Length} values; a position holds {Width} of each.",
-                    nameof(segments));
-            }
-
-            Store(segment);
+            return CommittedThrough;
         }
-
-        if (_outputs.Count > before)
+        finally
         {
-            _commits.Add(new KvCommit(++_sequence, CommittedThrough, DateTime.UtcNow));
-            if (_commits.Count > CommitsKept)
+            if (!kept)
             {
-                _commits.RemoveRange(0, _commits.Count - CommitsKept);
+                batch.Dispose();
             }
         }
-
-        return CommittedThrough;
     }
 
-    public KvCheckpoint Checkpoint() => new(Request, [.. Enumerable.Range(0, _outputs.Count).Select(Segment)], LastCommit);
+    /// <summary>The committed prefix in one new buffer of <paramref name="pool"/> (none committed: no segments).</summary>
+    public KvCheckpoint Checkpoint(SharedBufferPool pool)
+    {
+        if (_outputs.Count == 0)
+        {
+            return new KvCheckpoint(Request, null, LastCommit);
+        }
 
-    /// <summary>Gives the blocks back to the pool; the checkpoint holds nothing afterwards.</summary>
+        var all = KvSegments.Rent(pool, 0, _outputs.Count, Width);
+        _outputs.CopyTo(all.Outputs);
+        var into = all.Bytes.Span;
+        var perPosition = (int)KvSegments.BytesPerPosition(Width);
+        var next = 0;
+        foreach (var (batch, first) in _batches)
+        {
+            var end = batch.From + batch.Count;
+            batch.Bytes.Span[((first - batch.From) * perPosition)..(batch.Count * perPosition)].CopyTo(into[(next * perPosition)..]);
+            next = end;
+        }
+
+        return new KvCheckpoint(Request, all, LastCommit);
+    }
+
+    /// <summary>Gives the buffers back to the pool; the checkpoint holds nothing afterwards.</summary>
     public void Dispose()
     {
-        foreach (var block in _keyBlocks.Concat(_valueBlocks))
+        foreach (var (batch, _) in _batches)
         {
-            ArrayPool<float>.Shared.Return(block);
+            batch.Dispose();
         }
 
-        _keyBlocks.Clear();
-        _valueBlocks.Clear();
+        _batches.Clear();
         _outputs.Clear();
-    }
-
-    private void Store(KvSegment segment)
-    {
-        var (block, offset) = Math.DivRem(_outputs.Count, BlockPositions);
-        if (block == _keyBlocks.Count)
-        {
-            _keyBlocks.Add(ArrayPool<float>.Shared.Rent(BlockPositions * Width));
-            _valueBlocks.Add(ArrayPool<float>.Shared.Rent(BlockPositions * Width));
-        }
-
-        segment.Keys.CopyTo(_keyBlocks[block].AsSpan(offset * Width, Width));
-        segment.Values.CopyTo(_valueBlocks[block].AsSpan(offset * Width, Width));
-        _outputs.Add(segment.Output);
-    }
-
-    private KvSegment Segment(int position)
-    {
-        var (block, offset) = Math.DivRem(position, BlockPositions);
-        return new(position, _keyBlocks[block].AsSpan(offset * Width, Width).ToArray(), _valueBlocks[block].AsSpan(offset * Width, Width).ToArray(), _outputs[position]);
     }
 }
