@@ -259,6 +259,27 @@ public sealed class MoeGrainTests
     }
 
     /// <summary>
+    /// Checkpoints go through the node's shared pool: on silos without one, a deployment that checkpoints cannot open a
+    /// session, and says so (in its rehearsals and to a generation), while one that does not checkpoint serves as before.
+    /// </summary>
+    [Fact]
+    public async Task Checkpointing_without_a_shared_pool_fails_naming_it()
+    {
+        await using var bed = await MoeTestBed.StartAsync(silos: 2, dataplane: false);
+        var checkpointing = MoeTestBed.NewName("d");
+        var status = await bed.Client.DeployAsync(checkpointing, MoeTestBed.Spec());
+        Assert.NotEmpty(status.Rehearsals);
+        Assert.All(status.Rehearsals, r => Assert.Contains("shared pool", r.Problem));
+        var failed = await Assert.ThrowsAnyAsync<Exception>(() => CollectAsync(bed.Client.GenerateAsync(checkpointing, Prompt, cancellationToken: TestContext.Current.CancellationToken)));
+        Assert.Contains("shared pool", failed.Message);
+
+        var plain = MoeTestBed.NewName("d");
+        await bed.Client.DeployAsync(plain, MoeTestBed.Spec() with { Checkpointing = false });
+        var tokens = await CollectAsync(bed.Client.GenerateAsync(plain, Prompt, new GenerationOptions { MaxTokens = 8 }, TestContext.Current.CancellationToken));
+        Assert.Equal(MoeTestBed.Reference(Prompt, 8), tokens.Select(t => t.Token));
+    }
+
+    /// <summary>
     /// An expert silo killed mid-generation: the session replays its calls to the shadows and the output is still the
     /// failure-free one; the deployment promotes the shadows and loads new ones on the surviving silos.
     /// </summary>

@@ -32,13 +32,13 @@ internal sealed class MoeTestBed : IAsyncDisposable
     /// <summary>The node's shared pool the silos (and this process's client) use.</summary>
     public SharedBufferPool Pool => Cluster.Silos[0].Services.GetRequiredService<SharedBufferPool>();
 
-    public static async Task<MoeTestBed> StartAsync(int silos = 3)
+    public static async Task<MoeTestBed> StartAsync(int silos = 3, bool dataplane = true)
     {
         var pool = "m" + Guid.NewGuid().ToString("N")[..12];
         var cluster = await InProcessTestCluster.StartAsync(options =>
         {
             options.InitialSilosCount = silos;
-            options.ConfigureSilo = silo => silo.AddMemoryGrainStorageAsDefault().Configure<DataplaneOptions>(d => d.PoolName = pool);
+            options.ConfigureSilo = silo => silo.AddMemoryGrainStorageAsDefault().Configure<DataplaneOptions>(d => (d.PoolName, d.Enabled) = (pool, dataplane));
         });
         return new MoeTestBed(cluster);
     }

@@ -185,7 +185,17 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, IServicePro
         var restoredPositions = 0;
         if (spec.Checkpointing)
         {
-            _pool = services.GetRequiredService<SharedBufferPool>();
+            try
+            {
+                _pool = services.GetRequiredService<SharedBufferPool>();
+            }
+            catch (InvalidOperationException error)
+            {
+                _ = _deployment.Detach(GrainId.Key);
+                throw new InvalidOperationException(
+                    $"Request {requestId}: deployment {request.Deployment} checkpoints KV caches, which go through the node's shared pool: {error.Message}", error);
+            }
+
             _storeKey = KvCheckpointStores.Key(request.Deployment, GrainContext.Silo.ToString());
             _store = GrainFactory.GetGrain<IKvCheckpointStoreGrain>(_storeKey);
             if (checkpoint?.Request is { } stored && stored.SameGeneration(request))
