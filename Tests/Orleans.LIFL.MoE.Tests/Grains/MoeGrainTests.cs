@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Orleans.LIFL.Client.MoE;
+using Orleans.LIFL.Dataplane;
 using Orleans.LIFL.Grains.FL;
 using Orleans.LIFL.Grains.MoE;
 using Orleans.LIFL.Grains.MoE.Model;
@@ -56,6 +57,10 @@ public sealed class MoeGrainTests
             Assert.Contains(r.ResumedOn, silos);
             Assert.NotEqual(r.Silo, r.ResumedOn);
         });
+
+        // Every rehearsed checkpoint is dropped, in both stores: the stopped first incarnation, still flushing when it is
+        // given up, sends nothing more that would begin it again once its successor dropped it.
+        await PoolEmptiedAsync(bed.Pool, "after the rehearsals");
 
         var tokens = await CollectAsync(bed.Client.GenerateAsync(deployment, Prompt, new GenerationOptions { MaxTokens = 8, RequestId = "users-request" }, TestContext.Current.CancellationToken));
         Assert.Equal(MoeTestBed.Reference(Prompt, 8), tokens.Select(t => t.Token));
@@ -157,6 +162,50 @@ public sealed class MoeGrainTests
         using var checkpoint = await store.Restore(requestId);
         Assert.Equal((0, positions), (checkpoint.Segments!.From, checkpoint.Segments.Count));
         Assert.Equal(tokens, checkpoint.Segments.Outputs.Where(o => o >= 0));
+    }
+
+    /// <summary>
+    /// A node's pool with no room left for a batch holds the checkpoint back, never the decoding: the session's tokens are
+    /// the local decode's, and the store commits nothing.
+    /// </summary>
+    [Fact]
+    public async Task A_full_shared_pool_holds_the_checkpoint_back_not_the_tokens()
+    {
+        await using var bed = await MoeTestBed.StartAsync();
+        var deployment = MoeTestBed.NewName("d");
+        await bed.Client.DeployAsync(deployment, MoeTestBed.Spec());
+        var pool = bed.Pool;
+
+        // The deployment's rehearsals drop their checkpoints without waiting: once their bytes are back, nothing else
+        // frees room in the pool while the session runs.
+        await PoolEmptiedAsync(pool, "after the deploy");
+        var filler = new List<SharedBuffer>();
+        try
+        {
+            for (var size = SharedBufferPool.MaxBufferLength; size >= SharedBufferPool.MinBufferLength;)
+            {
+                try
+                {
+                    filler.Add(pool.Rent(size));
+                }
+                catch (DataplaneException)
+                {
+                    size /= 2;
+                }
+            }
+
+            var requestId = MoeTestBed.NewName("r");
+            var session = bed.Cluster.Client.GetGrain<IInferenceSessionGrain>(InferenceSessions.Key(requestId, 0));
+            var opened = await session.Open(new GenerationRequest { RequestId = requestId, Deployment = deployment, Prompt = Prompt, MaxTokens = 40 }, restoreFrom: null, delivered: []);
+            var (tokens, failure) = await ReadToEndAsync(session);
+            Assert.Null(failure);
+            Assert.Equal(MoeTestBed.Reference(Prompt, 40), tokens);
+            Assert.Equal(-1, (await bed.Cluster.Client.GetGrain<IKvCheckpointStoreGrain>(opened.CheckpointStore!).Status(requestId)).CommittedThrough);
+        }
+        finally
+        {
+            BufferCapture.DisposeAll(filler);
+        }
     }
 
     /// <summary>
@@ -678,6 +727,17 @@ public sealed class MoeGrainTests
     }
 
     /// <summary>A session's tokens until it is done or failed, and its failure.</summary>
+    /// <summary>Waits until no buffer of <paramref name="pool"/> is held (drops are not waited for by their senders).</summary>
+    private static async Task PoolEmptiedAsync(SharedBufferPool pool, string when)
+    {
+        var waited = Stopwatch.StartNew();
+        while (pool.GetStatistics().LiveBuffers > 0)
+        {
+            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(20), $"{pool.GetStatistics().LiveBuffers} buffers of the pool are still held {when}");
+            await Task.Delay(20, TestContext.Current.CancellationToken);
+        }
+    }
+
     private static async Task<(List<int> Tokens, string? Failure)> ReadToEndAsync(IInferenceSessionGrain session)
     {
         var tokens = new List<int>();

@@ -105,6 +105,7 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, IServicePro
     private TaskCompletionSource _changed = NewSignal();
     private Task<int>? _checkpointing;
     private bool _storeLost;
+    private bool _poolFailureLogged;
     private int _committed = -1;
     private long _unsentSince;
     private TimeSpan _sendAfter;
@@ -542,8 +543,10 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, IServicePro
     /// </summary>
     private void PumpCheckpoint(bool flush = false)
     {
-        // A failed session is not resumed: nothing more is sent (a send after Fail dropped the checkpoint would begin it again).
-        if (_store is null || _failure is not null)
+        // A failed session is not resumed, a closed one's client has every token, and an aborted one was given up (a next
+        // incarnation may have taken its checkpoint over and dropped it): nothing more is sent. A send after that would
+        // find the checkpoint gone, begin it again, and the store would keep it until it went stale.
+        if (_store is null || Stopped)
         {
             return;
         }
@@ -569,6 +572,14 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, IServicePro
             }
             else
             {
+                if (done.Exception?.InnerException is DataplaneException full && !_poolFailureLogged)
+                {
+                    // The node's pool could not give a batch its buffer (full): said once; the cache keeps every
+                    // position, and the next tries are spaced out as below.
+                    _poolFailureLogged = true;
+                    LogCheckpointBufferUnavailable(logger, GrainId.Key, full.Message);
+                }
+
                 // The store's silo is unreachable (dead, until the cluster says so and the store moves): every send
                 // until then would fail the same way, and each costs this silo a directory lookup and a membership
                 // read. Try again later, less often the longer it lasts; the cache keeps every position meanwhile.
@@ -666,7 +677,7 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, IServicePro
 
     private async Task FlushCheckpointAsync()
     {
-        for (var attempt = 0; attempt < 8 && _store is not null && _committed < _cache!.Length - 1 && !_closed; attempt++)
+        for (var attempt = 0; attempt < 8 && _store is not null && _committed < _cache!.Length - 1 && !Stopped; attempt++)
         {
             if (_checkpointing is { } inflight)
             {
@@ -715,4 +726,7 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, IServicePro
 
     [LoggerMessage(EventId = 7108, Level = LogLevel.Information, Message = "Session {Session} stopped: {Reason}")]
     private static partial void LogStopped(ILogger logger, string session, string reason);
+
+    [LoggerMessage(EventId = 7109, Level = LogLevel.Warning, Message = "Session {Session}: no buffer for a KV checkpoint batch in the node's shared pool ({Reason}); retrying later")]
+    private static partial void LogCheckpointBufferUnavailable(ILogger logger, string session, string reason);
 }
