@@ -151,7 +151,7 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                     $"model: {config.Layers} layers, d_model {config.ModelDim}, {config.Heads} heads, {config.Experts} experts of d_ff {config.FeedForwardDim} (top-{config.TopK}), weights read from a bfloat16 safetensors file (experts kept in bfloat16); {Sessions} concurrent greedy generations of {failureTokens} tokens ({steadyTokens} when nothing fails).",
                     "cluster: 3 lifl silo processes (membership in a private PostgreSQL); silo 0 is the clients' gateway and runs the sessions, silos 1 and 2 run the experts (Tarragon: each expert's primary on one and its pre-loaded shadow on the other) and the deployment; the first expert silo dies under the deployment that served the no-failure runs (the baseline, which has none, under a new one), every later kill under a new deployment put in service by a short generation; after each kill a fresh silo takes the dead one's place (after a session silo's kill, as the gateway of a new client).",
                     $"stall: the largest gap between consecutive tokens of any session that spans the kill -9 (issued once every session had {killAfter} tokens) or starts within {StallWindow.TotalSeconds:0} s after it; the median of {kills} kill(s) of each kind (each kill's in expert_stalls_ms, session_stalls_ms and the baseline's); Tarragon replays expert calls at once and resumes sessions from KV checkpoints, the baseline waits for the cluster to declare the silo dead, then deactivates every session and expert, reloads the weights and prefills every request again.",
-                    $"tokens/s: all sessions' tokens from the first to the last, no failure, with and without KV checkpointing on the same cluster, {reps} pairs in alternating order (ABBA), half on a pair of deployments made the checkpointing one first and half on a pair made the other way round, each after {WarmupPairs} unmeasured runs of each; the overhead is 1 − the mean of the paired ratios (with / without), given with its standard error (this shared 2-core machine varies by about 10% between consecutive runs){(options.Quick ? "; --quick measures too few pairs for it to mean anything, so it has no target" : "")}; cpu_us_per_token: each process's CPU time per token in those runs; time between tokens from the runs with checkpointing.",
+                    $"tokens/s: all sessions' tokens from the first to the last, no failure, with and without KV checkpointing on the same cluster, {reps} pairs in alternating order (ABBA) on one deployment, its requests checkpointed or not, after {WarmupPairs} unmeasured runs of each; the overhead is 1 − the mean of the paired ratios (with / without), given with its standard error (this shared 2-core machine varies by about 10% between consecutive runs){(options.Quick ? "; --quick measures too few pairs for it to mean anything, so it has no target" : "")}; cpu_us_per_token: each process's CPU time per token in those runs; time between tokens from the runs with checkpointing.",
                     "every session's tokens were compared with a local decode of the same weights: outputs_identical says whether all matched (failures included).",
                 ],
                 Details = new Dictionary<string, object> { ["tarragon"] = ours, ["baseline"] = baseline },
@@ -279,10 +279,10 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                         ("expert_silos", () => ProcessResources.CpuSeconds(silos[1].ProcessId) + ProcessResources.CpuSeconds(silos[2].ProcessId)),
                         ("client", ProcessResources.CpuSeconds),
                     };
-                    async Task<GenerationTimelines> MeasuredAsync(string deployment, Dictionary<string, double> cpu)
+                    async Task<GenerationTimelines> MeasuredAsync(string deployment, bool checkpoint, Dictionary<string, double> cpu)
                     {
                         var before = processes.Select(p => p.Cpu()).ToArray();
-                        var (timelines, _) = await GenerateAsync(generator, deployment, steadyTokens, victim: null, 0);
+                        var (timelines, _) = await GenerateAsync(generator, deployment, steadyTokens, victim: null, 0, checkpoint);
                         var tokens = Enumerable.Range(0, timelines.Sessions).Sum(s => timelines.Tokens(s).Count);
                         for (var i = 0; i < processes.Length; i++)
                         {
@@ -292,52 +292,35 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                         return timelines;
                     }
 
-                    // Two pairs of deployments, made in both orders: the first-made of two otherwise equal deployments cost its
-                    // expert silos ~3 % more CPU per token (an A/A run, neither checkpointing, measured a 2 % "overhead"), so
-                    // half the pairs run with the checkpointing deployment made first and half with it made second.
-                    var on = "";
-                    for (var half = 0; half < 2; half++)
+                    // One deployment serves both sides, its requests checkpointed or not: the same expert replicas, in the
+                    // same memory, on the same silos. (Two deployments, one checkpointing and one not, measured their
+                    // difference: the first made of two otherwise equal deployments cost its expert silos ~3 % more CPU per
+                    // token, and made in both orders the pairs on the two halves still differed by up to 8 % in one run.)
+                    var on = await DeployAsync(deployer, $"{name}-steady", mode, checkpointing: true, [silos[1], silos[2]]);
+
+                    // Warm-up of both (connections, activations, code paths and their tier-up), then the two alternated. One
+                    // half-length run of each left the first measured pair at 0.62-0.78 of the pairs after it in every run
+                    // (both sides slower, the checkpointing one most): the processes were still compiling.
+                    for (var warmup = 0; warmup < WarmupPairs; warmup++)
                     {
-                        var off = "";
-                        foreach (var checkpointing in half == 0 ? new[] { true, false } : [false, true])
-                        {
-                            var made = await DeployAsync(deployer, $"{name}-{(checkpointing ? "ckpt" : "nockpt")}{half}", mode, checkpointing: checkpointing, [silos[1], silos[2]]);
-                            (on, off) = checkpointing ? (made, off) : (on, made);
-                        }
+                        await GenerateAsync(generator, on, steadyTokens, victim: null, 0, checkpoint: true);
+                        await GenerateAsync(generator, on, steadyTokens, victim: null, 0, checkpoint: false);
+                    }
 
-                        // Warm-up of both (connections, activations, code paths and their tier-up), then the two alternated. One
-                        // half-length run of each left the first measured pair at 0.62-0.78 of the pairs after it in every run
-                        // (both sides slower, the checkpointing one most): the processes were still compiling.
-                        for (var warmup = 0; warmup < WarmupPairs; warmup++)
-                        {
-                            await GenerateAsync(generator, on, steadyTokens, victim: null, 0);
-                            await GenerateAsync(generator, off, steadyTokens, victim: null, 0);
-                        }
+                    for (var rep = 0; rep < reps; rep++)
+                    {
+                        // Each pair in the other order than the last (ABBA): whatever a run leaves the next (its deactivations,
+                        // its garbage, the machine's drift) falls on both sides alike instead of always on the second.
+                        var onFirst = rep % 2 == 0;
+                        var first = await MeasuredAsync(on, onFirst, onFirst ? cpuWith : cpuWithout);
+                        var second = await MeasuredAsync(on, !onFirst, onFirst ? cpuWithout : cpuWith);
+                        var (withOn, withOff) = onFirst ? (first, second) : (second, first);
 
-                        for (var rep = half * reps / 2; rep < (half + 1) * reps / 2; rep++)
-                        {
-                            // Each pair in the other order than the last (ABBA): whatever a run leaves the next (its deactivations,
-                            // its garbage, the machine's drift) falls on both sides alike instead of always on the second.
-                            var onFirst = rep % 2 == 0;
-                            var first = await MeasuredAsync(onFirst ? on : off, onFirst ? cpuWith : cpuWithout);
-                            var second = await MeasuredAsync(onFirst ? off : on, onFirst ? cpuWithout : cpuWith);
-                            var (withOn, withOff) = onFirst ? (first, second) : (second, first);
-
-                            identical &= Check(withOn, "no failure, checkpointing") & Check(withOff, "no failure");
-                            withCheckpoints.Add(withOn.TokensPerSecond());
-                            withoutCheckpoints.Add(withOff.TokensPerSecond());
-                            gaps.AddRange(withOn.Gaps());
-                            progress.Report($"{name}: no failure, {withCheckpoints[^1]:0} tok/s with checkpointing, {withoutCheckpoints[^1]:0} without");
-                        }
-
-                        // Each expert silo serves one deployment when it dies, as it would in service: the ones measured here
-                        // let their weights go but the last checkpointing one (a silo holding more would carry their memory
-                        // into its kill).
-                        await deployer.UndeployAsync(off);
-                        if (half == 0)
-                        {
-                            await deployer.UndeployAsync(on);
-                        }
+                        identical &= Check(withOn, "no failure, checkpointing") & Check(withOff, "no failure");
+                        withCheckpoints.Add(withOn.TokensPerSecond());
+                        withoutCheckpoints.Add(withOff.TokensPerSecond());
+                        gaps.AddRange(withOn.Gaps());
+                        progress.Report($"{name}: no failure, {withCheckpoints[^1]:0} tok/s with checkpointing, {withoutCheckpoints[^1]:0} without");
                     }
 
                     served = on;
@@ -493,7 +476,8 @@ public sealed class MoeFailoverBenchmark : IBenchmark
         }
 
         /// <summary>Runs one generation per prompt at once; kills <paramref name="victim"/> once every one has <paramref name="killAfter"/> tokens.</summary>
-        private async Task<(GenerationTimelines Timelines, long KilledAt)> GenerateAsync(MoeClient client, string deployment, int tokens, SiloProcess? victim, int killAfter)
+        private async Task<(GenerationTimelines Timelines, long KilledAt)> GenerateAsync(
+            MoeClient client, string deployment, int tokens, SiloProcess? victim, int killAfter, bool checkpoint = true)
         {
             using var patience = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             patience.CancelAfter(PhasePatience);
@@ -502,7 +486,7 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                 victim.Kill();
                 return Task.CompletedTask;
             };
-            return await ConcurrentGenerations.RunAsync(client, deployment, prompts, new GenerationOptions { MaxTokens = tokens }, killAfter, kill, patience.Token);
+            return await ConcurrentGenerations.RunAsync(client, deployment, prompts, new GenerationOptions { MaxTokens = tokens, Checkpoint = checkpoint }, killAfter, kill, patience.Token);
         }
 
         /// <summary>Whether every session's tokens are the local decode's; a difference is reported.</summary>

@@ -15,6 +15,12 @@ public sealed record GenerationOptions
 
     public ulong Seed { get; init; }
 
+    /// <summary>
+    /// Whether the session checkpoints its KV cache, when the deployment does: false saves the checkpoint's cost, and a
+    /// failover then recomputes every position instead of restoring them.
+    /// </summary>
+    public bool Checkpoint { get; init; } = true;
+
     /// <summary>Names the request (its checkpoints are kept under it); a fresh one when null.</summary>
     public string? RequestId { get; init; }
 
@@ -90,6 +96,7 @@ public sealed class MoeClient(IClusterClient client)
             MaxTokens = options.MaxTokens,
             Temperature = options.Temperature,
             Seed = options.Seed,
+            Checkpoint = options.Checkpoint,
         };
         if (GenerationRequest.RequestIdProblem(request.RequestId) is { } problem)
         {

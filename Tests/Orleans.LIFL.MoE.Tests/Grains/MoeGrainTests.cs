@@ -165,6 +165,31 @@ public sealed class MoeGrainTests
     }
 
     /// <summary>
+    /// A request that opts out of checkpointing on a checkpointing deployment decodes the same tokens, reports no store
+    /// to resume from and leaves nothing in its silo's store.
+    /// </summary>
+    [Fact]
+    public async Task A_request_may_go_without_checkpoints()
+    {
+        await using var bed = await MoeTestBed.StartAsync();
+        var deployment = MoeTestBed.NewName("d");
+        await bed.Client.DeployAsync(deployment, MoeTestBed.Spec());
+        var requestId = MoeTestBed.NewName("r");
+        var session = bed.Cluster.Client.GetGrain<IInferenceSessionGrain>(InferenceSessions.Key(requestId, 0));
+        var opened = await session.Open(
+            new GenerationRequest { RequestId = requestId, Deployment = deployment, Prompt = Prompt, MaxTokens = 40, Checkpoint = false }, restoreFrom: null, delivered: []);
+        Assert.Null(opened.CheckpointStore);
+        var (tokens, failure) = await ReadToEndAsync(session);
+        Assert.Null(failure);
+        Assert.Equal(MoeTestBed.Reference(Prompt, 40), tokens);
+        var store = bed.Cluster.Client.GetGrain<IKvCheckpointStoreGrain>(KvCheckpointStores.Key(deployment, bed.Cluster.FindSiloHosting(session)!.Address.ToString()));
+        Assert.Equal(-1, (await store.Status(requestId)).CommittedThrough);
+
+        var viaClient = await CollectAsync(bed.Client.GenerateAsync(deployment, Prompt, new GenerationOptions { MaxTokens = 24, Checkpoint = false }, TestContext.Current.CancellationToken));
+        Assert.Equal(MoeTestBed.Reference(Prompt, 24), viaClient.Select(t => t.Token));
+    }
+
+    /// <summary>
     /// A node's pool with no room left for a batch holds the checkpoint back, never the decoding: the session's tokens are
     /// the local decode's, and the store commits nothing.
     /// </summary>
@@ -433,6 +458,28 @@ public sealed class MoeGrainTests
     }
 
     /// <summary>
+    /// A request without checkpoints whose session silo is killed resumes by computing every position again from the
+    /// prompt and the tokens the client has: the same tokens, none missing or repeated.
+    /// </summary>
+    [Fact]
+    public async Task Killing_the_session_silo_of_a_request_without_checkpoints_recomputes_the_same_tokens()
+    {
+        await using var bed = await MoeTestBed.StartAsync();
+        var deployment = MoeTestBed.NewName("d");
+        await bed.Client.DeployAsync(deployment, MoeTestBed.Spec() with { Config = MoeTestBed.SlowConfig });
+        var (tokens, killed, requestId) = await GenerateAndKillAsync(bed, deployment, afterTokens: 30, (_, sessionSilo) => sessionSilo, checkpoint: false);
+
+        Assert.Equal(MoeTestBed.Reference(Prompt, 120, config: MoeTestBed.SlowConfig), tokens.Select(t => t.Token));
+        Assert.Equal(Enumerable.Range(0, 120), tokens.Select(t => t.Index));
+        Assert.Contains(tokens, t => t.Incarnation > 0);
+        var (telemetry, _) = await TelemetryAsync(bed, deployment, t => t.Stalls.Any(s => s.Silo == killed.Address.ToString() && s.Resume is not null));
+        var resume = telemetry.Stalls.First(s => s.Silo == killed.Address.ToString() && s.Resume is not null).Resume!;
+        Assert.Equal(requestId, InferenceSessions.Parse(resume.Session).RequestId);
+        Assert.Equal(0, resume.RestoredPositions);
+        Assert.InRange(resume.RecomputedTokens, 30, 120);
+    }
+
+    /// <summary>
     /// The deployment's own silo dies (it reactivates elsewhere, without its list of sessions, so it cannot send them the
     /// new shadows), then a second expert silo: the session, finding every replica it knows of an expert dead, fetches the
     /// current table and goes on with the new shadows; no token changes and the session never moves.
@@ -681,12 +728,12 @@ public sealed class MoeGrainTests
     /// arrived, kills the silo <paramref name="choose"/> picks (given the running silos and the session's first silo).
     /// </summary>
     private static async Task<(List<GeneratedToken> Tokens, InProcessSiloHandle Killed, string RequestId)> GenerateAndKillAsync(
-        MoeTestBed bed, string deployment, int afterTokens, Func<IReadOnlyList<InProcessSiloHandle>, InProcessSiloHandle, InProcessSiloHandle> choose)
+        MoeTestBed bed, string deployment, int afterTokens, Func<IReadOnlyList<InProcessSiloHandle>, InProcessSiloHandle, InProcessSiloHandle> choose, bool checkpoint = true)
     {
         var requestId = MoeTestBed.NewName("r");
         var tokens = new List<GeneratedToken>();
         InProcessSiloHandle? killed = null;
-        var options = new GenerationOptions { MaxTokens = 120, RequestId = requestId };
+        var options = new GenerationOptions { MaxTokens = 120, RequestId = requestId, Checkpoint = checkpoint };
         await foreach (var token in bed.Client.GenerateAsync(deployment, Prompt, options, TestContext.Current.CancellationToken))
         {
             tokens.Add(token);

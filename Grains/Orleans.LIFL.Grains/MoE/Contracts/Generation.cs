@@ -28,6 +28,14 @@ public sealed record GenerationRequest
     [Id(5)]
     public ulong Seed { get; init; }
 
+    /// <summary>
+    /// Whether the session checkpoints its KV cache, when its deployment does (<see cref="MoeDeploymentSpec.Checkpointing"/>).
+    /// Without, a session whose silo dies resumes by computing every position again from the prompt and the tokens
+    /// the client has; the tokens are the same either way.
+    /// </summary>
+    [Id(6)]
+    public bool Checkpoint { get; init; } = true;
+
     /// <summary>What is wrong with the request against a model's longest sequence, or null.</summary>
     public string? Problem(int maxSequence) =>
         RequestIdProblem(RequestId) is { } id ? id

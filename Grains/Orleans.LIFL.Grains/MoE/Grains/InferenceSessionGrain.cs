@@ -184,7 +184,7 @@ public sealed partial class InferenceSessionGrain(TimeProvider time, IServicePro
             attachment.Routes, spec, r => GrainFactory.GetGrain<IExpertGrain>(r.Key), time, OnExpertFailure,
             () => deployment.CurrentRoutes(GrainId.Key, GrainContext.Silo.ToString(), RoutesPatience));
         var restoredPositions = 0;
-        if (spec.Checkpointing)
+        if (spec.Checkpointing && request.Checkpoint)
         {
             try
             {
