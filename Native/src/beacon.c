@@ -68,6 +68,14 @@ static beacon_shared *map_beacon(int fd)
     return mapped == MAP_FAILED ? NULL : mapped;
 }
 
+/* Removes the beacon's name if it still names the file this handle mapped (not a newer owner's); says whether it did. */
+static int unlink_own(const lifl_beacon *beacon)
+{
+    struct stat file;
+    return stat(beacon->path, &file) == 0 && file.st_dev == beacon->device && file.st_ino == beacon->inode &&
+           unlink(beacon->path) == 0;
+}
+
 /* Checks the arguments and makes a handle holding the beacon's path (*out is cleared until it succeeds). */
 static int new_handle(const char *dir, const char *name, lifl_beacon **out, lifl_beacon **beacon)
 {
@@ -158,9 +166,7 @@ int lifl_beacon_put_out(lifl_beacon *beacon)
     if (!beacon || !beacon->lit || !pthread_equal(beacon->owner, pthread_self()))
         return LIFL_E_INVAL;
     atomic_store(&beacon->shared->state, LIFL_BEACON_OUT);
-    struct stat file;
-    if (stat(beacon->path, &file) == 0 && file.st_dev == beacon->device && file.st_ino == beacon->inode)
-        unlink(beacon->path);
+    unlink_own(beacon);
     for (uint32_t slot = 0; slot < BEACON_SLOTS; slot++)
         pthread_mutex_unlock(&beacon->shared->slots[slot].mutex);
     munmap(beacon->shared, BEACON_BYTES);
@@ -292,9 +298,7 @@ int lifl_beacon_remove_if_dead(const char *dir, const char *name, int *removed)
         return rc;
     rc = lifl_beacon_wait(beacon, 0);
     if (rc == LIFL_BEACON_DIED) {
-        struct stat file;
-        if (stat(beacon->path, &file) == 0 && file.st_dev == beacon->device && file.st_ino == beacon->inode &&
-            unlink(beacon->path) == 0 && removed)
+        if (unlink_own(beacon) && removed)
             *removed = 1;
         rc = LIFL_OK;
     } else if (rc >= 0) {

@@ -296,15 +296,15 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                     // same memory, on the same silos. (Two deployments, one checkpointing and one not, measured their
                     // difference: the first made of two otherwise equal deployments cost its expert silos ~3 % more CPU per
                     // token, and made in both orders the pairs on the two halves still differed by up to 8 % in one run.)
-                    var on = await DeployAsync(deployer, $"{name}-steady", mode, checkpointing: true, [silos[1], silos[2]]);
+                    var steady = await DeployAsync(deployer, $"{name}-steady", mode, checkpointing: true, [silos[1], silos[2]]);
 
                     // Warm-up of both (connections, activations, code paths and their tier-up), then the two alternated. One
                     // half-length run of each left the first measured pair at 0.62-0.78 of the pairs after it in every run
                     // (both sides slower, the checkpointing one most): the processes were still compiling.
                     for (var warmup = 0; warmup < WarmupPairs; warmup++)
                     {
-                        await GenerateAsync(generator, on, steadyTokens, victim: null, 0, checkpoint: true);
-                        await GenerateAsync(generator, on, steadyTokens, victim: null, 0, checkpoint: false);
+                        await GenerateAsync(generator, steady, steadyTokens, victim: null, 0, checkpoint: true);
+                        await GenerateAsync(generator, steady, steadyTokens, victim: null, 0, checkpoint: false);
                     }
 
                     for (var rep = 0; rep < reps; rep++)
@@ -312,8 +312,8 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                         // Each pair in the other order than the last (ABBA): whatever a run leaves the next (its deactivations,
                         // its garbage, the machine's drift) falls on both sides alike instead of always on the second.
                         var onFirst = rep % 2 == 0;
-                        var first = await MeasuredAsync(on, onFirst, onFirst ? cpuWith : cpuWithout);
-                        var second = await MeasuredAsync(on, !onFirst, onFirst ? cpuWithout : cpuWith);
+                        var first = await MeasuredAsync(steady, onFirst, onFirst ? cpuWith : cpuWithout);
+                        var second = await MeasuredAsync(steady, !onFirst, onFirst ? cpuWithout : cpuWith);
                         var (withOn, withOff) = onFirst ? (first, second) : (second, first);
 
                         identical &= Check(withOn, "no failure, checkpointing") & Check(withOff, "no failure");
@@ -323,7 +323,7 @@ public sealed class MoeFailoverBenchmark : IBenchmark
                         progress.Report($"{name}: no failure, {withCheckpoints[^1]:0} tok/s with checkpointing, {withoutCheckpoints[^1]:0} without");
                     }
 
-                    served = on;
+                    served = steady;
                 }
 
                 // Expert silos die, one per kill: the first under the deployment that served the runs above when there were

@@ -137,9 +137,7 @@ public sealed class MoeGrainTests
         var deployment = MoeTestBed.NewName("d");
         await bed.Client.DeployAsync(deployment, MoeTestBed.Spec());
         var requestId = MoeTestBed.NewName("r");
-        var session = bed.Cluster.Client.GetGrain<IInferenceSessionGrain>(InferenceSessions.Key(requestId, 0));
-        var request = new GenerationRequest { RequestId = requestId, Deployment = deployment, Prompt = Prompt, MaxTokens = 20 };
-        var opened = await session.Open(request, restoreFrom: null, delivered: []);
+        var (session, opened) = await OpenFirstAsync(bed, new GenerationRequest { RequestId = requestId, Deployment = deployment, Prompt = Prompt, MaxTokens = 20 });
         Assert.Equal(KvCheckpointStores.Key(deployment, bed.Cluster.FindSiloHosting(session)!.Address.ToString()), opened.CheckpointStore);
         var (tokens, failure) = await ReadToEndAsync(session);
         Assert.Null(failure);
@@ -175,9 +173,7 @@ public sealed class MoeGrainTests
         var deployment = MoeTestBed.NewName("d");
         await bed.Client.DeployAsync(deployment, MoeTestBed.Spec());
         var requestId = MoeTestBed.NewName("r");
-        var session = bed.Cluster.Client.GetGrain<IInferenceSessionGrain>(InferenceSessions.Key(requestId, 0));
-        var opened = await session.Open(
-            new GenerationRequest { RequestId = requestId, Deployment = deployment, Prompt = Prompt, MaxTokens = 40, Checkpoint = false }, restoreFrom: null, delivered: []);
+        var (session, opened) = await OpenFirstAsync(bed, new GenerationRequest { RequestId = requestId, Deployment = deployment, Prompt = Prompt, MaxTokens = 40, Checkpoint = false });
         Assert.Null(opened.CheckpointStore);
         var (tokens, failure) = await ReadToEndAsync(session);
         Assert.Null(failure);
@@ -220,8 +216,7 @@ public sealed class MoeGrainTests
             }
 
             var requestId = MoeTestBed.NewName("r");
-            var session = bed.Cluster.Client.GetGrain<IInferenceSessionGrain>(InferenceSessions.Key(requestId, 0));
-            var opened = await session.Open(new GenerationRequest { RequestId = requestId, Deployment = deployment, Prompt = Prompt, MaxTokens = 40 }, restoreFrom: null, delivered: []);
+            var (session, opened) = await OpenFirstAsync(bed, new GenerationRequest { RequestId = requestId, Deployment = deployment, Prompt = Prompt, MaxTokens = 40 });
             var (tokens, failure) = await ReadToEndAsync(session);
             Assert.Null(failure);
             Assert.Equal(MoeTestBed.Reference(Prompt, 40), tokens);
@@ -773,18 +768,18 @@ public sealed class MoeGrainTests
         return value;
     }
 
-    /// <summary>A session's tokens until it is done or failed, and its failure.</summary>
     /// <summary>Waits until no buffer of <paramref name="pool"/> is held (drops are not waited for by their senders).</summary>
-    private static async Task PoolEmptiedAsync(SharedBufferPool pool, string when)
+    private static Task PoolEmptiedAsync(SharedBufferPool pool, string when) =>
+        PollAsync(() => Task.FromResult(pool.GetStatistics().LiveBuffers), held => held == 0, $"emptying the pool {when}");
+
+    /// <summary>Opens the first incarnation of <paramref name="request"/>'s session from the test's client.</summary>
+    private static async Task<(IInferenceSessionGrain Session, SessionOpened Opened)> OpenFirstAsync(MoeTestBed bed, GenerationRequest request)
     {
-        var waited = Stopwatch.StartNew();
-        while (pool.GetStatistics().LiveBuffers > 0)
-        {
-            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(20), $"{pool.GetStatistics().LiveBuffers} buffers of the pool are still held {when}");
-            await Task.Delay(20, TestContext.Current.CancellationToken);
-        }
+        var session = bed.Cluster.Client.GetGrain<IInferenceSessionGrain>(InferenceSessions.Key(request.RequestId, 0));
+        return (session, await session.Open(request, restoreFrom: null, delivered: []));
     }
 
+    /// <summary>A session's tokens until it is done or failed, and its failure.</summary>
     private static async Task<(List<int> Tokens, string? Failure)> ReadToEndAsync(IInferenceSessionGrain session)
     {
         var tokens = new List<int>();
