@@ -29,7 +29,10 @@ public sealed class GenerationTimelines
         }
     }
 
-    public void Add(int session, GeneratedToken token)
+    public void Add(int session, GeneratedToken token) => Add(session, token, Stopwatch.GetTimestamp());
+
+    /// <summary>Records <paramref name="token"/> as arrived at <paramref name="arrivedAt"/> (a <see cref="Stopwatch"/> timestamp).</summary>
+    internal void Add(int session, GeneratedToken token, long arrivedAt)
     {
         lock (_arrivals[session])
         {
@@ -38,7 +41,7 @@ public sealed class GenerationTimelines
                 throw new InvalidOperationException($"Session {session} got token {token.Index} after {_tokens[session].Count} tokens: a gap or a repeat.");
             }
 
-            _arrivals[session].Add(Stopwatch.GetTimestamp());
+            _arrivals[session].Add(arrivedAt);
             _tokens[session].Add(token.Token);
         }
     }
@@ -60,22 +63,30 @@ public sealed class GenerationTimelines
     /// The stall of a failure at <paramref name="failedAt"/>: the largest gap, in any session, that spans the failure or
     /// starts within <paramref name="window"/> after it (later gaps belong to the cluster's new steady state, not to the failure).
     /// </summary>
-    public double StallAfter(long failedAt, TimeSpan window)
-    {
-        var until = failedAt + (long)(window.TotalSeconds * Stopwatch.Frequency);
-        return _arrivals.Where(a => a.Count > 1 && a[^1] > failedAt)
-            .Select(a => a.Zip(a.Skip(1)).Where(p => p.Second > failedAt && p.First <= until)
-                .Max(p => Stopwatch.GetElapsedTime(p.First, p.Second).TotalMilliseconds))
-            .DefaultIfEmpty(double.NaN)
-            .Max();
-    }
+    public double StallAfter(long failedAt, TimeSpan window) =>
+        StallGap(failedAt, window) is var (first, second) ? Stopwatch.GetElapsedTime(first, second).TotalMilliseconds : double.NaN;
+
+    /// <summary>
+    /// When the stall's gap (<see cref="StallAfter"/>) ended, in ms after <paramref name="failedAt"/>: the first token of
+    /// the resumed streams when the failover itself was the longest wait, later when a hiccup after it was longer.
+    /// </summary>
+    public double StallEndedAfter(long failedAt, TimeSpan window) =>
+        StallGap(failedAt, window) is var (_, second) ? Stopwatch.GetElapsedTime(failedAt, second).TotalMilliseconds : double.NaN;
 
     /// <summary>Per session, the gaps (ms) from the one spanning <paramref name="failedAt"/> to the last starting <paramref name="window"/> after it.</summary>
-    public List<double[]> GapsAround(long failedAt, TimeSpan window)
+    public List<double[]> GapsAround(long failedAt, TimeSpan window) =>
+        [.. GapsNear(failedAt, window).Select(gaps => gaps.Select(p => Math.Round(Stopwatch.GetElapsedTime(p.First, p.Second).TotalMilliseconds, 1)).ToArray())];
+
+    /// <summary>The longest gap of any session among those <see cref="GapsNear"/> gives (the first of equals); null if there is none.</summary>
+    private (long First, long Second)? StallGap(long failedAt, TimeSpan window) =>
+        GapsNear(failedAt, window).SelectMany(gaps => gaps)
+            .Aggregate<(long First, long Second), (long First, long Second)?>(null, (longest, gap) => longest is { } l && l.Second - l.First >= gap.Second - gap.First ? l : gap);
+
+    /// <summary>Per session, its gaps (arrival timestamps) that span <paramref name="failedAt"/> or start within <paramref name="window"/> after it.</summary>
+    private IEnumerable<IEnumerable<(long First, long Second)>> GapsNear(long failedAt, TimeSpan window)
     {
         var until = failedAt + (long)(window.TotalSeconds * Stopwatch.Frequency);
-        return [.. _arrivals.Select(a => a.Zip(a.Skip(1)).Where(p => p.Second > failedAt && p.First <= until)
-            .Select(p => Math.Round(Stopwatch.GetElapsedTime(p.First, p.Second).TotalMilliseconds, 1)).ToArray())];
+        return _arrivals.Select(a => a.Zip(a.Skip(1)).Where(p => p.Second > failedAt && p.First <= until));
     }
 
     public static double Percentile(List<double> values, double p) => TokenTelemetry.Percentile(values, p);
