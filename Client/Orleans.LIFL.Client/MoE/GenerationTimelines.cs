@@ -79,8 +79,7 @@ public sealed class GenerationTimelines
 
     /// <summary>The longest gap of any session among those <see cref="GapsNear"/> gives (the first of equals); null if there is none.</summary>
     private (long First, long Second)? StallGap(long failedAt, TimeSpan window) =>
-        GapsNear(failedAt, window).SelectMany(gaps => gaps)
-            .Aggregate<(long First, long Second), (long First, long Second)?>(null, (longest, gap) => longest is { } l && l.Second - l.First >= gap.Second - gap.First ? l : gap);
+        GapsNear(failedAt, window).SelectMany(gaps => gaps).Select(gap => ((long First, long Second)?)gap).MaxBy(gap => gap!.Value.Second - gap.Value.First);
 
     /// <summary>Per session, its gaps (arrival timestamps) that span <paramref name="failedAt"/> or start within <paramref name="window"/> after it.</summary>
     private IEnumerable<IEnumerable<(long First, long Second)>> GapsNear(long failedAt, TimeSpan window)

@@ -136,11 +136,8 @@ public sealed class MoeGrainTests
         await using var bed = await MoeTestBed.StartAsync();
         var deployment = MoeTestBed.NewName("d");
         await bed.Client.DeployAsync(deployment, MoeTestBed.Spec());
-        var requestId = MoeTestBed.NewName("r");
-        var (session, opened) = await OpenFirstAsync(bed, new GenerationRequest { RequestId = requestId, Deployment = deployment, Prompt = Prompt, MaxTokens = 20 });
+        var (session, opened, requestId, tokens) = await RunFirstAsync(bed, deployment, maxTokens: 20);
         Assert.Equal(KvCheckpointStores.Key(deployment, bed.Cluster.FindSiloHosting(session)!.Address.ToString()), opened.CheckpointStore);
-        var (tokens, failure) = await ReadToEndAsync(session);
-        Assert.Null(failure);
 
         var store = bed.Cluster.Client.GetGrain<IKvCheckpointStoreGrain>(opened.CheckpointStore!);
         var positions = Prompt.Length + 20 - 1;
@@ -172,11 +169,8 @@ public sealed class MoeGrainTests
         await using var bed = await MoeTestBed.StartAsync();
         var deployment = MoeTestBed.NewName("d");
         await bed.Client.DeployAsync(deployment, MoeTestBed.Spec());
-        var requestId = MoeTestBed.NewName("r");
-        var (session, opened) = await OpenFirstAsync(bed, new GenerationRequest { RequestId = requestId, Deployment = deployment, Prompt = Prompt, MaxTokens = 40, Checkpoint = false });
+        var (session, opened, requestId, tokens) = await RunFirstAsync(bed, deployment, maxTokens: 40, checkpoint: false);
         Assert.Null(opened.CheckpointStore);
-        var (tokens, failure) = await ReadToEndAsync(session);
-        Assert.Null(failure);
         Assert.Equal(MoeTestBed.Reference(Prompt, 40), tokens);
         var store = bed.Cluster.Client.GetGrain<IKvCheckpointStoreGrain>(KvCheckpointStores.Key(deployment, bed.Cluster.FindSiloHosting(session)!.Address.ToString()));
         Assert.Equal(-1, (await store.Status(requestId)).CommittedThrough);
@@ -215,10 +209,7 @@ public sealed class MoeGrainTests
                 }
             }
 
-            var requestId = MoeTestBed.NewName("r");
-            var (session, opened) = await OpenFirstAsync(bed, new GenerationRequest { RequestId = requestId, Deployment = deployment, Prompt = Prompt, MaxTokens = 40 });
-            var (tokens, failure) = await ReadToEndAsync(session);
-            Assert.Null(failure);
+            var (_, opened, requestId, tokens) = await RunFirstAsync(bed, deployment, maxTokens: 40);
             Assert.Equal(MoeTestBed.Reference(Prompt, 40), tokens);
             Assert.Equal(-1, (await bed.Cluster.Client.GetGrain<IKvCheckpointStoreGrain>(opened.CheckpointStore!).Status(requestId)).CommittedThrough);
         }
@@ -772,11 +763,20 @@ public sealed class MoeGrainTests
     private static Task PoolEmptiedAsync(SharedBufferPool pool, string when) =>
         PollAsync(() => Task.FromResult(pool.GetStatistics().LiveBuffers), held => held == 0, $"emptying the pool {when}");
 
-    /// <summary>Opens the first incarnation of <paramref name="request"/>'s session from the test's client.</summary>
-    private static async Task<(IInferenceSessionGrain Session, SessionOpened Opened)> OpenFirstAsync(MoeTestBed bed, GenerationRequest request)
+    /// <summary>
+    /// Opens the first incarnation of a new request of <paramref name="maxTokens"/> tokens on <paramref name="deployment"/>
+    /// from the test's client and reads it to the end, which must come without a failure.
+    /// </summary>
+    private static async Task<(IInferenceSessionGrain Session, SessionOpened Opened, string RequestId, List<int> Tokens)> RunFirstAsync(
+        MoeTestBed bed, string deployment, int maxTokens, bool checkpoint = true)
     {
-        var session = bed.Cluster.Client.GetGrain<IInferenceSessionGrain>(InferenceSessions.Key(request.RequestId, 0));
-        return (session, await session.Open(request, restoreFrom: null, delivered: []));
+        var requestId = MoeTestBed.NewName("r");
+        var session = bed.Cluster.Client.GetGrain<IInferenceSessionGrain>(InferenceSessions.Key(requestId, 0));
+        var request = new GenerationRequest { RequestId = requestId, Deployment = deployment, Prompt = Prompt, MaxTokens = maxTokens, Checkpoint = checkpoint };
+        var opened = await session.Open(request, restoreFrom: null, delivered: []);
+        var (tokens, failure) = await ReadToEndAsync(session);
+        Assert.Null(failure);
+        return (session, opened, requestId, tokens);
     }
 
     /// <summary>A session's tokens until it is done or failed, and its failure.</summary>
